@@ -1,0 +1,1 @@
+//! authentik API client: users, groups and the events feed.

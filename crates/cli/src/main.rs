@@ -1,0 +1,2 @@
+//! The entra-sync binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Loads and validates the entra-sync TOML configuration and resolves its secrets.

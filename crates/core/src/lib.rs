@@ -1,0 +1,16 @@
+//! Pure decisions of entra-sync: domain types, property mappings, scope,
+//! matching, diffing and failure classification.
+//!
+//! Nothing in this crate does I/O or needs an async runtime, so every
+//! decision can be tested exhaustively and runs in microseconds.
+
+pub mod authentik;
+pub mod diff;
+pub mod entra;
+pub mod failure;
+pub mod ids;
+pub mod mapping;
+pub mod matching;
+pub mod password;
+pub mod scope;
+pub mod task;

@@ -1,0 +1,1 @@
+//! Microsoft Graph client: auth, paging, batching, throttling signals and typed outcomes.

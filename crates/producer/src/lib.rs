@@ -1,0 +1,1 @@
+//! The producer: full-sync scheduling, discovery, the authentik events feed and webhook, and task publishing.

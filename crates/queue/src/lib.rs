@@ -1,0 +1,1 @@
+//! RabbitMQ topology, task publishing with confirms and consuming with manual acks.

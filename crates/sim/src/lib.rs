@@ -1,0 +1,1 @@
+//! Simulators of Microsoft Graph and authentik for tests, benchmarks and the demo.

@@ -1,0 +1,1 @@
+//! PostgreSQL state of entra-sync: migrations, links, runs, outcomes, cursors, halts and rate budgets.
