@@ -1,1 +1,5 @@
-//! The producer: full-sync scheduling, discovery, the authentik events feed and webhook, and task publishing.
+//! The producer: full-sync scheduling, discovery, the authentik events feed and
+//! webhook, and task publishing.
+
+pub mod events;
+pub mod webhook;

@@ -1,1 +1,104 @@
-//! PostgreSQL state of entra-sync: migrations, links, runs, outcomes, cursors, halts and rate budgets.
+//! PostgreSQL state of entra-sync: links, runs, per-object outcomes, cursors,
+//! halts and the shared rate budget. The schema lives in `migrations/`.
+
+pub mod cursor;
+pub mod migrate;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::str::FromStr;
+
+/// A database failure, with what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The connection URL does not parse.
+    #[error("invalid database url: {0}")]
+    Url(String),
+    /// No connection could be taken from the pool.
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// A query failed.
+    #[error("database error while {doing}: {source}")]
+    Query {
+        /// What was being done.
+        doing: &'static str,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+/// Wraps a query error with what was being done.
+pub(crate) fn query_error(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
+    move |source| StoreError::Query { doing, source }
+}
+
+/// The connection pool, and the one entry point to the state.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("status", &self.pool.status())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens a pool of at most `max_size` connections to `url`. `search_path`
+    /// selects a schema (tests use one per test).
+    pub fn connect(
+        url: &str,
+        max_size: usize,
+        search_path: Option<&str>,
+    ) -> Result<Self, StoreError> {
+        let mut config =
+            tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Url(redact(url, &e)))?;
+        if let Some(schema) = search_path {
+            config.options(format!("-c search_path={schema}"));
+        }
+        config.application_name("entra-sync");
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_size)
+            .wait_timeout(Some(std::time::Duration::from_secs(30)))
+            .create_timeout(Some(std::time::Duration::from_secs(10)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Url(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    /// A pooled connection.
+    pub async fn conn(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.conn()
+            .await?
+            .simple_query("SELECT 1")
+            .await
+            .map_err(query_error("pinging the database"))?;
+        Ok(())
+    }
+}
+
+/// The parse error of a URL, without the URL (it may hold a password).
+fn redact(_url: &str, error: &tokio_postgres::Error) -> String {
+    error.to_string()
+}

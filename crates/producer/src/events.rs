@@ -1,0 +1,1 @@
+//! Follows authentik's events feed with a cursor stored in PostgreSQL.

@@ -1,0 +1,1 @@
+//! The authentik notification webhook: `POST /hooks/authentik`, which wakes the events follower.

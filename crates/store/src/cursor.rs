@@ -1,0 +1,1 @@
+//! Cursors into authentik's change sources, stored in `source_cursors`.
