@@ -1,0 +1,471 @@
+//! The file's shape as written, and its validation into [`crate::Config`].
+
+use crate::{
+    AmqpConfig, AuthentikConfig, Config, DatabaseConfig, Environment, GroupDeleteAction,
+    InvalidConfig, MappingConfig, ProducerConfig, ProviderConfig, Secret, UserDeleteAction,
+    WorkerConfig,
+};
+use entra_sync_core::mapping::AppliesTo;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    database: Option<RawDatabase>,
+    amqp: Option<RawAmqp>,
+    #[serde(default)]
+    producer: RawProducer,
+    #[serde(default)]
+    worker: RawWorker,
+    authentik: RawAuthentik,
+    #[serde(default)]
+    providers: Vec<RawProvider>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+    max_connections: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAmqp {
+    url: Option<String>,
+    queue_prefix: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProducer {
+    listen: Option<String>,
+    events_poll_interval: Option<String>,
+    watermark_poll_interval: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWorker {
+    concurrency: Option<usize>,
+    max_attempts: Option<u32>,
+    listen: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthentik {
+    url: String,
+    token_env: Option<String>,
+    token_file: Option<String>,
+    webhook_secret_env: Option<String>,
+    webhook_secret_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    name: String,
+    tenant_id: String,
+    client_id: String,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<String>,
+    graph_url: Option<String>,
+    login_url: Option<String>,
+    filter_group: Option<String>,
+    #[serde(default)]
+    exclude_users_service_account: bool,
+    user_delete_action: Option<String>,
+    group_delete_action: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    full_sync_interval: Option<String>,
+    deletion_threshold: Option<u32>,
+    write_quota: Option<u32>,
+    write_window: Option<String>,
+    #[serde(default)]
+    mappings: Vec<RawMapping>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMapping {
+    name: String,
+    applies_to: String,
+    expression: Option<String>,
+    file: Option<String>,
+}
+
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/entra_sync";
+const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+pub(crate) fn parse(
+    text: &str,
+    base: &Path,
+    env: &impl Environment,
+) -> Result<Config, InvalidConfig> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let key = e
+            .span()
+            .map(|s| format!("line {}", line_of(text, s.start)))
+            .unwrap_or_else(|| "file".into());
+        InvalidConfig::new(key, e.message().to_owned())
+    })?;
+
+    let database = raw.database.unwrap_or(RawDatabase {
+        url: None,
+        max_connections: None,
+    });
+    let database = DatabaseConfig {
+        url: Secret::new(
+            env.var("DATABASE_URL")
+                .or(database.url)
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+        ),
+        max_connections: positive(
+            "database.max_connections",
+            database.max_connections.unwrap_or(32),
+        )?,
+    };
+    let amqp = raw.amqp.unwrap_or(RawAmqp {
+        url: None,
+        queue_prefix: None,
+    });
+    let amqp_url = env
+        .var("AMQP_URL")
+        .or(amqp.url)
+        .unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned());
+    if !(amqp_url.starts_with("amqp://") || amqp_url.starts_with("amqps://")) {
+        return Err(InvalidConfig::new(
+            "amqp.url",
+            "must start with amqp:// or amqps://",
+        ));
+    }
+    let queue_prefix = amqp.queue_prefix.unwrap_or_else(|| "entra-sync".to_owned());
+    if queue_prefix.is_empty()
+        || !queue_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(InvalidConfig::new(
+            "amqp.queue_prefix",
+            "must be letters, digits, '-', '_' or '.'",
+        ));
+    }
+    let amqp = AmqpConfig {
+        url: Secret::new(amqp_url),
+        queue_prefix,
+    };
+
+    let producer = ProducerConfig {
+        listen: address(
+            "producer.listen",
+            raw.producer.listen.as_deref().unwrap_or("127.0.0.1:8080"),
+        )?,
+        events_poll_interval: duration(
+            "producer.events_poll_interval",
+            raw.producer.events_poll_interval.as_deref().unwrap_or("5s"),
+        )?,
+        watermark_poll_interval: duration(
+            "producer.watermark_poll_interval",
+            raw.producer
+                .watermark_poll_interval
+                .as_deref()
+                .unwrap_or("10s"),
+        )?,
+    };
+    let worker = WorkerConfig {
+        concurrency: positive("worker.concurrency", raw.worker.concurrency.unwrap_or(16))?,
+        max_attempts: positive(
+            "worker.max_attempts",
+            raw.worker.max_attempts.unwrap_or(8) as usize,
+        )? as u32,
+        listen: address(
+            "worker.listen",
+            raw.worker.listen.as_deref().unwrap_or("127.0.0.1:8081"),
+        )?,
+    };
+
+    let a = raw.authentik;
+    let authentik = AuthentikConfig {
+        url: http_url("authentik.url", &a.url)?,
+        token: secret("authentik.token", a.token_env, a.token_file, base, env)?,
+        webhook_secret: secret(
+            "authentik.webhook_secret",
+            a.webhook_secret_env,
+            a.webhook_secret_file,
+            base,
+            env,
+        )?,
+    };
+
+    let mut names = HashSet::new();
+    let providers = raw
+        .providers
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let key = format!("providers[{i}]");
+            if !names.insert(p.name.clone()) {
+                return Err(InvalidConfig::new(
+                    format!("{key}.name"),
+                    format!("provider {:?} is defined twice", p.name),
+                ));
+            }
+            provider(&key, p, base, env)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    Ok(Config {
+        database,
+        amqp,
+        producer,
+        worker,
+        authentik,
+        providers,
+    })
+}
+
+fn provider(
+    key: &str,
+    p: RawProvider,
+    base: &Path,
+    env: &impl Environment,
+) -> Result<ProviderConfig, InvalidConfig> {
+    let k = |field: &str| format!("{key}.{field}");
+    if p.name.is_empty()
+        || !p
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(InvalidConfig::new(
+            k("name"),
+            format!("{:?} must be non-empty letters, digits, '-' or '_'", p.name),
+        ));
+    }
+    let key = format!("providers[{}]", p.name);
+    let k = |field: &str| format!("{key}.{field}");
+    if p.tenant_id.trim().is_empty() {
+        return Err(InvalidConfig::new(k("tenant_id"), "must not be empty"));
+    }
+    if p.client_id.trim().is_empty() {
+        return Err(InvalidConfig::new(k("client_id"), "must not be empty"));
+    }
+    let user_delete_action = match p.user_delete_action.as_deref().unwrap_or("delete") {
+        "delete" => UserDeleteAction::Delete,
+        "suspend" => UserDeleteAction::Suspend,
+        "do_nothing" => UserDeleteAction::DoNothing,
+        other => {
+            return Err(InvalidConfig::new(
+                k("user_delete_action"),
+                format!("{other:?} is not one of delete, suspend, do_nothing"),
+            ));
+        }
+    };
+    let group_delete_action = match p.group_delete_action.as_deref().unwrap_or("delete") {
+        "delete" => GroupDeleteAction::Delete,
+        "do_nothing" => GroupDeleteAction::DoNothing,
+        other => {
+            return Err(InvalidConfig::new(
+                k("group_delete_action"),
+                format!("{other:?} is not one of delete, do_nothing (groups cannot be suspended)"),
+            ));
+        }
+    };
+    let full_sync_interval = duration(
+        &k("full_sync_interval"),
+        p.full_sync_interval.as_deref().unwrap_or("4h"),
+    )?;
+    if full_sync_interval < Duration::from_secs(60) {
+        return Err(InvalidConfig::new(
+            k("full_sync_interval"),
+            "must be at least 1m",
+        ));
+    }
+    let mut mapping_names = HashSet::new();
+    let mappings = p
+        .mappings
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mk = format!("{key}.mappings[{i}]");
+            if m.name.trim().is_empty() {
+                return Err(InvalidConfig::new(
+                    format!("{mk}.name"),
+                    "must not be empty",
+                ));
+            }
+            if !mapping_names.insert(m.name.clone()) {
+                return Err(InvalidConfig::new(
+                    format!("{mk}.name"),
+                    format!("mapping {:?} is defined twice", m.name),
+                ));
+            }
+            mapping(&mk, m, base)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ProviderConfig {
+        client_secret: secret(
+            &k("client_secret"),
+            p.client_secret_env,
+            p.client_secret_file,
+            base,
+            env,
+        )?,
+        graph_url: http_url(
+            &k("graph_url"),
+            p.graph_url
+                .as_deref()
+                .unwrap_or("https://graph.microsoft.com"),
+        )?,
+        login_url: http_url(
+            &k("login_url"),
+            p.login_url
+                .as_deref()
+                .unwrap_or("https://login.microsoftonline.com"),
+        )?,
+        filter_group: p.filter_group.filter(|g| !g.is_empty()),
+        exclude_users_service_account: p.exclude_users_service_account,
+        user_delete_action,
+        group_delete_action,
+        dry_run: p.dry_run,
+        full_sync_interval,
+        deletion_threshold: p.deletion_threshold.unwrap_or(500),
+        write_quota: positive(&k("write_quota"), p.write_quota.unwrap_or(3000) as usize)? as u32,
+        write_window: duration(
+            &k("write_window"),
+            p.write_window.as_deref().unwrap_or("150s"),
+        )?,
+        mappings,
+        name: p.name,
+        tenant_id: p.tenant_id,
+        client_id: p.client_id,
+    })
+}
+
+fn mapping(key: &str, m: RawMapping, base: &Path) -> Result<MappingConfig, InvalidConfig> {
+    let applies_to = match m.applies_to.as_str() {
+        "user" => AppliesTo::User,
+        "group" => AppliesTo::Group,
+        other => {
+            return Err(InvalidConfig::new(
+                format!("{key}.applies_to"),
+                format!("{other:?} is not one of user, group"),
+            ));
+        }
+    };
+    let (expression, file) = match (m.expression, m.file) {
+        (Some(e), None) => (e, None),
+        (None, Some(f)) => {
+            let path = base.join(f);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                InvalidConfig::new(
+                    format!("{key}.file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            (text, Some(path))
+        }
+        (Some(_), Some(_)) => {
+            return Err(InvalidConfig::new(key, "set expression or file, not both"));
+        }
+        (None, None) => return Err(InvalidConfig::new(key, "needs an expression or a file")),
+    };
+    Ok(MappingConfig {
+        name: m.name,
+        applies_to,
+        expression,
+        file,
+    })
+}
+
+fn secret(
+    key: &str,
+    env_name: Option<String>,
+    file: Option<String>,
+    base: &Path,
+    env: &impl Environment,
+) -> Result<Secret, InvalidConfig> {
+    let value = match (env_name, file) {
+        (Some(var), None) => env.var(&var).ok_or_else(|| {
+            InvalidConfig::new(
+                format!("{key}_env"),
+                format!("environment variable {var} is not set"),
+            )
+        })?,
+        (None, Some(f)) => {
+            let path = base.join(f);
+            std::fs::read_to_string(&path)
+                .map_err(|e| {
+                    InvalidConfig::new(
+                        format!("{key}_file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned()
+        }
+        (Some(_), Some(_)) => {
+            return Err(InvalidConfig::new(
+                format!("{key}_env"),
+                format!("set {key}_env or {key}_file, not both"),
+            ));
+        }
+        (None, None) => {
+            return Err(InvalidConfig::new(
+                format!("{key}_env"),
+                format!("missing: set {key}_env or {key}_file"),
+            ));
+        }
+    };
+    if value.is_empty() {
+        return Err(InvalidConfig::new(key, "the secret is empty"));
+    }
+    Ok(Secret::new(value))
+}
+
+fn duration(key: &str, text: &str) -> Result<Duration, InvalidConfig> {
+    humantime::parse_duration(text).map_err(|e| {
+        InvalidConfig::new(
+            key,
+            format!("{text:?} is not a duration like \"30s\" or \"4h\": {e}"),
+        )
+    })
+}
+
+fn address(key: &str, text: &str) -> Result<std::net::SocketAddr, InvalidConfig> {
+    text.parse().map_err(|_| {
+        InvalidConfig::new(
+            key,
+            format!("{text:?} is not an address like \"127.0.0.1:8080\""),
+        )
+    })
+}
+
+fn http_url(key: &str, text: &str) -> Result<url::Url, InvalidConfig> {
+    let url = url::Url::parse(text)
+        .map_err(|e| InvalidConfig::new(key, format!("{text:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(InvalidConfig::new(
+            key,
+            format!("{text:?} must be an http or https URL"),
+        ));
+    }
+    Ok(url)
+}
+
+fn positive(key: &str, value: usize) -> Result<usize, InvalidConfig> {
+    if value == 0 {
+        Err(InvalidConfig::new(key, "must be at least 1"))
+    } else {
+        Ok(value)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
