@@ -1,2 +1,67 @@
-//! The entra-sync binary.
-fn main() {}
+//! The `entra-sync` binary: one command per process role, wired from the crates.
+
+mod commands;
+mod telemetry;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Keeps Microsoft Entra ID in step with authentik.
+#[derive(Debug, Parser)]
+#[command(
+    name = "entra-sync",
+    version,
+    about = "Keeps Microsoft Entra ID in step with authentik."
+)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "ENTRA_SYNC_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(
+        long,
+        global = true,
+        env = "ENTRA_SYNC_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: telemetry::LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Applies the database migrations; safe to run twice or concurrently.
+    Migrate,
+    /// Validates the configuration and compiles every property mapping.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _telemetry = telemetry::init(cli.log_format, "entra-sync");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("entra-sync: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Migrate => commands::migrate::run(cli.config.as_deref()).await,
+            Command::CheckConfig => commands::check_config::run(cli.config.as_deref()),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("entra-sync: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
