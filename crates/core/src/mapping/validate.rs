@@ -60,15 +60,16 @@ fn camel_case(key: &str) -> String {
 }
 
 fn kind_matches(kind: JsonKind, value: &Value) -> bool {
-    match (kind, value) {
-        (_, Value::Null) | (JsonKind::Any, _) => true,
-        (JsonKind::Bool, Value::Bool(_)) => true,
-        (JsonKind::String, Value::String(_)) => true,
-        (JsonKind::Number, Value::Number(_)) => true,
-        (JsonKind::Object, Value::Object(_)) => true,
-        (JsonKind::List, Value::Array(_)) => true,
-        _ => false,
-    }
+    matches!(
+        (kind, value),
+        (_, Value::Null)
+            | (JsonKind::Any, _)
+            | (JsonKind::Bool, Value::Bool(_))
+            | (JsonKind::String, Value::String(_))
+            | (JsonKind::Number, Value::Number(_))
+            | (JsonKind::Object, Value::Object(_))
+            | (JsonKind::List, Value::Array(_))
+    )
 }
 
 /// Checks every property of a merged body; see the module docs for who is at fault.

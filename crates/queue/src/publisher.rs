@@ -1,0 +1,138 @@
+//! Publishing with publisher confirms: a publish succeeds only once the broker
+//! has the message in a durable queue.
+
+use crate::topology::{Lane, RetryTier, Topology};
+use crate::{QueueError, broker_error};
+use entra_sync_core::task::Task;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Connection};
+use std::time::Duration;
+
+/// How long a publish waits for the broker's confirm (lapin can hang on a
+/// broker restart without one).
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Header naming why a message went to the dead-letter queue.
+pub const REASON_HEADER: &str = "x-entra-sync-reason";
+
+/// A confirm-mode channel that publishes tasks.
+#[derive(Clone)]
+pub struct Publisher {
+    channel: Channel,
+    topology: Topology,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("topology", &self.topology)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    /// Opens a channel, declares the topology and turns on confirms.
+    pub async fn open(connection: &Connection, topology: Topology) -> Result<Self, QueueError> {
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(broker_error("opening a channel"))?;
+        topology.declare(&channel).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(broker_error("enabling publisher confirms"))?;
+        Ok(Self { channel, topology })
+    }
+
+    /// The topology this publisher declared.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Publishes a task to a lane's work queue.
+    pub async fn publish(&self, lane: Lane, task: &Task) -> Result<(), QueueError> {
+        self.send(
+            &self.topology.exchange(),
+            lane.as_str(),
+            &task.encode(),
+            FieldTable::default(),
+        )
+        .await
+    }
+
+    /// Publishes a task to come back to `lane` after the tier's delay.
+    pub async fn publish_retry(
+        &self,
+        lane: Lane,
+        tier: RetryTier,
+        task: &Task,
+    ) -> Result<(), QueueError> {
+        let key = self.topology.retry_key(tier, lane);
+        self.send(
+            &self.topology.retry_exchange(),
+            &key,
+            &task.encode(),
+            FieldTable::default(),
+        )
+        .await
+    }
+
+    /// Puts a message body in the dead-letter queue with the reason.
+    pub async fn publish_dead(&self, body: &[u8], reason: &str) -> Result<(), QueueError> {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            REASON_HEADER.into(),
+            AMQPValue::LongString(LongString::from(reason)),
+        );
+        self.send("", &self.topology.dead_letter_queue(), body, headers)
+            .await
+    }
+
+    async fn send(
+        &self,
+        exchange: &str,
+        key: &str,
+        body: &[u8],
+        headers: FieldTable,
+    ) -> Result<(), QueueError> {
+        let target = format!("{exchange}/{key}");
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(uuid::Uuid::now_v7().to_string().into())
+            .with_headers(headers);
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
+        let confirm = async {
+            self.channel
+                .basic_publish(exchange.into(), key.into(), options, body, properties)
+                .await
+                .map_err(broker_error("publishing"))?
+                .await
+                .map_err(broker_error("waiting for a publish confirm"))
+        };
+        let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+            .await
+            .map_err(|_| QueueError::ConfirmTimeout {
+                target: target.clone(),
+                timeout: CONFIRM_TIMEOUT,
+            })??;
+        if !confirmation.is_ack() {
+            return Err(QueueError::Refused {
+                target,
+                reason: "the broker nacked it".into(),
+            });
+        }
+        if let Some(returned) = confirmation.take_message() {
+            return Err(QueueError::Refused {
+                target,
+                reason: returned.reply_text.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
