@@ -1,8 +1,13 @@
 //! PostgreSQL state of entra-sync: links, runs, per-object outcomes, cursors,
 //! halts and the shared rate budget. The schema lives in `migrations/`.
 
+pub mod budget;
 pub mod cursor;
+pub mod links;
 pub mod migrate;
+pub mod outcomes;
+pub mod providers;
+pub mod runs;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
@@ -30,6 +35,9 @@ pub enum StoreError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// A stored value does not parse; the database was edited by hand.
+    #[error("corrupt row in the database: {0}")]
+    Corrupt(String),
 }
 
 /// Wraps a query error with what was being done.

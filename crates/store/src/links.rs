@@ -1,0 +1,353 @@
+//! Links between authentik objects and Entra objects, with the attributes we
+//! last wrote, and the memberships we last wrote.
+//!
+//! A link is unique on (provider, authentik id) and on (provider, Entra id), so
+//! one authentik object never has two Entra objects and vice versa.
+
+use crate::{Store, StoreError, query_error};
+use entra_sync_core::diff::Body;
+use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+
+/// How a link came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkOrigin {
+    /// We created the Entra object.
+    Created,
+    /// Discovery matched an existing Entra object.
+    Discovered,
+    /// A create hit a conflict and we adopted the existing object.
+    Adopted,
+}
+
+impl LinkOrigin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Discovered => "discovered",
+            Self::Adopted => "adopted",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "discovered" => Self::Discovered,
+            "adopted" => Self::Adopted,
+            _ => Self::Created,
+        }
+    }
+}
+
+/// Whether a linked user is synced or was suspended by a delete action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Synced.
+    Active,
+    /// `accountEnabled` was set false because the user was deleted or left scope.
+    Suspended,
+}
+
+/// A link of any kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link<K> {
+    /// The authentik id.
+    pub ak_id: K,
+    /// The Entra object.
+    pub entra_id: EntraObjectId,
+    /// The attributes we last wrote (Graph property names; never a password).
+    pub attributes: Body,
+    /// How it came to be.
+    pub origin: LinkOrigin,
+    /// Users only: active or suspended (groups are always active).
+    pub state: LinkState,
+}
+
+/// A user link.
+pub type UserLink = Link<AkUserPk>;
+/// A group link.
+pub type GroupLink = Link<AkGroupPk>;
+
+/// Which side of a link was already taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "Entra object {entra_id} is already linked to another authentik object of provider {provider}"
+)]
+pub struct EntraIdTaken {
+    /// The provider.
+    pub provider: String,
+    /// The Entra id that is taken.
+    pub entra_id: EntraObjectId,
+}
+
+fn attributes(row: &Row, i: usize) -> Body {
+    match row.get::<_, serde_json::Value>(i) {
+        serde_json::Value::Object(map) => map,
+        _ => Body::new(),
+    }
+}
+
+fn entra_id(row: &Row, i: usize) -> Result<EntraObjectId, StoreError> {
+    let text: String = row.get(i);
+    EntraObjectId::parse(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn state(s: &str) -> LinkState {
+    if s == "suspended" {
+        LinkState::Suspended
+    } else {
+        LinkState::Active
+    }
+}
+
+/// The result of saving a link.
+pub type SaveResult = Result<Result<(), EntraIdTaken>, StoreError>;
+
+fn taken(
+    e: tokio_postgres::Error,
+    provider: &str,
+    id: &EntraObjectId,
+    doing: &'static str,
+) -> SaveResult {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        Ok(Err(EntraIdTaken {
+            provider: provider.to_owned(),
+            entra_id: id.clone(),
+        }))
+    } else {
+        Err(query_error(doing)(e))
+    }
+}
+
+impl Store {
+    /// The link of an authentik user.
+    pub async fn user_link(
+        &self,
+        provider: &str,
+        user: AkUserPk,
+    ) -> Result<Option<UserLink>, StoreError> {
+        let conn = self.conn().await?;
+        let row = conn
+            .query_opt(
+                "SELECT entra_id, attributes, origin, state FROM user_links WHERE provider = $1 AND ak_user_pk = $2",
+                &[&provider, &user.0],
+            )
+            .await
+            .map_err(query_error("reading a user link"))?;
+        row.map(|r| {
+            Ok(Link {
+                ak_id: user,
+                entra_id: entra_id(&r, 0)?,
+                attributes: attributes(&r, 1),
+                origin: LinkOrigin::parse(r.get(2)),
+                state: state(r.get(3)),
+            })
+        })
+        .transpose()
+    }
+
+    /// Creates or replaces the link of an authentik user.
+    pub async fn save_user_link(&self, provider: &str, link: &UserLink) -> SaveResult {
+        let conn = self.conn().await?;
+        let state = match link.state {
+            LinkState::Active => "active",
+            LinkState::Suspended => "suspended",
+        };
+        let result = conn
+            .execute(
+                "INSERT INTO user_links (provider, ak_user_pk, entra_id, attributes, origin, state)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (provider, ak_user_pk) DO UPDATE SET entra_id = EXCLUDED.entra_id,
+                     attributes = EXCLUDED.attributes, origin = EXCLUDED.origin, state = EXCLUDED.state,
+                     updated_at = now()",
+                &[
+                    &provider,
+                    &link.ak_id.0,
+                    &link.entra_id.as_str(),
+                    &serde_json::Value::Object(link.attributes.clone()),
+                    &link.origin.as_str(),
+                    &state,
+                ],
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(e) => taken(e, provider, &link.entra_id, "saving a user link"),
+        }
+    }
+
+    /// Removes the link of an authentik user (its memberships go with it).
+    pub async fn delete_user_link(&self, provider: &str, user: AkUserPk) -> Result<(), StoreError> {
+        let conn = self.conn().await?;
+        conn.execute(
+            "DELETE FROM user_links WHERE provider = $1 AND ak_user_pk = $2",
+            &[&provider, &user.0],
+        )
+        .await
+        .map_err(query_error("deleting a user link"))?;
+        Ok(())
+    }
+
+    /// The authentik pks of every linked user of a provider.
+    pub async fn linked_users(&self, provider: &str) -> Result<Vec<AkUserPk>, StoreError> {
+        let conn = self.conn().await?;
+        let rows = conn
+            .query(
+                "SELECT ak_user_pk FROM user_links WHERE provider = $1 ORDER BY ak_user_pk",
+                &[&provider],
+            )
+            .await
+            .map_err(query_error("listing user links"))?;
+        Ok(rows.iter().map(|r| AkUserPk(r.get(0))).collect())
+    }
+
+    /// The link of an authentik group.
+    pub async fn group_link(
+        &self,
+        provider: &str,
+        group: AkGroupPk,
+    ) -> Result<Option<GroupLink>, StoreError> {
+        let conn = self.conn().await?;
+        let row = conn
+            .query_opt(
+                "SELECT entra_id, attributes, origin FROM group_links WHERE provider = $1 AND ak_group_pk = $2",
+                &[&provider, &group.0],
+            )
+            .await
+            .map_err(query_error("reading a group link"))?;
+        row.map(|r| {
+            Ok(Link {
+                ak_id: group,
+                entra_id: entra_id(&r, 0)?,
+                attributes: attributes(&r, 1),
+                origin: LinkOrigin::parse(r.get(2)),
+                state: LinkState::Active,
+            })
+        })
+        .transpose()
+    }
+
+    /// Creates or replaces the link of an authentik group.
+    pub async fn save_group_link(&self, provider: &str, link: &GroupLink) -> SaveResult {
+        let conn = self.conn().await?;
+        let result = conn
+            .execute(
+                "INSERT INTO group_links (provider, ak_group_pk, entra_id, attributes, origin)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (provider, ak_group_pk) DO UPDATE SET entra_id = EXCLUDED.entra_id,
+                     attributes = EXCLUDED.attributes, origin = EXCLUDED.origin, updated_at = now()",
+                &[
+                    &provider,
+                    &link.ak_id.0,
+                    &link.entra_id.as_str(),
+                    &serde_json::Value::Object(link.attributes.clone()),
+                    &link.origin.as_str(),
+                ],
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(e) => taken(e, provider, &link.entra_id, "saving a group link"),
+        }
+    }
+
+    /// Removes the link of an authentik group (its memberships go with it).
+    pub async fn delete_group_link(
+        &self,
+        provider: &str,
+        group: AkGroupPk,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn().await?;
+        conn.execute(
+            "DELETE FROM group_links WHERE provider = $1 AND ak_group_pk = $2",
+            &[&provider, &group.0],
+        )
+        .await
+        .map_err(query_error("deleting a group link"))?;
+        Ok(())
+    }
+
+    /// The authentik pks of every linked group of a provider.
+    pub async fn linked_groups(&self, provider: &str) -> Result<Vec<AkGroupPk>, StoreError> {
+        let conn = self.conn().await?;
+        let rows = conn
+            .query(
+                "SELECT ak_group_pk FROM group_links WHERE provider = $1 ORDER BY ak_group_pk",
+                &[&provider],
+            )
+            .await
+            .map_err(query_error("listing group links"))?;
+        Ok(rows.iter().map(|r| AkGroupPk(r.get(0))).collect())
+    }
+
+    /// The members of a group we last wrote to Entra.
+    pub async fn written_members(
+        &self,
+        provider: &str,
+        group: AkGroupPk,
+    ) -> Result<Vec<AkUserPk>, StoreError> {
+        let conn = self.conn().await?;
+        let rows = conn
+            .query(
+                "SELECT ak_user_pk FROM membership_links WHERE provider = $1 AND ak_group_pk = $2 ORDER BY ak_user_pk",
+                &[&provider, &group.0],
+            )
+            .await
+            .map_err(query_error("reading memberships"))?;
+        Ok(rows.iter().map(|r| AkUserPk(r.get(0))).collect())
+    }
+
+    /// The groups a user was last written into.
+    pub async fn written_groups_of(
+        &self,
+        provider: &str,
+        user: AkUserPk,
+    ) -> Result<Vec<AkGroupPk>, StoreError> {
+        let conn = self.conn().await?;
+        let rows = conn
+            .query(
+                "SELECT ak_group_pk FROM membership_links WHERE provider = $1 AND ak_user_pk = $2 ORDER BY ak_group_pk",
+                &[&provider, &user.0],
+            )
+            .await
+            .map_err(query_error("reading a user's memberships"))?;
+        Ok(rows.iter().map(|r| AkGroupPk(r.get(0))).collect())
+    }
+
+    /// Records members as written to Entra.
+    pub async fn add_written_members(
+        &self,
+        provider: &str,
+        group: AkGroupPk,
+        users: &[AkUserPk],
+    ) -> Result<(), StoreError> {
+        let pks: Vec<i64> = users.iter().map(|u| u.0).collect();
+        let conn = self.conn().await?;
+        conn.execute(
+            "INSERT INTO membership_links (provider, ak_group_pk, ak_user_pk)
+             SELECT $1, $2, unnest($3::bigint[]) ON CONFLICT DO NOTHING",
+            &[&provider, &group.0, &pks],
+        )
+        .await
+        .map_err(query_error("recording memberships"))?;
+        Ok(())
+    }
+
+    /// Records members as removed from Entra.
+    pub async fn remove_written_members(
+        &self,
+        provider: &str,
+        group: AkGroupPk,
+        users: &[AkUserPk],
+    ) -> Result<(), StoreError> {
+        let pks: Vec<i64> = users.iter().map(|u| u.0).collect();
+        let conn = self.conn().await?;
+        conn.execute(
+            "DELETE FROM membership_links WHERE provider = $1 AND ak_group_pk = $2 AND ak_user_pk = ANY($3)",
+            &[&provider, &group.0, &pks],
+        )
+        .await
+        .map_err(query_error("removing memberships"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,82 @@
+//! The provisioning log (one row per attempt at an object) and dead letters.
+
+use crate::{Store, StoreError, query_error};
+use entra_sync_core::task::ObjectKind;
+use uuid::Uuid;
+
+/// One attempt at one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome<'a> {
+    /// Provider name.
+    pub provider: &'a str,
+    /// The full-sync run, if any.
+    pub run_id: Option<Uuid>,
+    /// Object kind.
+    pub kind: ObjectKind,
+    /// authentik id.
+    pub object_id: &'a str,
+    /// What was done: created, updated, unchanged, deleted, suspended, adopted, skipped, dry_run, …
+    pub action: &'a str,
+    /// ok, failed, retrying, dead or halted.
+    pub result: &'a str,
+    /// Details: the failure, the properties written, the dry-run request.
+    pub detail: Option<serde_json::Value>,
+    /// Which attempt this was.
+    pub attempt: u32,
+}
+
+impl Store {
+    /// Appends to the provisioning log.
+    pub async fn record_outcome(&self, outcome: &Outcome<'_>) -> Result<(), StoreError> {
+        let conn = self.conn().await?;
+        conn.execute(
+            "INSERT INTO object_outcomes (provider, run_id, kind, object_id, action, result, detail, attempt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &outcome.provider,
+                &outcome.run_id,
+                &outcome.kind.as_str(),
+                &outcome.object_id,
+                &outcome.action,
+                &outcome.result,
+                &outcome.detail,
+                &(outcome.attempt as i32),
+            ],
+        )
+        .await
+        .map_err(query_error("recording an outcome"))?;
+        Ok(())
+    }
+
+    /// Records a task that went to the dead-letter queue, with its reason.
+    pub async fn record_dead_letter(
+        &self,
+        provider: Option<&str>,
+        kind: Option<ObjectKind>,
+        object_id: Option<&str>,
+        task: Option<serde_json::Value>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn().await?;
+        conn.execute(
+            "INSERT INTO dead_letters (provider, kind, object_id, task, reason) VALUES ($1, $2, $3, $4, $5)",
+            &[&provider, &kind.map(ObjectKind::as_str), &object_id, &task, &reason],
+        )
+        .await
+        .map_err(query_error("recording a dead letter"))?;
+        Ok(())
+    }
+
+    /// How many dead letters a provider has.
+    pub async fn dead_letter_count(&self, provider: &str) -> Result<i64, StoreError> {
+        let conn = self.conn().await?;
+        let row = conn
+            .query_one(
+                "SELECT count(*) FROM dead_letters WHERE provider = $1",
+                &[&provider],
+            )
+            .await
+            .map_err(query_error("counting dead letters"))?;
+        Ok(row.get(0))
+    }
+}

@@ -1,0 +1,96 @@
+//! Providers, their settings hash, and halts.
+
+use crate::{Store, StoreError, query_error};
+use chrono::{DateTime, Utc};
+
+/// Whether a provider's settings are new to the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsChange {
+    /// First time this provider is seen.
+    New,
+    /// Its settings hash differs from the stored one.
+    Changed,
+    /// Same settings as before.
+    Unchanged,
+}
+
+/// Why and when a provider was halted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Halt {
+    /// The reason, naming the mapping or setting at fault.
+    pub reason: String,
+    /// When.
+    pub halted_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Records a provider's settings hash and says whether it is new or changed.
+    pub async fn register_provider(
+        &self,
+        name: &str,
+        settings_hash: &str,
+    ) -> Result<SettingsChange, StoreError> {
+        let conn = self.conn().await?;
+        let row = conn
+            .query_one(
+                "WITH previous AS (SELECT settings_hash FROM providers WHERE name = $1)
+                 INSERT INTO providers (name, settings_hash) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET settings_hash = EXCLUDED.settings_hash,
+                     updated_at = CASE WHEN providers.settings_hash = EXCLUDED.settings_hash
+                                       THEN providers.updated_at ELSE now() END
+                 RETURNING (SELECT settings_hash FROM previous)",
+                &[&name, &settings_hash],
+            )
+            .await
+            .map_err(query_error("registering a provider"))?;
+        let previous: Option<String> = row.get(0);
+        Ok(match previous {
+            None => SettingsChange::New,
+            Some(p) if p == settings_hash => SettingsChange::Unchanged,
+            Some(_) => SettingsChange::Changed,
+        })
+    }
+
+    /// Halts a provider. The first reason stays until `resume`; returns whether
+    /// this call halted it.
+    pub async fn halt(&self, provider: &str, reason: &str) -> Result<bool, StoreError> {
+        let conn = self.conn().await?;
+        let n = conn
+            .execute(
+                "INSERT INTO provider_halts (provider, reason) VALUES ($1, $2) ON CONFLICT (provider) DO NOTHING",
+                &[&provider, &reason],
+            )
+            .await
+            .map_err(query_error("halting a provider"))?;
+        Ok(n == 1)
+    }
+
+    /// Clears a halt; returns whether the provider was halted.
+    pub async fn resume(&self, provider: &str) -> Result<bool, StoreError> {
+        let conn = self.conn().await?;
+        let n = conn
+            .execute(
+                "DELETE FROM provider_halts WHERE provider = $1",
+                &[&provider],
+            )
+            .await
+            .map_err(query_error("resuming a provider"))?;
+        Ok(n == 1)
+    }
+
+    /// The halt of a provider, if it is halted.
+    pub async fn halt_of(&self, provider: &str) -> Result<Option<Halt>, StoreError> {
+        let conn = self.conn().await?;
+        let row = conn
+            .query_opt(
+                "SELECT reason, halted_at FROM provider_halts WHERE provider = $1",
+                &[&provider],
+            )
+            .await
+            .map_err(query_error("reading a provider's halt"))?;
+        Ok(row.map(|r| Halt {
+            reason: r.get(0),
+            halted_at: r.get(1),
+        }))
+    }
+}

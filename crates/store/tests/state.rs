@@ -1,0 +1,343 @@
+//! Links, runs, outcomes, halts and the rate budget against the real PostgreSQL.
+
+use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
+use entra_sync_core::task::ObjectKind;
+use entra_sync_store::budget::{BucketShape, Reservation};
+use entra_sync_store::links::{Link, LinkOrigin, LinkState};
+use entra_sync_store::outcomes::Outcome;
+use entra_sync_store::providers::SettingsChange;
+use entra_sync_store::runs::{RunStart, RunState};
+use entra_sync_store::testing::TestDatabase;
+use serde_json::json;
+use std::time::Duration;
+
+fn entra(n: u128) -> EntraObjectId {
+    EntraObjectId::parse(&uuid::Uuid::from_u128(n).to_string()).unwrap()
+}
+
+async fn db_with_provider() -> TestDatabase {
+    let db = TestDatabase::migrated().await;
+    db.store.register_provider("p", "h1").await.unwrap();
+    db
+}
+
+#[tokio::test]
+async fn settings_hash_changes_are_detected() {
+    let db = TestDatabase::migrated().await;
+    assert_eq!(
+        db.store.register_provider("p", "h1").await.unwrap(),
+        SettingsChange::New
+    );
+    assert_eq!(
+        db.store.register_provider("p", "h1").await.unwrap(),
+        SettingsChange::Unchanged
+    );
+    assert_eq!(
+        db.store.register_provider("p", "h2").await.unwrap(),
+        SettingsChange::Changed
+    );
+    assert_eq!(
+        db.store.register_provider("p", "h2").await.unwrap(),
+        SettingsChange::Unchanged
+    );
+}
+
+#[tokio::test]
+async fn halts_keep_the_first_reason_until_resumed() {
+    let db = db_with_provider().await;
+    assert!(db.store.halt("p", "mapping \"m\" failed").await.unwrap());
+    assert!(!db.store.halt("p", "later reason").await.unwrap());
+    assert_eq!(
+        db.store.halt_of("p").await.unwrap().unwrap().reason,
+        "mapping \"m\" failed"
+    );
+    assert!(db.store.resume("p").await.unwrap());
+    assert!(db.store.halt_of("p").await.unwrap().is_none());
+    assert!(!db.store.resume("p").await.unwrap());
+}
+
+#[tokio::test]
+async fn links_are_unique_on_both_sides() {
+    let db = db_with_provider().await;
+    let link = Link {
+        ak_id: AkUserPk(1),
+        entra_id: entra(1),
+        attributes: json!({"displayName": "A"}).as_object().cloned().unwrap(),
+        origin: LinkOrigin::Created,
+        state: LinkState::Active,
+    };
+    db.store.save_user_link("p", &link).await.unwrap().unwrap();
+    assert_eq!(
+        db.store.user_link("p", AkUserPk(1)).await.unwrap(),
+        Some(link.clone())
+    );
+    let other = Link {
+        ak_id: AkUserPk(2),
+        ..link.clone()
+    };
+    let taken = db
+        .store
+        .save_user_link("p", &other)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(taken.entra_id, entra(1));
+    let suspended = Link {
+        state: LinkState::Suspended,
+        ..link.clone()
+    };
+    db.store
+        .save_user_link("p", &suspended)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        db.store
+            .user_link("p", AkUserPk(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        LinkState::Suspended
+    );
+    assert_eq!(db.store.linked_users("p").await.unwrap(), vec![AkUserPk(1)]);
+    db.store.delete_user_link("p", AkUserPk(1)).await.unwrap();
+    assert_eq!(db.store.user_link("p", AkUserPk(1)).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn memberships_go_with_their_links() {
+    let db = db_with_provider().await;
+    let g = AkGroupPk(uuid::Uuid::from_u128(7));
+    let group = Link {
+        ak_id: g,
+        entra_id: entra(100),
+        attributes: Default::default(),
+        origin: LinkOrigin::Discovered,
+        state: LinkState::Active,
+    };
+    db.store
+        .save_group_link("p", &group)
+        .await
+        .unwrap()
+        .unwrap();
+    for pk in 1..=3 {
+        let user = Link {
+            ak_id: AkUserPk(pk),
+            entra_id: entra(pk as u128),
+            attributes: Default::default(),
+            origin: LinkOrigin::Created,
+            state: LinkState::Active,
+        };
+        db.store.save_user_link("p", &user).await.unwrap().unwrap();
+    }
+    db.store
+        .add_written_members("p", g, &[AkUserPk(1), AkUserPk(2), AkUserPk(3)])
+        .await
+        .unwrap();
+    db.store
+        .add_written_members("p", g, &[AkUserPk(1)])
+        .await
+        .unwrap();
+    db.store
+        .remove_written_members("p", g, &[AkUserPk(2)])
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.written_members("p", g).await.unwrap(),
+        vec![AkUserPk(1), AkUserPk(3)]
+    );
+    assert_eq!(
+        db.store.written_groups_of("p", AkUserPk(3)).await.unwrap(),
+        vec![g]
+    );
+    db.store.delete_user_link("p", AkUserPk(3)).await.unwrap();
+    assert_eq!(
+        db.store.written_members("p", g).await.unwrap(),
+        vec![AkUserPk(1)]
+    );
+    db.store.delete_group_link("p", g).await.unwrap();
+    assert!(
+        db.store
+            .written_groups_of("p", AkUserPk(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn one_run_at_a_time_and_each_object_counted_once() {
+    let db = db_with_provider().await;
+    let RunStart::Started(run) = db.store.start_run("p", "manual").await.unwrap() else {
+        panic!("first run")
+    };
+    assert_eq!(
+        db.store.start_run("p", "schedule").await.unwrap(),
+        RunStart::AlreadyRunning(run)
+    );
+    let ids: Vec<String> = (1..=3).map(|i| i.to_string()).collect();
+    assert_eq!(
+        db.store
+            .plan_run_objects(run, ObjectKind::User, &ids)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        db.store
+            .plan_run_objects(run, ObjectKind::User, &ids)
+            .await
+            .unwrap(),
+        0,
+        "re-planning adds nothing"
+    );
+    assert!(
+        db.store
+            .finish_run_object(run, ObjectKind::User, "1", false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.store
+            .finish_run_object(run, ObjectKind::User, "1", false)
+            .await
+            .unwrap(),
+        "a redelivered task is not counted twice"
+    );
+    assert!(
+        db.store
+            .finish_run_object(run, ObjectKind::User, "2", true)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        db.store
+            .pending_run_objects(run, ObjectKind::User)
+            .await
+            .unwrap(),
+        vec!["3".to_owned()]
+    );
+    let r = db.store.run(run).await.unwrap().unwrap();
+    assert_eq!(
+        (r.objects_total, r.objects_done, r.objects_failed),
+        (3, 1, 1)
+    );
+    db.store
+        .finish_run(run, RunState::Done, None)
+        .await
+        .unwrap();
+    let latest = db.store.latest_run("p").await.unwrap().unwrap();
+    assert_eq!((latest.id, latest.state), (run, RunState::Done));
+    assert!(latest.finished_at.is_some());
+    assert!(
+        matches!(db.store.start_run("p", "schedule").await.unwrap(), RunStart::Started(id) if id != run)
+    );
+}
+
+#[tokio::test]
+async fn outcomes_and_dead_letters_are_recorded() {
+    let db = db_with_provider().await;
+    db.store
+        .record_outcome(&Outcome {
+            provider: "p",
+            run_id: None,
+            kind: ObjectKind::User,
+            object_id: "1",
+            action: "created",
+            result: "ok",
+            detail: Some(json!({"written": ["displayName"]})),
+            attempt: 0,
+        })
+        .await
+        .unwrap();
+    db.store
+        .record_dead_letter(
+            Some("p"),
+            Some(ObjectKind::User),
+            Some("1"),
+            None,
+            "retries exhausted",
+        )
+        .await
+        .unwrap();
+    assert_eq!(db.store.dead_letter_count("p").await.unwrap(), 1);
+    let n: i64 = db
+        .store
+        .conn()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM object_outcomes", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn the_budget_is_a_shared_token_bucket() {
+    let db = TestDatabase::migrated().await;
+    let shape = BucketShape {
+        capacity: 2.0,
+        per_second: 10.0,
+    };
+    let max_wait = Duration::from_millis(150);
+    assert_eq!(
+        db.store.reserve("t", shape, 1.0, max_wait).await.unwrap(),
+        Reservation::Granted(Duration::ZERO)
+    );
+    assert_eq!(
+        db.store.reserve("t", shape, 1.0, max_wait).await.unwrap(),
+        Reservation::Granted(Duration::ZERO)
+    );
+    let Reservation::Granted(wait) = db.store.reserve("t", shape, 1.0, max_wait).await.unwrap()
+    else {
+        panic!("third")
+    };
+    assert!(
+        wait > Duration::ZERO && wait <= Duration::from_millis(100),
+        "{wait:?}"
+    );
+    // The bucket is now about -1: a fourth request would wait ~200 ms, more than allowed.
+    assert!(matches!(
+        db.store
+            .reserve("t", shape, 1.0, Duration::from_millis(150))
+            .await
+            .unwrap(),
+        Reservation::TooLong(_)
+    ));
+    // Another process sees the same bucket.
+    let other = entra_sync_store::Store::connect(&db.url_with_schema(), 1, None).unwrap();
+    assert!(matches!(
+        other
+            .reserve("t", shape, 1.0, Duration::ZERO)
+            .await
+            .unwrap(),
+        Reservation::TooLong(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_pause_stops_everyone_until_it_passes() {
+    let db = TestDatabase::migrated().await;
+    let shape = BucketShape::quota(3000, Duration::from_secs(150));
+    db.store
+        .pause("t", shape, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(matches!(
+        db.store
+            .reserve("t", shape, 1.0, Duration::from_secs(10))
+            .await
+            .unwrap(),
+        Reservation::Paused(_)
+    ));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        db.store
+            .reserve("t", shape, 1.0, Duration::ZERO)
+            .await
+            .unwrap(),
+        Reservation::Granted(Duration::ZERO)
+    );
+}
