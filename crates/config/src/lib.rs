@@ -244,6 +244,25 @@ impl Config {
     }
 }
 
+impl From<UserDeleteAction> for entra_sync_core::reconcile::DeleteAction {
+    fn from(action: UserDeleteAction) -> Self {
+        match action {
+            UserDeleteAction::Delete => Self::Delete,
+            UserDeleteAction::Suspend => Self::Suspend,
+            UserDeleteAction::DoNothing => Self::DoNothing,
+        }
+    }
+}
+
+impl From<GroupDeleteAction> for entra_sync_core::reconcile::DeleteAction {
+    fn from(action: GroupDeleteAction) -> Self {
+        match action {
+            GroupDeleteAction::Delete => Self::Delete,
+            GroupDeleteAction::DoNothing => Self::DoNothing,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,5 +12,6 @@ pub mod ids;
 pub mod mapping;
 pub mod matching;
 pub mod password;
+pub mod reconcile;
 pub mod scope;
 pub mod task;

@@ -3,6 +3,7 @@
 
 pub mod budget;
 pub mod cursor;
+pub mod leader;
 pub mod links;
 pub mod migrate;
 pub mod outcomes;

@@ -341,3 +341,36 @@ async fn a_pause_stops_everyone_until_it_passes() {
         Reservation::Granted(Duration::ZERO)
     );
 }
+
+#[tokio::test]
+async fn one_leader_at_a_time_and_a_standby_takes_over() {
+    let db = TestDatabase::migrated().await;
+    let standby = entra_sync_store::Store::connect(&db.url_with_schema(), 2, None).unwrap();
+    let leader = db
+        .store
+        .try_lead("producer")
+        .await
+        .unwrap()
+        .expect("first replica leads");
+    assert!(
+        standby.try_lead("producer").await.unwrap().is_none(),
+        "second replica waits"
+    );
+    assert!(
+        standby.try_lead("other-role").await.unwrap().is_some(),
+        "roles are independent"
+    );
+    leader.still_leading().await.unwrap();
+    drop(leader); // the process died: its session closes
+    let mut took_over = None;
+    for _ in 0..50 {
+        took_over = standby.try_lead("producer").await.unwrap();
+        if took_over.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let new_leader = took_over.expect("the standby takes over");
+    new_leader.resign().await.unwrap();
+    assert!(db.store.try_lead("producer").await.unwrap().is_some());
+}
