@@ -287,7 +287,7 @@ impl GraphClient {
                 signals: ThrottleSignals::default(),
             });
         }
-        let binds: Vec<String> = members.iter().map(|m| directory_object(m)).collect();
+        let binds: Vec<String> = members.iter().map(directory_object).collect();
         let call = Call {
             method: Method::PATCH,
             url: self.url(&format!("/groups/{group}"), &[]),

@@ -156,15 +156,16 @@ fn known_properties(body: &Map<String, Value>, resource: Resource) -> Result<(),
                 "Property '{name}' is read-only and cannot be set."
             )));
         }
-        let ok = match (table[i].1, value) {
-            (_, Value::Null) | (Kind::Any, _) => true,
-            (Kind::Bool, Value::Bool(_))
-            | (Kind::String, Value::String(_))
-            | (Kind::Number, Value::Number(_))
-            | (Kind::Object, Value::Object(_))
-            | (Kind::List, Value::Array(_)) => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (table[i].1, value),
+            (_, Value::Null)
+                | (Kind::Any, _)
+                | (Kind::Bool, Value::Bool(_))
+                | (Kind::String, Value::String(_))
+                | (Kind::Number, Value::Number(_))
+                | (Kind::Object, Value::Object(_))
+                | (Kind::List, Value::Array(_))
+        );
         if !ok {
             return Err(SimError::bad_request(format!(
                 "Cannot convert the literal '{value}' to the expected type of property '{name}'."
