@@ -524,6 +524,22 @@ async fn the_gate_sees_every_request_its_cost_and_every_429() {
 }
 
 #[tokio::test]
+async fn bulk_clients_send_low_priority() {
+    let (sim, client) = start(no_throttle()).await;
+    client.list_users().collect_all().await.unwrap();
+    assert_eq!(sim.low_priority_requests(), 0);
+    let bulk = client.bulk();
+    bulk.list_users().collect_all().await.unwrap();
+    bulk.create_user(&user_body("low")).await.unwrap();
+    assert_eq!(sim.low_priority_requests(), 2);
+    assert_eq!(
+        sim.counters().get("POST", "token"),
+        1,
+        "clones share the token"
+    );
+}
+
+#[tokio::test]
 async fn dry_run_sends_no_mutating_request() {
     let sim = GraphSim::start(no_throttle()).await.unwrap();
     let user = sim

@@ -177,6 +177,11 @@ impl GraphSim {
         self.sim.counters().mutating()
     }
 
+    /// Graph requests that carried `x-ms-throttle-priority: Low`.
+    pub fn low_priority_requests(&self) -> u64 {
+        self.sim.low_priority_requests()
+    }
+
     /// Seeds users, groups and memberships; returns the ids of the users and groups, in order.
     pub fn seed(&self, seed: Seed) -> Result<(Vec<String>, Vec<String>), SeedError> {
         self.sim.seed(seed).map_err(|e| SeedError(e.message))

@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Inner requests per `$batch` (§2).
@@ -244,6 +245,8 @@ pub(crate) struct Sim {
     state: Mutex<State_>,
     counters: Mutex<HashMap<(&'static str, &'static str, u16), u64>>,
     faults: Mutex<Faults>,
+    /// Graph requests sent with `x-ms-throttle-priority: Low`.
+    low_priority: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -276,6 +279,7 @@ impl Sim {
             }),
             counters: Mutex::new(HashMap::new()),
             faults: Mutex::new(faults),
+            low_priority: AtomicU64::new(0),
             config,
         }
     }
@@ -347,6 +351,10 @@ impl Sim {
             rng: StdRng::seed_from_u64(config.seed),
             config,
         };
+    }
+
+    pub fn low_priority_requests(&self) -> u64 {
+        self.low_priority.load(Ordering::Relaxed)
     }
 
     pub fn revoke_tokens(&self) {
@@ -800,6 +808,12 @@ async fn graph(
     let path = uri.path().strip_prefix("/v1.0").unwrap_or_default();
     let method = method_name(method.as_str());
     let class = Route::parse(path).class();
+    let low = headers
+        .get("x-ms-throttle-priority")
+        .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"low"));
+    if low {
+        sim.low_priority.fetch_add(1, Ordering::Relaxed);
+    }
     let (latency, fault) = sim.roll_fault();
     if let Some(latency) = latency {
         tokio::time::sleep(latency).await;
