@@ -2,6 +2,11 @@
 //! client from many concurrent tasks. Run with
 //! `cargo bench -p entra-sync-sim --bench graph_throughput`
 //! (set `BENCH_SECS` and `BENCH_TASKS` to change the run).
+//!
+//! Client and simulator share this process and the machine's cores, so it also
+//! reports requests per CPU-second of the whole process (client + simulator): the
+//! simulator alone needs less CPU than that per request, so that figure is a lower
+//! bound of what it serves with one core to itself, independent of other load.
 
 use entra_sync_sim::graph::{GraphSim, SimConfig, ThrottleConfig};
 use serde_json::{Value, json};
@@ -17,6 +22,16 @@ fn env(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// User + system CPU time of this process, from `/proc/self/stat` (Linux).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // After the command name: state is field 3, utime 14 and stime 15 (1-based).
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel reports clock ticks; USER_HZ is 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 fn main() {
@@ -75,6 +90,7 @@ async fn run() {
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
+    let cpu_before = process_cpu();
     let workers: Vec<_> = (0..tasks)
         .map(|_| {
             let (http, token, url, done, errors) = (
@@ -108,6 +124,9 @@ async fn run() {
         w.await.expect("worker");
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before).as_secs_f64());
     let served = done.load(Ordering::Relaxed);
     let rate = served as f64 / elapsed;
     println!(
@@ -115,4 +134,11 @@ async fn run() {
         rate / TARGET,
         errors.load(Ordering::Relaxed)
     );
+    if let Some(cpu) = cpu.filter(|c| *c > 0.0) {
+        let per_cpu = served as f64 / cpu;
+        println!(
+            "process CPU {cpu:.2} s (client + simulator) = {per_cpu:.0} requests per CPU-second ({:.2}× the target per core)",
+            per_cpu / TARGET
+        );
+    }
 }
