@@ -308,6 +308,44 @@ mod tests {
         }
     }
 
+    /// The simulator's property lists agree with Microsoft's schema in `shared/reference`
+    /// (found next to the main checkout or next to a worktree).
+    #[test]
+    fn property_lists_match_the_reference_schema() {
+        let manifest = env!("CARGO_MANIFEST_DIR");
+        let candidates = [
+            format!("{manifest}/../../../shared/reference/graph-schema/user-group-v1.0.json"),
+            format!("{manifest}/../../../../shared/reference/graph-schema/user-group-v1.0.json"),
+        ];
+        let Some(text) = candidates
+            .iter()
+            .find_map(|p| std::fs::read_to_string(p).ok())
+        else {
+            panic!("reference schema missing at {candidates:?}");
+        };
+        let schema: Value = serde_json::from_str(&text).unwrap();
+        for (entity, list) in [
+            ("microsoft.graph.user", USER_PROPERTIES),
+            ("microsoft.graph.group", GROUP_PROPERTIES),
+        ] {
+            let props = schema["entities"][entity].as_object().unwrap();
+            let want: Vec<&str> = props
+                .iter()
+                .filter(|(_, v)| v.get("navigation").is_none())
+                .map(|(k, _)| k.as_str())
+                .collect();
+            let have: Vec<&str> = list.iter().map(|(k, _)| *k).collect();
+            assert_eq!(have, want, "{entity}");
+        }
+        let profile = schema["complexTypes"]["microsoft.graph.passwordProfile"]
+            .as_object()
+            .unwrap();
+        assert_eq!(
+            profile.keys().map(String::as_str).collect::<Vec<_>>(),
+            PASSWORD_PROFILE
+        );
+    }
+
     #[test]
     fn a_valid_user_passes_create_and_patch() {
         assert_eq!(user(&valid_user(), true, &domains()), Ok(()));
