@@ -218,6 +218,14 @@ impl Answer {
     }
 }
 
+/// A Graph request, relative to `/v1.0`.
+struct GraphRequest<'a> {
+    method: &'static str,
+    path: &'a str,
+    query: Option<&'a str>,
+    body: Option<Value>,
+}
+
 struct IssuedToken {
     app: String,
     expires: Instant,
@@ -518,10 +526,7 @@ impl Sim {
     fn handle(
         &self,
         authorization: Option<&str>,
-        method: &'static str,
-        path: &str,
-        query: Option<&str>,
-        body: Option<Value>,
+        request: GraphRequest<'_>,
         origin: &str,
     ) -> Answer {
         let now = Instant::now();
@@ -530,33 +535,34 @@ impl Sim {
             Ok(app) => app,
             Err(e) => return Answer::error(&e),
         };
-        let route = Route::parse(path);
-        if route == Route::Batch {
-            if method != "POST" {
+        if Route::parse(request.path) == Route::Batch {
+            if request.method != "POST" {
                 return Answer::error(&SimError::new(
                     405,
                     "Request_BadRequest",
                     "Specified HTTP method is not allowed for the request target.",
                 ));
             }
-            return self.batch(&mut state, &app, body, origin, now);
+            return self.batch(&mut state, &app, request.body, origin, now);
         }
-        self.one(&mut state, &app, method, path, query, body, origin, now)
+        self.one(&mut state, &app, request, origin, now)
     }
 
     /// One request after authentication: throttling, then the directory.
-    #[allow(clippy::too_many_arguments)]
     fn one(
         &self,
         state: &mut State_,
         app: &str,
-        method: &'static str,
-        path: &str,
-        query: Option<&str>,
-        body: Option<Value>,
+        request: GraphRequest<'_>,
         origin: &str,
         now: Instant,
     ) -> Answer {
+        let GraphRequest {
+            method,
+            path,
+            query,
+            body,
+        } = request;
         let route = Route::parse(path);
         let q = match QueryOptions::parse(query) {
             Ok(q) => q,
@@ -733,7 +739,13 @@ impl Sim {
                     "Nested batch requests are not supported.",
                 ))
             } else {
-                self.one(state, app, method, &path, query, inner.body, origin, now)
+                let request = GraphRequest {
+                    method,
+                    path: &path,
+                    query,
+                    body: inner.body,
+                };
+                self.one(state, app, request, origin, now)
             };
             self.count(method, Route::parse(&path).class(), answer.status);
             statuses.insert(id, answer.status);
@@ -855,10 +867,12 @@ async fn graph(
                 .and_then(|h| h.to_str().ok());
             sim.handle(
                 authorization,
-                method,
-                path,
-                uri.query(),
-                json,
+                GraphRequest {
+                    method,
+                    path,
+                    query: uri.query(),
+                    body: json,
+                },
                 &format!("http://{host}"),
             )
         }
