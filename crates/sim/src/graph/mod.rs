@@ -1,1 +1,245 @@
 //! The Microsoft Graph simulator.
+//!
+//! An in-memory Graph v1.0 for users, groups and memberships, with the token
+//! endpoint, `$batch`, Graph's validation rules and error bodies, replication
+//! delay, token-bucket throttling and seeded fault injection, following
+//! `microsoft-graph.md`. Start it in-process with [`GraphSim::start`], or serve
+//! it on a listener with [`serve`].
+//!
+//! Inspection endpoints: `GET /_sim/state`, `GET /_sim/counters`,
+//! `POST /_sim/seed`, `PUT /_sim/faults`.
+
+mod error;
+mod properties;
+mod server;
+mod store;
+mod throttle;
+mod validate;
+
+pub use server::{Counters, RequestCount, router, serve};
+pub use throttle::{RuQuota, ThrottleConfig};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use server::Sim;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An application registered in the simulated tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimApp {
+    /// The application (client) id.
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: String,
+}
+
+/// Injected faults. Decisions come from a RNG seeded with `seed`, so a run is repeatable.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultConfig {
+    /// Seed of the fault RNG.
+    pub seed: u64,
+    /// Share (0–1) of Graph requests answered with one of `error_statuses`.
+    pub error_rate: f64,
+    /// Statuses to pick from for injected errors; empty means 500, 503 and 504.
+    pub error_statuses: Vec<u16>,
+    /// Share (0–1) of Graph requests whose connection is dropped before the body.
+    pub drop_rate: f64,
+    /// Minimum added latency in milliseconds.
+    pub latency_min_ms: u64,
+    /// Maximum added latency in milliseconds (equal to the minimum for a fixed latency).
+    pub latency_max_ms: u64,
+}
+
+/// Settings of a simulator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimConfig {
+    /// The tenant id (a GUID); the token endpoint also accepts a verified domain.
+    pub tenant_id: String,
+    /// Verified domains, the first being the default.
+    pub domains: Vec<String>,
+    /// Registered applications.
+    pub apps: Vec<SimApp>,
+    /// Lifetime of issued access tokens.
+    #[serde(with = "throttle::millis")]
+    pub token_lifetime: Duration,
+    /// How long a created object stays invisible to get-by-id, PATCH and member adds.
+    #[serde(with = "throttle::millis")]
+    pub replication_delay: Duration,
+    /// Throttling budgets.
+    pub throttle: ThrottleConfig,
+    /// Injected faults.
+    pub faults: FaultConfig,
+}
+
+impl SimConfig {
+    /// The tenant id of the default configuration.
+    pub const TENANT_ID: &'static str = "0785a1c2-7f1e-4a6e-9f1b-3c2d5e6f7a80";
+    /// The client id of the default application.
+    pub const CLIENT_ID: &'static str = "9a3d5b1c-2e4f-4a6b-8c0d-1e2f3a4b5c6d";
+    /// The client secret of the default application.
+    pub const CLIENT_SECRET: &'static str = "sim-client-secret-value";
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            tenant_id: Self::TENANT_ID.into(),
+            domains: vec!["contoso.com".into()],
+            apps: vec![SimApp {
+                client_id: Self::CLIENT_ID.into(),
+                client_secret: Self::CLIENT_SECRET.into(),
+            }],
+            token_lifetime: Duration::from_secs(3599),
+            replication_delay: Duration::ZERO,
+            throttle: ThrottleConfig::default(),
+            faults: FaultConfig::default(),
+        }
+    }
+}
+
+/// What to put into the directory before a test: objects as Graph would return them
+/// (an `id` is generated when missing) and memberships.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Seed {
+    /// Users, as JSON objects with Graph's property names.
+    pub users: Vec<Value>,
+    /// Groups, as JSON objects with Graph's property names.
+    pub groups: Vec<Value>,
+    /// Memberships.
+    pub members: Vec<SeedMember>,
+}
+
+/// A membership to seed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedMember {
+    /// The group id.
+    pub group: String,
+    /// The member id.
+    pub member: String,
+}
+
+/// Seeding failed: an invalid id or a membership naming a missing object.
+#[derive(Debug, thiserror::Error)]
+#[error("seeding the Graph simulator failed: {0}")]
+pub struct SeedError(String);
+
+/// A simulator running in this process on `127.0.0.1` and a free port.
+/// Dropping the handle stops it.
+pub struct GraphSim {
+    addr: SocketAddr,
+    sim: Arc<Sim>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl GraphSim {
+    /// Binds `127.0.0.1:0` and serves in a background task.
+    pub async fn start(config: SimConfig) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let sim = Arc::new(Sim::new(config));
+        let app = server::routes(sim.clone());
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "Graph simulator stopped");
+            }
+        });
+        Ok(Self { addr, sim, task })
+    }
+
+    /// `http://127.0.0.1:{port}`: both the Graph base URL (`/v1.0/…`) and the login URL.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The configuration it was started with (faults as of start).
+    pub fn config(&self) -> &SimConfig {
+        self.sim.config()
+    }
+
+    /// Requests served so far, by method, path class and status.
+    pub fn counters(&self) -> Counters {
+        self.sim.counters()
+    }
+
+    /// Graph requests that could change state (POST, PATCH, PUT, DELETE under `/v1.0`,
+    /// including `$batch` and its inner requests), whatever their status.
+    pub fn mutating_requests(&self) -> u64 {
+        self.sim.counters().mutating()
+    }
+
+    /// Graph requests that carried `x-ms-throttle-priority: Low`.
+    pub fn low_priority_requests(&self) -> u64 {
+        self.sim.low_priority_requests()
+    }
+
+    /// Seeds users, groups and memberships; returns the ids of the users and groups, in order.
+    pub fn seed(&self, seed: Seed) -> Result<(Vec<String>, Vec<String>), SeedError> {
+        self.sim.seed(seed).map_err(|e| SeedError(e.message))
+    }
+
+    /// Seeds one user (always replicated, not validated); returns its id.
+    pub fn seed_user(&self, user: Value) -> Result<String, SeedError> {
+        let (users, _) = self.seed(Seed {
+            users: vec![user],
+            ..Seed::default()
+        })?;
+        Ok(users.into_iter().next().unwrap_or_default())
+    }
+
+    /// Seeds one group (always replicated, not validated); returns its id.
+    pub fn seed_group(&self, group: Value) -> Result<String, SeedError> {
+        let (_, groups) = self.seed(Seed {
+            groups: vec![group],
+            ..Seed::default()
+        })?;
+        Ok(groups.into_iter().next().unwrap_or_default())
+    }
+
+    /// Seeds one membership.
+    pub fn seed_member(&self, group: &str, member: &str) -> Result<(), SeedError> {
+        self.seed(Seed {
+            members: vec![SeedMember {
+                group: group.into(),
+                member: member.into(),
+            }],
+            ..Seed::default()
+        })
+        .map(|_| ())
+    }
+
+    /// Users, groups and memberships, as `GET /_sim/state` returns them.
+    pub fn state(&self) -> Value {
+        self.sim.state()
+    }
+
+    /// The member ids of a group, sorted.
+    pub fn members(&self, group: &str) -> Vec<String> {
+        self.sim.members(group)
+    }
+
+    /// Replaces the fault settings (and reseeds the fault RNG).
+    pub fn set_faults(&self, faults: FaultConfig) {
+        self.sim.set_faults(faults);
+    }
+
+    /// Invalidates every issued access token, as if they had been revoked.
+    pub fn revoke_tokens(&self) {
+        self.sim.revoke_tokens();
+    }
+}
+
+impl Drop for GraphSim {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

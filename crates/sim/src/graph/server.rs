@@ -1,0 +1,958 @@
+//! HTTP surface of the Graph simulator: routing, auth, throttling, faults,
+//! `$batch`, the token endpoint and the `/_sim` inspection endpoints.
+
+use super::error::SimError;
+use super::store::{Directory, Kind, QueryOptions, Reply};
+use super::throttle::{Cost, Lane};
+use super::{FaultConfig, Seed, SimConfig};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post, put};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Inner requests per `$batch` (§2).
+const MAX_BATCH: usize = 20;
+
+/// How many requests of one (method, path class, status) were served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCount {
+    /// HTTP method, e.g. `PATCH`.
+    pub method: String,
+    /// Path class, e.g. `users`, `users/{id}`, `groups/{id}/members/$ref`, `$batch`, `token`.
+    pub path: String,
+    /// Status answered; 0 for a dropped connection.
+    pub status: u16,
+    /// Number of requests.
+    pub count: u64,
+}
+
+/// A snapshot of the request counters. Inner `$batch` requests are counted under
+/// their own method and path class, besides the outer `POST $batch`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters(pub Vec<RequestCount>);
+
+impl Counters {
+    /// Requests with this method and path class, any status.
+    pub fn get(&self, method: &str, path: &str) -> u64 {
+        self.0
+            .iter()
+            .filter(|c| c.method == method && c.path == path)
+            .map(|c| c.count)
+            .sum()
+    }
+
+    /// Requests with this method, path class and status.
+    pub fn with_status(&self, method: &str, path: &str, status: u16) -> u64 {
+        self.0
+            .iter()
+            .filter(|c| c.method == method && c.path == path && c.status == status)
+            .map(|c| c.count)
+            .sum()
+    }
+
+    /// Requests answered with this status, any method and path.
+    pub fn status(&self, status: u16) -> u64 {
+        self.0
+            .iter()
+            .filter(|c| c.status == status)
+            .map(|c| c.count)
+            .sum()
+    }
+
+    /// Graph requests that could change state: POST, PATCH, PUT and DELETE outside `token`.
+    pub fn mutating(&self) -> u64 {
+        self.0
+            .iter()
+            .filter(|c| {
+                matches!(c.method.as_str(), "POST" | "PATCH" | "PUT" | "DELETE")
+                    && c.path != "token"
+            })
+            .map(|c| c.count)
+            .sum()
+    }
+
+    /// Every request counted.
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|c| c.count).sum()
+    }
+}
+
+/// A Graph path, after `/v1.0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route<'a> {
+    Organization,
+    Collection(Kind),
+    Item(Kind, &'a str),
+    Members(&'a str),
+    MemberRef(&'a str),
+    MemberItemRef(&'a str, &'a str),
+    Batch,
+    Unknown,
+}
+
+impl<'a> Route<'a> {
+    fn parse(path: &'a str) -> Self {
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        let parts: [Option<&str>; 6] = std::array::from_fn(|_| segments.next());
+        let kind = |s: &str| match s {
+            "users" => Some(Kind::Users),
+            "groups" => Some(Kind::Groups),
+            _ => None,
+        };
+        match parts {
+            [Some("organization"), None, ..] => Route::Organization,
+            [Some("$batch"), None, ..] => Route::Batch,
+            [Some(k), None, ..] if kind(k).is_some() => {
+                Route::Collection(kind(k).unwrap_or(Kind::Users))
+            }
+            [Some(k), Some(id), None, ..] if kind(k).is_some() => {
+                Route::Item(kind(k).unwrap_or(Kind::Users), id)
+            }
+            [Some("groups"), Some(g), Some("members"), None, ..] => Route::Members(g),
+            [
+                Some("groups"),
+                Some(g),
+                Some("members"),
+                Some("$ref"),
+                None,
+                ..,
+            ] => Route::MemberRef(g),
+            [
+                Some("groups"),
+                Some(g),
+                Some("members"),
+                Some(m),
+                Some("$ref"),
+                None,
+            ] => Route::MemberItemRef(g, m),
+            _ => Route::Unknown,
+        }
+    }
+
+    fn class(self) -> &'static str {
+        match self {
+            Route::Organization => "organization",
+            Route::Collection(Kind::Users) => "users",
+            Route::Collection(Kind::Groups) => "groups",
+            Route::Item(Kind::Users, _) => "users/{id}",
+            Route::Item(Kind::Groups, _) => "groups/{id}",
+            Route::Members(_) => "groups/{id}/members",
+            Route::MemberRef(_) => "groups/{id}/members/$ref",
+            Route::MemberItemRef(..) => "groups/{id}/members/{id}/$ref",
+            Route::Batch => "$batch",
+            Route::Unknown => "unknown",
+        }
+    }
+
+    /// RUs and writes (§1.2): GET users 2, members 3, other GETs 1; `$select` −1,
+    /// `$top` below 20 −1, at least 1; writes 1 RU + 1 write.
+    fn cost(self, method: &str, q: &QueryOptions) -> Cost {
+        if method != "GET" {
+            return Cost { ru: 1, writes: 1 };
+        }
+        let base: u32 = match self {
+            Route::Collection(Kind::Users) => 2,
+            Route::Members(_) => 3,
+            _ => 1,
+        };
+        let select = u32::from(q.select.is_some());
+        let small_top = u32::from(q.top.is_some_and(|t| t < 20));
+        Cost {
+            ru: base.saturating_sub(select + small_top).max(1),
+            writes: 0,
+        }
+    }
+}
+
+/// An answer before it becomes an HTTP response or an inner batch response.
+#[derive(Debug, Clone)]
+struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Value>,
+}
+
+impl Answer {
+    fn error(e: &SimError) -> Self {
+        Self {
+            status: e.status,
+            headers: Vec::new(),
+            body: Some(e.body(&uuid::Uuid::new_v4().to_string())),
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let mut response = match &self.body {
+            Some(body) => {
+                let mut r = Response::new(Body::from(serde_json::to_vec(body).unwrap_or_default()));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                r
+            }
+            None => Response::new(Body::empty()),
+        };
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        for (name, value) in self.headers {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                response.headers_mut().insert(n, v);
+            }
+        }
+        response
+    }
+}
+
+/// A Graph request, relative to `/v1.0`.
+struct GraphRequest<'a> {
+    method: &'static str,
+    path: &'a str,
+    query: Option<&'a str>,
+    body: Option<Value>,
+}
+
+struct IssuedToken {
+    app: String,
+    expires: Instant,
+}
+
+struct State_ {
+    dir: Directory,
+    tokens: HashMap<String, IssuedToken>,
+    lanes: HashMap<String, Lane>,
+}
+
+struct Faults {
+    config: FaultConfig,
+    rng: StdRng,
+}
+
+enum FaultAction {
+    Drop,
+    Status(u16),
+}
+
+/// The shared state of one simulator.
+pub(crate) struct Sim {
+    config: SimConfig,
+    state: Mutex<State_>,
+    counters: Mutex<HashMap<(&'static str, &'static str, u16), u64>>,
+    faults: Mutex<Faults>,
+    /// Graph requests sent with `x-ms-throttle-priority: Low`.
+    low_priority: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn method_name(method: &str) -> &'static str {
+    match method.to_ascii_uppercase().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PATCH" => "PATCH",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        _ => "OTHER",
+    }
+}
+
+impl Sim {
+    pub fn new(config: SimConfig) -> Self {
+        let dir = Directory::new(config.replication_delay);
+        let faults = Faults {
+            rng: StdRng::seed_from_u64(config.faults.seed),
+            config: config.faults.clone(),
+        };
+        Self {
+            state: Mutex::new(State_ {
+                dir,
+                tokens: HashMap::new(),
+                lanes: HashMap::new(),
+            }),
+            counters: Mutex::new(HashMap::new()),
+            faults: Mutex::new(faults),
+            low_priority: AtomicU64::new(0),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    fn count(&self, method: &'static str, class: &'static str, status: u16) {
+        *lock(&self.counters)
+            .entry((method, class, status))
+            .or_insert(0) += 1;
+    }
+
+    pub fn counters(&self) -> Counters {
+        let mut all: Vec<RequestCount> = lock(&self.counters)
+            .iter()
+            .map(|((method, path, status), count)| RequestCount {
+                method: (*method).into(),
+                path: (*path).into(),
+                status: *status,
+                count: *count,
+            })
+            .collect();
+        all.sort_by(|a, b| (&a.path, &a.method, a.status).cmp(&(&b.path, &b.method, b.status)));
+        Counters(all)
+    }
+
+    pub fn seed(&self, seed: Seed) -> Result<(Vec<String>, Vec<String>), SimError> {
+        let mut state = lock(&self.state);
+        let mut ids = (Vec::new(), Vec::new());
+        for (kind, objects, out) in [
+            (Kind::Users, seed.users, &mut ids.0),
+            (Kind::Groups, seed.groups, &mut ids.1),
+        ] {
+            for object in objects {
+                let Value::Object(props) = object else {
+                    return Err(SimError::bad_request(
+                        "a seeded object must be a JSON object",
+                    ));
+                };
+                out.push(state.dir.seed(kind, props)?);
+            }
+        }
+        for m in seed.members {
+            state.dir.seed_member(&m.group, &m.member)?;
+        }
+        Ok(ids)
+    }
+
+    pub fn state(&self) -> Value {
+        lock(&self.state).dir.dump()
+    }
+
+    pub fn members(&self, group: &str) -> Vec<String> {
+        let dump = self.state();
+        dump["memberships"][group.to_ascii_lowercase()]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn set_faults(&self, config: FaultConfig) {
+        *lock(&self.faults) = Faults {
+            rng: StdRng::seed_from_u64(config.seed),
+            config,
+        };
+    }
+
+    pub fn low_priority_requests(&self) -> u64 {
+        self.low_priority.load(Ordering::Relaxed)
+    }
+
+    pub fn revoke_tokens(&self) {
+        lock(&self.state).tokens.clear();
+    }
+
+    fn roll_fault(&self) -> (Option<Duration>, Option<FaultAction>) {
+        let mut f = lock(&self.faults);
+        let Faults { config, rng } = &mut *f;
+        let latency = (config.latency_max_ms > 0).then(|| {
+            let max = config.latency_max_ms.max(config.latency_min_ms);
+            Duration::from_millis(rng.random_range(config.latency_min_ms..=max))
+        });
+        if config.error_rate <= 0.0 && config.drop_rate <= 0.0 {
+            return (latency, None);
+        }
+        let roll: f64 = rng.random();
+        let action = if roll < config.error_rate {
+            let statuses: &[u16] = if config.error_statuses.is_empty() {
+                &[500, 503, 504]
+            } else {
+                &config.error_statuses
+            };
+            Some(FaultAction::Status(
+                statuses[rng.random_range(0..statuses.len())],
+            ))
+        } else if roll < config.error_rate + config.drop_rate {
+            Some(FaultAction::Drop)
+        } else {
+            None
+        };
+        (latency, action)
+    }
+
+    /// Issues a token for `POST /{tenant}/oauth2/v2.0/token`.
+    fn issue_token(&self, tenant: &str, form: &HashMap<String, String>) -> Answer {
+        let now = chrono::Utc::now();
+        let fail = |status: u16, error: &str, code: u32, description: String| Answer {
+            status,
+            headers: Vec::new(),
+            body: Some(json!({
+                "error": error,
+                "error_description": format!("AADSTS{code}: {description} Trace ID: {} Correlation ID: {} Timestamp: {}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), now.format("%Y-%m-%d %H:%M:%SZ")),
+                "error_codes": [code],
+                "timestamp": now.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+                "trace_id": uuid::Uuid::new_v4().to_string(),
+                "correlation_id": uuid::Uuid::new_v4().to_string(),
+            })),
+        };
+        let known_tenant = tenant.eq_ignore_ascii_case(&self.config.tenant_id)
+            || self
+                .config
+                .domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(tenant));
+        if !known_tenant {
+            return fail(
+                400,
+                "invalid_request",
+                90002,
+                format!(
+                    "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+                ),
+            );
+        }
+        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+        if field("grant_type") != "client_credentials" {
+            return fail(
+                400,
+                "unsupported_grant_type",
+                70003,
+                "The app requested an unsupported grant type.".into(),
+            );
+        }
+        let client_id = field("client_id");
+        let Some(app) = self
+            .config
+            .apps
+            .iter()
+            .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+        else {
+            return fail(
+                400,
+                "unauthorized_client",
+                700016,
+                format!(
+                    "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+                ),
+            );
+        };
+        if field("client_secret") != app.client_secret {
+            return fail(
+                401,
+                "invalid_client",
+                7000215,
+                format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
+                    app.client_id
+                ),
+            );
+        }
+        let scope = field("scope");
+        if scope != "https://graph.microsoft.com/.default" {
+            return fail(
+                400,
+                "invalid_scope",
+                1002012,
+                format!(
+                    "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                ),
+            );
+        }
+        let token = format!(
+            "sim.{}.{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let lifetime = self.config.token_lifetime;
+        lock(&self.state).tokens.insert(
+            token.clone(),
+            IssuedToken {
+                app: app.client_id.clone(),
+                expires: Instant::now() + lifetime,
+            },
+        );
+        Answer {
+            status: 200,
+            headers: Vec::new(),
+            body: Some(json!({
+                "token_type": "Bearer",
+                "expires_in": lifetime.as_secs(),
+                "ext_expires_in": lifetime.as_secs(),
+                "access_token": token,
+            })),
+        }
+    }
+
+    /// The application a bearer token belongs to, or 401 `InvalidAuthenticationToken`.
+    fn authenticate(
+        &self,
+        state: &State_,
+        authorization: Option<&str>,
+        now: Instant,
+    ) -> Result<String, SimError> {
+        let invalid = |m: &str| SimError::new(401, "InvalidAuthenticationToken", m);
+        let token = authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| invalid("Access token is empty."))?;
+        let issued = state
+            .tokens
+            .get(token)
+            .ok_or_else(|| invalid("Invalid JWT token. The token is not valid."))?;
+        if now >= issued.expires {
+            return Err(invalid("Access token has expired or is not yet valid."));
+        }
+        Ok(issued.app.clone())
+    }
+
+    /// Serves one Graph request (the outer one, or a `$batch`).
+    fn handle(
+        &self,
+        authorization: Option<&str>,
+        request: GraphRequest<'_>,
+        origin: &str,
+    ) -> Answer {
+        let now = Instant::now();
+        let mut state = lock(&self.state);
+        let app = match self.authenticate(&state, authorization, now) {
+            Ok(app) => app,
+            Err(e) => return Answer::error(&e),
+        };
+        if Route::parse(request.path) == Route::Batch {
+            if request.method != "POST" {
+                return Answer::error(&SimError::new(
+                    405,
+                    "Request_BadRequest",
+                    "Specified HTTP method is not allowed for the request target.",
+                ));
+            }
+            return self.batch(&mut state, &app, request.body, origin, now);
+        }
+        self.one(&mut state, &app, request, origin, now)
+    }
+
+    /// One request after authentication: throttling, then the directory.
+    fn one(
+        &self,
+        state: &mut State_,
+        app: &str,
+        request: GraphRequest<'_>,
+        origin: &str,
+        now: Instant,
+    ) -> Answer {
+        let GraphRequest {
+            method,
+            path,
+            query,
+            body,
+        } = request;
+        let route = Route::parse(path);
+        let q = match QueryOptions::parse(query) {
+            Ok(q) => q,
+            Err(e) => return Answer::error(&e),
+        };
+        let cost = route.cost(method, &q);
+        let users = state.dir.user_count();
+        let lane = state.lanes.entry(app.to_string()).or_insert_with(Lane::new);
+        let share = match lane.admit(&self.config.throttle, users, cost, now) {
+            Ok(share) => share,
+            Err(t) => {
+                let request_id = uuid::Uuid::new_v4().to_string();
+                return Answer {
+                    status: 429,
+                    headers: vec![
+                        ("Retry-After", t.retry_after_secs.to_string()),
+                        (
+                            "x-ms-throttle-scope",
+                            format!(
+                                "Tenant_Application/{}/{app}/{}",
+                                t.limit, self.config.tenant_id
+                            ),
+                        ),
+                        ("x-ms-throttle-information", t.information.to_string()),
+                        ("x-ms-resource-unit", cost.ru.to_string()),
+                    ],
+                    body: Some(json!({"error": {
+                        "code": "TooManyRequests",
+                        "message": "Please retry again later.",
+                        "innerError": {
+                            "code": "429",
+                            "date": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+                            "message": "Please retry after",
+                            "request-id": request_id,
+                            "status": "429",
+                        }
+                    }})),
+                };
+            }
+        };
+        let link_base = format!("{origin}/v1.0{path}");
+        let domains = &self.config.domains;
+        let dir = &mut state.dir;
+        let body_or_empty = || body.clone().unwrap_or(Value::Null);
+        let result: Result<Reply, SimError> = match (method, route) {
+            ("GET", Route::Organization) => Ok(Reply {
+                status: 200,
+                body: Some(json!({
+                    "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#organization",
+                    "value": [{
+                        "id": self.config.tenant_id,
+                        "displayName": "Simulated tenant",
+                        "verifiedDomains": domains.iter().enumerate().map(|(i, d)| json!({
+                            "name": d, "isDefault": i == 0, "isInitial": false, "type": "Managed",
+                            "capabilities": "Email, OfficeCommunicationsOnline"
+                        })).collect::<Vec<_>>(),
+                    }]
+                })),
+            }),
+            ("GET", Route::Collection(kind)) => dir.list(kind, &q, &link_base),
+            ("POST", Route::Collection(kind)) => dir.create(kind, body_or_empty(), domains, now),
+            ("GET", Route::Item(kind, id)) => dir.get(kind, &decode(id), &q, now),
+            ("PATCH", Route::Item(kind, id)) => {
+                dir.update(kind, &decode(id), body_or_empty(), domains, now)
+            }
+            ("DELETE", Route::Item(kind, id)) => dir.delete(kind, &decode(id)),
+            ("GET", Route::Members(g)) => dir.list_members(g, &q, &link_base),
+            ("POST", Route::MemberRef(g)) => dir.add_member(g, &body_or_empty(), now),
+            ("DELETE", Route::MemberItemRef(g, m)) => dir.remove_member(g, m),
+            (_, Route::Unknown) => Err(SimError::bad_request(format!(
+                "Resource not found for the segment '{}'.",
+                path.trim_start_matches('/')
+            ))),
+            _ => Err(SimError::new(
+                405,
+                "Request_BadRequest",
+                "Specified HTTP method is not allowed for the request target.",
+            )),
+        };
+        let mut answer = match result {
+            Ok(reply) => Answer {
+                status: reply.status,
+                headers: Vec::new(),
+                body: reply.body,
+            },
+            Err(e) => Answer::error(&e),
+        };
+        answer
+            .headers
+            .push(("x-ms-resource-unit", cost.ru.to_string()));
+        if let Some(share) = share {
+            answer
+                .headers
+                .push(("x-ms-throttle-limit-percentage", format!("{share:.2}")));
+        }
+        answer
+    }
+
+    /// `POST /$batch`: each inner request is authenticated by the outer token and
+    /// throttled on its own; responses come back in reverse order, matched by `id`.
+    fn batch(
+        &self,
+        state: &mut State_,
+        app: &str,
+        body: Option<Value>,
+        origin: &str,
+        now: Instant,
+    ) -> Answer {
+        #[derive(Deserialize)]
+        struct Inner {
+            id: Value,
+            method: String,
+            url: String,
+            #[serde(default)]
+            body: Option<Value>,
+            #[serde(default, rename = "dependsOn")]
+            depends_on: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        struct Batch {
+            requests: Vec<Inner>,
+        }
+        let batch: Batch = match body.map(serde_json::from_value) {
+            Some(Ok(b)) => b,
+            _ => return Answer::error(&SimError::bad_request("Invalid batch payload format.")),
+        };
+        if batch.requests.len() > MAX_BATCH {
+            return Answer::error(&SimError::bad_request(
+                "The number of batch requests exceeds the limit of 20.",
+            ));
+        }
+        let ids: Vec<String> = batch
+            .requests
+            .iter()
+            .map(|r| match &r.id {
+                Value::String(s) => s.to_ascii_lowercase(),
+                other => other.to_string(),
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        if ids.iter().any(|id| !seen.insert(id.clone())) {
+            return Answer::error(&SimError::bad_request("Batch request ids must be unique."));
+        }
+        let mut statuses: HashMap<String, u16> = HashMap::new();
+        let mut responses = Vec::with_capacity(batch.requests.len());
+        for (inner, id) in batch.requests.into_iter().zip(ids) {
+            let method = method_name(&inner.method);
+            let url = inner
+                .url
+                .strip_prefix("https://graph.microsoft.com/v1.0")
+                .unwrap_or(&inner.url);
+            let (path, query) = match url.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (url, None),
+            };
+            let path = if path.starts_with('/') {
+                path.to_string()
+            } else {
+                format!("/{path}")
+            };
+            let failed_dependency = inner.depends_on.iter().any(|d| {
+                statuses
+                    .get(&d.to_ascii_lowercase())
+                    .is_none_or(|s| *s >= 400)
+            });
+            let answer = if failed_dependency {
+                Answer::error(&SimError::new(
+                    424,
+                    "Request_FailedDependency",
+                    "The request depends on a request that failed.",
+                ))
+            } else if Route::parse(&path) == Route::Batch {
+                Answer::error(&SimError::bad_request(
+                    "Nested batch requests are not supported.",
+                ))
+            } else {
+                let request = GraphRequest {
+                    method,
+                    path: &path,
+                    query,
+                    body: inner.body,
+                };
+                self.one(state, app, request, origin, now)
+            };
+            self.count(method, Route::parse(&path).class(), answer.status);
+            statuses.insert(id, answer.status);
+            let mut headers = Map::new();
+            if answer.body.is_some() {
+                headers.insert("Content-Type".into(), json!("application/json"));
+            }
+            for (name, value) in answer.headers {
+                headers.insert(name.into(), Value::String(value));
+            }
+            let mut response = json!({"id": inner.id, "status": answer.status, "headers": headers});
+            if let Some(body) = answer.body {
+                response["body"] = body;
+            }
+            responses.push(response);
+        }
+        responses.reverse();
+        Answer {
+            status: 200,
+            headers: Vec::new(),
+            body: Some(json!({"responses": responses})),
+        }
+    }
+}
+
+/// Decodes `%40` and friends in a key such as a UPN.
+fn decode(segment: &str) -> String {
+    url::form_urlencoded::parse(format!("k={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// The router of a simulator built from `config`, for `entra-sync sim graph`.
+pub fn router(config: SimConfig) -> Router {
+    routes(Arc::new(Sim::new(config)))
+}
+
+/// Serves a simulator built from `config` on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, config: SimConfig) -> std::io::Result<()> {
+    axum::serve(listener, router(config)).await
+}
+
+pub(crate) fn routes(sim: Arc<Sim>) -> Router {
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route("/_sim/state", get(sim_state))
+        .route("/_sim/counters", get(sim_counters))
+        .route("/_sim/seed", post(sim_seed))
+        .route("/_sim/faults", put(sim_faults))
+        .route("/v1.0/{*rest}", any(graph))
+        .with_state(sim)
+}
+
+async fn token(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let answer = sim.issue_token(&tenant, &form);
+    sim.count("POST", "token", answer.status);
+    answer.into_response()
+}
+
+async fn graph(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().strip_prefix("/v1.0").unwrap_or_default();
+    let method = method_name(method.as_str());
+    let class = Route::parse(path).class();
+    let low = headers
+        .get("x-ms-throttle-priority")
+        .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"low"));
+    if low {
+        sim.low_priority.fetch_add(1, Ordering::Relaxed);
+    }
+    let (latency, fault) = sim.roll_fault();
+    if let Some(latency) = latency {
+        tokio::time::sleep(latency).await;
+    }
+    match fault {
+        Some(FaultAction::Drop) => {
+            sim.count(method, class, 0);
+            let failing = futures_util::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::other(
+                    "connection dropped by the simulator",
+                ))
+            });
+            return Response::new(Body::from_stream(failing));
+        }
+        Some(FaultAction::Status(status)) => {
+            sim.count(method, class, status);
+            let (code, message) = match status {
+                503 => ("serviceNotAvailable", "Service Unavailable"),
+                504 => ("GatewayTimeout", "Gateway Timeout"),
+                _ => ("InternalServerError", "An internal server error occurred."),
+            };
+            return Answer::error(&SimError::new(status, code, message)).into_response();
+        }
+        None => {}
+    }
+    let parsed = if body.is_empty() {
+        Ok(None)
+    } else {
+        serde_json::from_slice::<Value>(&body).map(Some)
+    };
+    let answer = match parsed {
+        Ok(json) => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            let authorization = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|h| h.to_str().ok());
+            sim.handle(
+                authorization,
+                GraphRequest {
+                    method,
+                    path,
+                    query: uri.query(),
+                    body: json,
+                },
+                &format!("http://{host}"),
+            )
+        }
+        Err(_) => Answer::error(&SimError::bad_request(
+            "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
+        )),
+    };
+    sim.count(method, class, answer.status);
+    answer.into_response()
+}
+
+async fn sim_state(State(sim): State<Arc<Sim>>) -> Response {
+    axum::Json(sim.state()).into_response()
+}
+
+async fn sim_counters(State(sim): State<Arc<Sim>>) -> Response {
+    axum::Json(sim.counters()).into_response()
+}
+
+async fn sim_seed(State(sim): State<Arc<Sim>>, axum::Json(seed): axum::Json<Seed>) -> Response {
+    match sim.seed(seed) {
+        Ok((users, groups)) => {
+            axum::Json(json!({"users": users, "groups": groups})).into_response()
+        }
+        Err(e) => Answer::error(&e).into_response(),
+    }
+}
+
+async fn sim_faults(
+    State(sim): State<Arc<Sim>>,
+    axum::Json(faults): axum::Json<FaultConfig>,
+) -> StatusCode {
+    sim.set_faults(faults);
+    StatusCode::NO_CONTENT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_classes() {
+        let cases = [
+            ("/users", "users"),
+            ("/users/abc", "users/{id}"),
+            ("/groups", "groups"),
+            ("/groups/g", "groups/{id}"),
+            ("/groups/g/members", "groups/{id}/members"),
+            ("/groups/g/members/$ref", "groups/{id}/members/$ref"),
+            ("/groups/g/members/m/$ref", "groups/{id}/members/{id}/$ref"),
+            ("/$batch", "$batch"),
+            ("/organization", "organization"),
+            ("/devices", "unknown"),
+            ("/users/a/b", "unknown"),
+        ];
+        for (path, class) in cases {
+            assert_eq!(Route::parse(path).class(), class, "{path}");
+        }
+    }
+
+    #[test]
+    fn costs_follow_the_reference_table() {
+        let q = |s: &str| QueryOptions::parse(Some(s)).unwrap();
+        let users = Route::parse("/users");
+        let members = Route::parse("/groups/g/members");
+        assert_eq!(users.cost("GET", &q("")).ru, 2);
+        assert_eq!(users.cost("GET", &q("$select=id")).ru, 1);
+        assert_eq!(members.cost("GET", &q("")).ru, 3);
+        assert_eq!(members.cost("GET", &q("$select=id")).ru, 2);
+        assert_eq!(members.cost("GET", &q("$select=id&$top=5")).ru, 1);
+        assert_eq!(Route::parse("/groups").cost("GET", &q("$top=5")).ru, 1);
+        assert_eq!(
+            Route::parse("/users/x").cost("PATCH", &q("")),
+            Cost { ru: 1, writes: 1 }
+        );
+    }
+
+    #[test]
+    fn decode_keeps_upns() {
+        assert_eq!(decode("a%40contoso.com"), "a@contoso.com");
+        assert_eq!(decode("a+b@x.com"), "a+b@x.com");
+    }
+}

@@ -1,0 +1,733 @@
+//! The Graph simulator over HTTP: token endpoint, auth, validation, throttling,
+//! replication delay, paging, `$batch`, faults and the `/_sim` endpoints.
+
+use entra_sync_sim::graph::{FaultConfig, GraphSim, RuQuota, SimConfig, ThrottleConfig};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+struct Api {
+    sim: GraphSim,
+    http: Client,
+    token: String,
+}
+
+impl Api {
+    async fn start(config: SimConfig) -> Self {
+        let sim = GraphSim::start(config).await.unwrap();
+        let http = Client::new();
+        let token = token(&http, &sim, SimConfig::TENANT_ID, SimConfig::CLIENT_SECRET).await;
+        let token = token.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Self { sim, http, token }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1.0{path}", self.sim.base_url())
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Response {
+        let mut r = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            r = r.json(&body);
+        }
+        r.send().await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> Response {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Response {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn patch(&self, path: &str, body: Value) -> Response {
+        self.send(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> Response {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+
+    async fn create_user(&self, alias: &str) -> String {
+        let r = self.post("/users", user(alias)).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn create_group(&self, name: &str) -> String {
+        let r = self.post("/groups", json!({"displayName": name, "mailEnabled": false, "mailNickname": name, "securityEnabled": true})).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+async fn token(http: &Client, sim: &GraphSim, tenant: &str, secret: &str) -> Response {
+    http.post(format!("{}/{tenant}/oauth2/v2.0/token", sim.base_url()))
+        .form(&[
+            ("client_id", SimConfig::CLIENT_ID),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("client_secret", secret),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn user(alias: &str) -> Value {
+    json!({
+        "accountEnabled": true,
+        "displayName": alias,
+        "mailNickname": alias,
+        "userPrincipalName": format!("{alias}@contoso.com"),
+        "passwordProfile": {"password": "Str0ng!Passw0rd"}
+    })
+}
+
+fn reference(id: &str) -> String {
+    format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")
+}
+
+async fn error_of(r: Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    (status, r.json::<Value>().await.unwrap()["error"].clone())
+}
+
+fn no_throttle() -> SimConfig {
+    SimConfig {
+        throttle: ThrottleConfig::disabled(),
+        ..SimConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn token_endpoint_issues_tokens_and_refuses_bad_credentials() {
+    let sim = GraphSim::start(SimConfig::default()).await.unwrap();
+    let http = Client::new();
+    let ok: Value = token(&http, &sim, "contoso.com", SimConfig::CLIENT_SECRET)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ok["token_type"], "Bearer");
+    assert_eq!(ok["expires_in"], 3599);
+
+    let r = token(&http, &sim, SimConfig::TENANT_ID, "wrong").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("AADSTS7000215:")
+    );
+    assert_eq!(body["error_codes"], json!([7000215]));
+
+    let r = token(&http, &sim, "fabrikam.com", SimConfig::CLIENT_SECRET).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("AADSTS90002:")
+    );
+}
+
+#[tokio::test]
+async fn graph_requires_a_valid_unexpired_token() {
+    let api = Api::start(SimConfig {
+        token_lifetime: Duration::from_secs(1),
+        ..no_throttle()
+    })
+    .await;
+    let anonymous = api.http.get(api.url("/users")).send().await.unwrap();
+    let (status, error) = error_of(anonymous).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (401, Some("InvalidAuthenticationToken"))
+    );
+    assert_eq!(api.get("/users").await.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (status, error) = error_of(api.get("/users").await).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        error["message"],
+        "Access token has expired or is not yet valid."
+    );
+}
+
+#[tokio::test]
+async fn organization_lists_verified_domains() {
+    let api = Api::start(SimConfig {
+        domains: vec!["contoso.com".into(), "fabrikam.com".into()],
+        ..no_throttle()
+    })
+    .await;
+    let body: Value = api.get("/organization").await.json().await.unwrap();
+    let domains = &body["value"][0]["verifiedDomains"];
+    assert_eq!(domains[0]["name"], "contoso.com");
+    assert_eq!(domains[0]["isDefault"], true);
+    assert_eq!(domains[1]["name"], "fabrikam.com");
+}
+
+#[tokio::test]
+async fn users_crud_with_graph_statuses() {
+    let api = Api::start(no_throttle()).await;
+    let r = api.post("/users", user("adele")).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created: Value = r.json().await.unwrap();
+    assert!(created.get("passwordProfile").is_none());
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        api.patch(&format!("/users/{id}"), json!({"jobTitle": "CEO"}))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let read: Value = api
+        .get(&format!("/users/{id}?$select=jobTitle,accountEnabled"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        read,
+        json!({"id": id, "jobTitle": "CEO", "accountEnabled": true})
+    );
+    let by_upn: Value = api
+        .get("/users/adele%40contoso.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_upn["id"], id);
+    assert_eq!(
+        api.delete(&format!("/users/{id}")).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let (status, error) = error_of(api.get(&format!("/users/{id}")).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (404, Some("Request_ResourceNotFound"))
+    );
+}
+
+#[tokio::test]
+async fn validation_answers_follow_graph() {
+    let api = Api::start(no_throttle()).await;
+    let mut missing = user("x");
+    missing.as_object_mut().unwrap().remove("passwordProfile");
+    let (status, error) = error_of(api.post("/users", missing).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        error["message"],
+        "A value is required for property 'passwordProfile' of resource 'User'."
+    );
+
+    let mut bad = user("y");
+    bad["userPrincipalName"] = json!("y@fabrikam.com");
+    let (status, error) = error_of(api.post("/users", bad).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("Request_BadRequest"))
+    );
+
+    let mut bad = user("z");
+    bad["favourite"] = json!(1);
+    let (_, error) = error_of(api.post("/users", bad).await).await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("'favourite' does not exist")
+    );
+
+    let mut weak = user("w");
+    weak["passwordProfile"] = json!({"password": "password"});
+    let (_, error) = error_of(api.post("/users", weak).await).await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("password complexity")
+    );
+
+    api.create_user("dup").await;
+    let (status, error) = error_of(api.post("/users", user("DUP")).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(error["code"], "Request_BadRequest");
+    assert_eq!(
+        error["message"],
+        "Another object with the same value for property userPrincipalName already exists."
+    );
+    assert_eq!(error["details"][0]["code"], "ObjectConflict");
+    assert_eq!(error["details"][0]["target"], "userPrincipalName");
+
+    let mail_enabled = json!({"displayName": "M", "mailEnabled": true, "mailNickname": "m", "securityEnabled": true});
+    let (status, error) = error_of(api.post("/groups", mail_enabled).await).await;
+    assert_eq!(status, 400);
+    assert!(error["message"].as_str().unwrap().contains("mail-enabled"));
+}
+
+#[tokio::test]
+async fn membership_rules() {
+    let api = Api::start(no_throttle()).await;
+    let g = api.create_group("team").await;
+    let (a, b, c) = (
+        api.create_user("a").await,
+        api.create_user("b").await,
+        api.create_user("c").await,
+    );
+    let add = |m: &str| json!({"@odata.id": reference(m)});
+    assert_eq!(
+        api.post(&format!("/groups/{g}/members/$ref"), add(&a))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let (status, error) = error_of(
+        api.post(&format!("/groups/{g}/members/$ref"), add(&a))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        error["message"],
+        "One or more added object references already exist for the following modified properties: 'members'."
+    );
+
+    // A bind PATCH with one present member fails whole and adds none.
+    let bind = json!({"members@odata.bind": [reference(&b), reference(&a), reference(&c)]});
+    assert_eq!(
+        api.patch(&format!("/groups/{g}"), bind).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(api.sim.members(&g), vec![a.clone()]);
+    let bind = json!({"members@odata.bind": [reference(&b), reference(&c)]});
+    assert_eq!(
+        api.patch(&format!("/groups/{g}"), bind).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(api.sim.members(&g).len(), 3);
+    let many: Vec<String> = (0..21)
+        .map(|i| reference(&format!("00000000-0000-0000-0000-{i:012}")))
+        .collect();
+    assert_eq!(
+        api.patch(&format!("/groups/{g}"), json!({"members@odata.bind": many}))
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    let members: Value = api
+        .get(&format!("/groups/{g}/members?$select=id"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(members["value"].as_array().unwrap().len(), 3);
+    assert_eq!(members["value"][0]["@odata.type"], "#microsoft.graph.user");
+
+    assert_eq!(
+        api.delete(&format!("/groups/{g}/members/{a}/$ref"))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let (status, error) =
+        error_of(api.delete(&format!("/groups/{g}/members/{a}/$ref")).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (404, Some("Request_ResourceNotFound"))
+    );
+
+    let dl = api
+        .sim
+        .seed_group(json!({"displayName": "DL", "mailEnabled": true, "securityEnabled": false}))
+        .unwrap();
+    let (status, _) = error_of(
+        api.post(&format!("/groups/{dl}/members/$ref"), add(&a))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn new_objects_are_invisible_until_replicated() {
+    let api = Api::start(SimConfig {
+        replication_delay: Duration::from_millis(400),
+        ..no_throttle()
+    })
+    .await;
+    let u = api.create_user("fresh").await;
+    let g = api.create_group("fresh").await;
+    assert_eq!(
+        api.get(&format!("/users/{u}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.patch(&format!("/users/{u}"), json!({"jobTitle": "x"}))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let (status, error) = error_of(
+        api.post(
+            &format!("/groups/{g}/members/$ref"),
+            json!({"@odata.id": reference(&u)}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        error["message"],
+        "The source resource object or one of the objects being referenced don't exist."
+    );
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(
+        api.get(&format!("/users/{u}")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.post(
+            &format!("/groups/{g}/members/$ref"),
+            json!({"@odata.id": reference(&u)})
+        )
+        .await
+        .status(),
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn paging_2500_users_gives_three_pages_with_opaque_links() {
+    let api = Api::start(no_throttle()).await;
+    let users = (0..2_500)
+        .map(|i| json!({"userPrincipalName": format!("u{i}@contoso.com"), "displayName": "U"}))
+        .collect();
+    api.sim
+        .seed(entra_sync_sim::graph::Seed {
+            users,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut next = Some(api.url("/users?$select=id,userPrincipalName&$top=999"));
+    let mut sizes = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
+    while let Some(url) = next {
+        let page: Value = api
+            .http
+            .get(&url)
+            .bearer_auth(&api.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let value = page["value"].as_array().unwrap();
+        sizes.push(value.len());
+        for u in value {
+            assert_eq!(
+                u.as_object().unwrap().len(),
+                2,
+                "only the selected properties"
+            );
+            ids.insert(u["id"].as_str().unwrap().to_string());
+        }
+        next = page["@odata.nextLink"].as_str().map(str::to_string);
+        if let Some(link) = &next {
+            assert!(
+                link.contains("%24skiptoken=") || link.contains("$skiptoken="),
+                "{link}"
+            );
+            let last = value.last().unwrap()["id"].as_str().unwrap();
+            assert!(!link.contains(last), "the token does not show the id");
+        }
+    }
+    assert_eq!(sizes, vec![999, 999, 502]);
+    assert_eq!(ids.len(), 2_500);
+    let default_page: Value = api.get("/users").await.json().await.unwrap();
+    assert_eq!(default_page["value"].as_array().unwrap().len(), 100);
+    assert_eq!(
+        api.get("/users?$top=1000").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn filters_eq_and_in() {
+    let api = Api::start(no_throttle()).await;
+    let id = api.create_user("o'neil").await;
+    api.create_user("b").await;
+    let body: Value = api
+        .get("/users?$filter=userPrincipalName%20eq%20'O''NEIL@contoso.com'")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["value"][0]["id"], id);
+    let body: Value = api
+        .get("/users?$filter=displayName%20in%20('b','o''neil')&$select=id")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["value"].as_array().unwrap().len(), 2);
+    let body: Value = api
+        .get(&format!("/users?$filter=id%20eq%20'{id}'"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["value"].as_array().unwrap().len(), 1);
+    let (status, error) = error_of(api.get("/users?$filter=jobTitle%20eq%20'x'").await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("Request_UnsupportedQuery"))
+    );
+}
+
+fn tiny_writes() -> SimConfig {
+    let throttle = ThrottleConfig {
+        write_quota: 2,
+        write_window: Duration::from_secs(2),
+        ru_quota: RuQuota::Fixed(1_000),
+        ..ThrottleConfig::default()
+    };
+    SimConfig {
+        throttle,
+        ..SimConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn throttling_answers_429_with_graph_shape_and_headers() {
+    let api = Api::start(tiny_writes()).await;
+    let first = api.post("/users", user("a")).await;
+    assert_eq!(first.headers()["x-ms-resource-unit"], "1");
+    api.create_user("b").await;
+    let r = api.post("/users", user("c")).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let scope = r.headers()["x-ms-throttle-scope"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        scope,
+        format!(
+            "Tenant_Application/Write/{}/{}",
+            SimConfig::CLIENT_ID,
+            SimConfig::TENANT_ID
+        )
+    );
+    assert_eq!(
+        r.headers()["x-ms-throttle-information"],
+        "WriteLimitExceeded"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TooManyRequests");
+    assert_eq!(body["error"]["message"], "Please retry again later.");
+    assert_eq!(body["error"]["innerError"]["status"], "429");
+    // Before Retry-After has passed: another 429, even though the bucket refills meanwhile.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        api.post("/users", user("c")).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Reads are not throttled by the write quota.
+    assert_eq!(api.get("/users").await.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        api.post("/users", user("c")).await.status(),
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn limit_percentage_is_sent_above_80_percent() {
+    let throttle = ThrottleConfig {
+        ru_quota: RuQuota::Fixed(10),
+        read_window: Duration::from_secs(60),
+        ..ThrottleConfig::default()
+    };
+    let api = Api::start(SimConfig {
+        throttle,
+        ..SimConfig::default()
+    })
+    .await;
+    let mut shares = Vec::new();
+    for _ in 0..9 {
+        let r = api.get("/groups").await;
+        shares.push(
+            r.headers()
+                .get("x-ms-throttle-limit-percentage")
+                .map(|v| v.to_str().unwrap().to_string()),
+        );
+    }
+    assert!(shares[..8].iter().all(Option::is_none), "{shares:?}");
+    assert_eq!(shares[8].as_deref(), Some("0.90"));
+}
+
+#[tokio::test]
+async fn batch_runs_inner_requests_and_throttles_them_individually() {
+    let api = Api::start(tiny_writes()).await;
+    let requests: Vec<Value> = (0..3)
+        .map(|i| json!({"id": format!("{i}"), "method": "POST", "url": "/users", "headers": {"Content-Type": "application/json"}, "body": user(&format!("b{i}"))}))
+        .chain([json!({"id": "read", "method": "GET", "url": "/users?$select=id"})])
+        .collect();
+    let r = api.post("/$batch", json!({"requests": requests})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    let responses = body["responses"].as_array().unwrap();
+    let by_id = |id: &str| responses.iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(by_id("0")["status"], 201);
+    assert_eq!(by_id("1")["status"], 201);
+    let throttled = by_id("2");
+    assert_eq!(throttled["status"], 429);
+    assert_eq!(throttled["headers"]["Retry-After"], "1");
+    assert_eq!(throttled["body"]["error"]["code"], "TooManyRequests");
+    assert_eq!(by_id("read")["status"], 200);
+    let counters = api.sim.counters();
+    assert_eq!(counters.with_status("POST", "users", 429), 1);
+    assert_eq!(counters.get("POST", "$batch"), 1);
+
+    let too_many: Vec<Value> = (0..21)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/users"}))
+        .collect();
+    assert_eq!(
+        api.post("/$batch", json!({"requests": too_many}))
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn faults_are_seeded_and_changeable_at_run_time() {
+    let api = Api::start(no_throttle()).await;
+    let faults = FaultConfig {
+        seed: 7,
+        error_rate: 0.5,
+        ..FaultConfig::default()
+    };
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let r = api
+            .http
+            .put(format!("{}/_sim/faults", api.sim.base_url()))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let mut statuses = Vec::new();
+        for _ in 0..20 {
+            statuses.push(api.get("/groups").await.status().as_u16());
+        }
+        runs.push(statuses);
+    }
+    assert_eq!(runs[0], runs[1], "same seed, same faults");
+    assert!(runs[0].iter().any(|s| [500, 503, 504].contains(s)));
+    assert!(runs[0].contains(&200));
+
+    api.sim.set_faults(FaultConfig {
+        drop_rate: 1.0,
+        ..FaultConfig::default()
+    });
+    let dropped = api
+        .http
+        .get(api.url("/groups"))
+        .bearer_auth(&api.token)
+        .send()
+        .await;
+    let failed = match dropped {
+        Err(_) => true,
+        Ok(r) => r.bytes().await.is_err(),
+    };
+    assert!(failed, "the connection was dropped");
+    api.sim.set_faults(FaultConfig {
+        latency_min_ms: 200,
+        latency_max_ms: 200,
+        ..FaultConfig::default()
+    });
+    let started = std::time::Instant::now();
+    assert_eq!(api.get("/groups").await.status(), StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn sim_endpoints_seed_dump_and_count() {
+    let api = Api::start(no_throttle()).await;
+    let base = api.sim.base_url();
+    let seed = json!({
+        "users": [{"id": "11111111-1111-1111-1111-111111111111", "userPrincipalName": "s@contoso.com"}],
+        "groups": [{"id": "22222222-2222-2222-2222-222222222222", "displayName": "G"}],
+        "members": [{"group": "22222222-2222-2222-2222-222222222222", "member": "11111111-1111-1111-1111-111111111111"}]
+    });
+    let ids: Value = api
+        .http
+        .post(format!("{base}/_sim/seed"))
+        .json(&seed)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids["users"][0], "11111111-1111-1111-1111-111111111111");
+    let state: Value = api
+        .http
+        .get(format!("{base}/_sim/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        state["memberships"]["22222222-2222-2222-2222-222222222222"],
+        json!(["11111111-1111-1111-1111-111111111111"])
+    );
+    api.get("/users").await;
+    api.delete("/users/11111111-1111-1111-1111-111111111111")
+        .await;
+    let counters: Value = api
+        .http
+        .get(format!("{base}/_sim/counters"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = counters.as_array().unwrap();
+    assert!(rows.iter().any(|r| r["method"] == "GET"
+        && r["path"] == "users"
+        && r["status"] == 200
+        && r["count"] == 1));
+    assert!(
+        rows.iter()
+            .any(|r| r["method"] == "DELETE" && r["path"] == "users/{id}" && r["status"] == 204)
+    );
+    assert_eq!(api.sim.mutating_requests(), 1);
+    assert_eq!(api.sim.counters().get("POST", "token"), 1);
+}
