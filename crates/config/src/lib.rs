@@ -6,9 +6,8 @@
 //! error names the key at fault and says what is wrong.
 
 mod raw;
-mod secret;
 
-pub use secret::Secret;
+pub use entra_sync_core::secret::Secret;
 
 use entra_sync_core::mapping::AppliesTo;
 use sha2::{Digest, Sha256};

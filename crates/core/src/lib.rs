@@ -14,4 +14,5 @@ pub mod matching;
 pub mod password;
 pub mod reconcile;
 pub mod scope;
+pub mod secret;
 pub mod task;

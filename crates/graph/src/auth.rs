@@ -1,9 +1,9 @@
 //! OAuth2 client credentials with a cached token (`microsoft-graph.md` §9).
 
 use crate::outcome::GraphFailure;
-use crate::secret::Secret;
 use crate::signals::ThrottleSignals;
 use entra_sync_core::failure::{FailureContext, GraphError, Operation, classify};
+use entra_sync_core::secret::Secret;
 use serde::Deserialize;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Mutex;

@@ -15,14 +15,13 @@ mod gate;
 mod ops;
 mod outcome;
 mod retry;
-mod secret;
 mod signals;
 
 pub use batch::{BatchItem, BatchRequest, MAX_BATCH, MemberAddReport};
 pub use client::{BuildError, GraphClient, GraphConfig, Priority};
+pub use entra_sync_core::secret::Secret;
 pub use gate::{NoopGate, RequestCost, RequestGate};
 pub use ops::{GroupLookup, MemberRef, Pager, UserLookup, VerifiedDomain, eq_filter};
 pub use outcome::{GraphFailure, RequestRecord, Written};
 pub use retry::RetryPolicy;
-pub use secret::Secret;
 pub use signals::{ThrottleSignals, parse_retry_after};
