@@ -1,0 +1,137 @@
+//! Conversions between our types and Starlark values: the handler's arguments
+//! (structs, so `user.name` works, with `attributes` as dicts, so `.get()`
+//! works) and its result (a dict → a JSON body).
+
+use super::super::{Connection, MappingInput, MappingOutput, ProviderInfo, Subject};
+use crate::authentik::{AkGroup, AkUser, AkUserType};
+use starlark::values::dict::DictRef;
+use starlark::values::list::AllocList;
+use starlark::values::structs::AllocStruct;
+use starlark::values::{Heap, Value};
+
+/// The handler's arguments: `user, group, provider, connection, request`.
+pub(super) fn arguments<'v>(input: &MappingInput<'_>, heap: Heap<'v>) -> [Value<'v>; 5] {
+    let none = Value::new_none();
+    let (user, group) = match input.subject {
+        Subject::User(user) => (self::user(user, heap), none),
+        Subject::Group(group) => (none, self::group(group, heap)),
+    };
+    let request = heap.alloc(AllocStruct([("user", user), ("http_request", none)]));
+    [
+        user,
+        group,
+        provider(input.provider, heap),
+        input.connection.map_or(none, |c| connection(c, heap)),
+        request,
+    ]
+}
+
+fn optional<'v>(value: Option<Value<'v>>) -> Value<'v> {
+    value.unwrap_or_else(Value::new_none)
+}
+
+fn user_type(t: &AkUserType) -> &str {
+    match t {
+        AkUserType::Internal => "internal",
+        AkUserType::External => "external",
+        AkUserType::ServiceAccount => "service_account",
+        AkUserType::InternalServiceAccount => "internal_service_account",
+        AkUserType::Other(other) => other,
+    }
+}
+
+fn user<'v>(user: &AkUser, heap: Heap<'v>) -> Value<'v> {
+    heap.alloc(AllocStruct([
+        ("pk", heap.alloc(user.pk.0)),
+        ("username", heap.alloc(user.username.as_str())),
+        ("name", heap.alloc(user.name.as_str())),
+        ("email", heap.alloc(user.email.as_str())),
+        ("is_active", Value::new_bool(user.is_active)),
+        ("uid", heap.alloc(user.uid.as_str())),
+        ("type", heap.alloc(user_type(&user.user_type))),
+        (
+            "groups",
+            heap.alloc(AllocList(user.groups.iter().map(|g| g.0.to_string()))),
+        ),
+        ("attributes", heap.alloc(&user.attributes)),
+        ("is_superuser", Value::new_bool(user.is_superuser)),
+        ("path", heap.alloc(user.path.as_str())),
+        (
+            "uuid",
+            optional(user.uuid.map(|u| heap.alloc(u.to_string()))),
+        ),
+        (
+            "last_updated",
+            optional(user.last_updated.map(|t| heap.alloc(t.to_rfc3339()))),
+        ),
+    ]))
+}
+
+fn group<'v>(group: &AkGroup, heap: Heap<'v>) -> Value<'v> {
+    heap.alloc(AllocStruct([
+        ("pk", heap.alloc(group.pk.0.to_string())),
+        ("num_pk", optional(group.num_pk.map(|n| heap.alloc(n)))),
+        ("name", heap.alloc(group.name.as_str())),
+        (
+            "users",
+            heap.alloc(AllocList(group.users.iter().map(|u| u.0))),
+        ),
+        ("attributes", heap.alloc(&group.attributes)),
+        ("is_superuser", Value::new_bool(group.is_superuser)),
+        (
+            "parents",
+            heap.alloc(AllocList(group.parents.iter().map(|g| g.0.to_string()))),
+        ),
+    ]))
+}
+
+fn provider<'v>(provider: &ProviderInfo, heap: Heap<'v>) -> Value<'v> {
+    heap.alloc(AllocStruct([
+        ("name", heap.alloc(provider.name.as_str())),
+        ("tenant_id", heap.alloc(provider.tenant_id.as_str())),
+        ("client_id", heap.alloc(provider.client_id.as_str())),
+        (
+            "domains",
+            heap.alloc(AllocList(provider.domains.iter().map(String::as_str))),
+        ),
+    ]))
+}
+
+fn connection<'v>(connection: Connection<'_>, heap: Heap<'v>) -> Value<'v> {
+    let id = heap.alloc(connection.entra_id.as_str());
+    heap.alloc(AllocStruct([
+        ("entra_id", id),
+        // authentik's name for the same column, so its mappings port verbatim.
+        ("microsoft_id", id),
+        ("attributes", heap.alloc(connection.attributes)),
+    ]))
+}
+
+/// The handler's result: a dict becomes a body, `None` nothing; anything else
+/// is an error message.
+pub(super) fn output(result: Value<'_>) -> Result<MappingOutput, String> {
+    if result.is_none() {
+        return Ok(MappingOutput::Nothing);
+    }
+    if DictRef::from_value(result).is_none() {
+        return Err(format!(
+            "a mapping must return a dict, None or skip_object(), not a {} ({})",
+            result.get_type(),
+            truncated(&result.to_repr()),
+        ));
+    }
+    match result.to_json_value() {
+        Ok(serde_json::Value::Object(body)) => Ok(MappingOutput::Body(body)),
+        Ok(other) => Err(format!("the dict became {other}, not a JSON object")),
+        Err(e) => Err(format!("the returned dict is not valid JSON: {e}")),
+    }
+}
+
+/// At most 80 characters of `text`, for messages.
+fn truncated(text: &str) -> String {
+    const MAX: usize = 80;
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
