@@ -70,7 +70,14 @@ fn mapping(c: &mut Criterion) {
     let user = user();
     let provider = provider();
     let id = EntraObjectId::parse("5f2c1b3a-0000-4000-8000-000000000001").expect("an id");
-    let last = Body::new();
+    // What we wrote last time: the realistic mapping's result.
+    let last: Body = serde_json::from_value(json!({
+        "displayName": "Adele Vance", "accountEnabled": true, "mailNickname": "adele.vance",
+        "userPrincipalName": "adele.vance@contoso.com", "givenName": "Adele", "surname": "Vance",
+        "department": "Sales", "jobTitle": "Account Executive", "companyName": "Contoso",
+        "onPremisesImmutableId": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    }))
+    .expect("a body");
     let input = MappingInput {
         subject: Subject::User(&user),
         provider: &provider,
@@ -81,7 +88,20 @@ fn mapping(c: &mut Criterion) {
     };
     let custom = CompiledMapping::compile("50-realistic", AppliesTo::User, REALISTIC)
         .expect("the mapping compiles");
+    // The fixed cost of a call that reads every parameter and computes nothing.
+    let nothing = CompiledMapping::compile(
+        "nothing",
+        AppliesTo::User,
+        "if user and provider and connection and request:\n    return None",
+    )
+    .expect("the mapping compiles");
     let defaults_only = Mapper::new(Vec::new());
+    c.bench_function("evaluate/all-parameters-no-work", |b| {
+        b.iter(|| nothing.evaluate(black_box(&input)))
+    });
+    c.bench_function("evaluate/realistic", |b| {
+        b.iter(|| custom.evaluate(black_box(&input)))
+    });
     let mapper = Mapper::new(vec![custom]);
     assert!(matches!(mapper.map(&input), Ok(Mapped::Body(_))));
 

@@ -51,6 +51,8 @@ pub struct CompiledMapping {
     applies_to: AppliesTo,
     /// The frozen `handler` function; it keeps its frozen heap alive.
     handler: OwnedFrozenValue,
+    /// The parameters the expression reads; the others are not built.
+    uses: convert::Uses,
 }
 
 /// The Starlark dialect of mappings: standard Starlark with f-strings, without `load`.
@@ -130,6 +132,7 @@ impl CompiledMapping {
             name: name.to_owned(),
             applies_to,
             handler,
+            uses: convert::Uses::scan(expression),
         })
     }
 
@@ -153,7 +156,7 @@ impl CompiledMapping {
                 .map_err(|e| self.error(MappingErrorKind::Runtime, e.to_string()))?;
             let heap = module.heap();
             let handler = heap.access_owned_frozen_value(&self.handler);
-            let args = convert::arguments(input, heap);
+            let args = convert::arguments(input, self.uses, heap);
             match eval.eval_function(handler, &args, &[]) {
                 Ok(result) => {
                     convert::output(result).map_err(|m| self.error(MappingErrorKind::BadResult, m))

@@ -4,6 +4,7 @@
 
 use super::super::{Connection, MappingInput, MappingOutput, ProviderInfo, Subject};
 use crate::authentik::{AkGroup, AkUser, AkUserType};
+use starlark::const_frozen_string as key;
 use starlark::values::dict::DictRef;
 use starlark::values::float::StarlarkFloat;
 use starlark::values::list::{AllocList, ListRef};
@@ -11,21 +12,71 @@ use starlark::values::structs::AllocStruct;
 use starlark::values::tuple::TupleRef;
 use starlark::values::{Heap, Value, ValueLike};
 
+/// Which of the handler's parameters an expression mentions at all. One it
+/// never names cannot be read, so it is passed as `None` instead of being built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Uses {
+    user: bool,
+    group: bool,
+    provider: bool,
+    connection: bool,
+    request: bool,
+}
+
+impl Uses {
+    /// Scans `expression` for the parameter names as whole words (in code,
+    /// strings or comments alike, which errs on the side of building them).
+    pub(super) fn scan(expression: &str) -> Self {
+        Self {
+            user: mentions(expression, "user"),
+            group: mentions(expression, "group"),
+            provider: mentions(expression, "provider"),
+            connection: mentions(expression, "connection"),
+            request: mentions(expression, "request"),
+        }
+    }
+}
+
+/// Whether `word` occurs in `text` and is not part of a longer identifier.
+fn mentions(text: &str, word: &str) -> bool {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
+}
+
 /// The handler's arguments: `user, group, provider, connection, request`.
-pub(super) fn arguments<'v>(input: &MappingInput<'_>, heap: Heap<'v>) -> [Value<'v>; 5] {
+pub(super) fn arguments<'v>(
+    input: &MappingInput<'_>,
+    uses: Uses,
+    heap: Heap<'v>,
+) -> [Value<'v>; 5] {
     let none = Value::new_none();
     let (user, group) = match input.subject {
-        Subject::User(user) => (self::user(user, heap), none),
-        Subject::Group(group) => (none, self::group(group, heap)),
+        Subject::User(user) if uses.user || uses.request => (self::user(user, heap), none),
+        Subject::Group(group) if uses.group => (none, self::group(group, heap)),
+        _ => (none, none),
     };
-    let request = heap.alloc(AllocStruct([("user", user), ("http_request", none)]));
-    [
-        user,
-        group,
-        provider(input.provider, heap),
-        input.connection.map_or(none, |c| connection(c, heap)),
-        request,
-    ]
+    let request = if uses.request {
+        heap.alloc(AllocStruct([
+            (key!("user"), user),
+            (key!("http_request"), none),
+        ]))
+    } else {
+        none
+    };
+    let provider = if uses.provider {
+        self::provider(input.provider, heap)
+    } else {
+        none
+    };
+    let connection = match input.connection {
+        Some(c) if uses.connection => self::connection(c, heap),
+        _ => none,
+    };
+    [user, group, provider, connection, request]
 }
 
 fn optional<'v>(value: Option<Value<'v>>) -> Value<'v> {
@@ -42,28 +93,31 @@ fn user_type(t: &AkUserType) -> &str {
     }
 }
 
+/// A UUID as a Starlark string, without an intermediate `String`.
+fn uuid<'v>(id: &uuid::Uuid, heap: Heap<'v>) -> Value<'v> {
+    let mut buf = uuid::Uuid::encode_buffer();
+    heap.alloc(&*id.hyphenated().encode_lower(&mut buf))
+}
+
 fn user<'v>(user: &AkUser, heap: Heap<'v>) -> Value<'v> {
     heap.alloc(AllocStruct([
-        ("pk", heap.alloc(user.pk.0)),
-        ("username", heap.alloc(user.username.as_str())),
-        ("name", heap.alloc(user.name.as_str())),
-        ("email", heap.alloc(user.email.as_str())),
-        ("is_active", Value::new_bool(user.is_active)),
-        ("uid", heap.alloc(user.uid.as_str())),
-        ("type", heap.alloc(user_type(&user.user_type))),
+        (key!("pk"), heap.alloc(user.pk.0)),
+        (key!("username"), heap.alloc(user.username.as_str())),
+        (key!("name"), heap.alloc(user.name.as_str())),
+        (key!("email"), heap.alloc(user.email.as_str())),
+        (key!("is_active"), Value::new_bool(user.is_active)),
+        (key!("uid"), heap.alloc(user.uid.as_str())),
+        (key!("type"), heap.alloc(user_type(&user.user_type))),
         (
-            "groups",
-            heap.alloc(AllocList(user.groups.iter().map(|g| g.0.to_string()))),
+            key!("groups"),
+            heap.alloc(AllocList(user.groups.iter().map(|g| uuid(&g.0, heap)))),
         ),
-        ("attributes", heap.alloc(&user.attributes)),
-        ("is_superuser", Value::new_bool(user.is_superuser)),
-        ("path", heap.alloc(user.path.as_str())),
+        (key!("attributes"), heap.alloc(&user.attributes)),
+        (key!("is_superuser"), Value::new_bool(user.is_superuser)),
+        (key!("path"), heap.alloc(user.path.as_str())),
+        (key!("uuid"), optional(user.uuid.map(|u| uuid(&u, heap)))),
         (
-            "uuid",
-            optional(user.uuid.map(|u| heap.alloc(u.to_string()))),
-        ),
-        (
-            "last_updated",
+            key!("last_updated"),
             optional(user.last_updated.map(|t| heap.alloc(t.to_rfc3339()))),
         ),
     ]))
@@ -71,29 +125,32 @@ fn user<'v>(user: &AkUser, heap: Heap<'v>) -> Value<'v> {
 
 fn group<'v>(group: &AkGroup, heap: Heap<'v>) -> Value<'v> {
     heap.alloc(AllocStruct([
-        ("pk", heap.alloc(group.pk.0.to_string())),
-        ("num_pk", optional(group.num_pk.map(|n| heap.alloc(n)))),
-        ("name", heap.alloc(group.name.as_str())),
+        (key!("pk"), uuid(&group.pk.0, heap)),
         (
-            "users",
+            key!("num_pk"),
+            optional(group.num_pk.map(|n| heap.alloc(n))),
+        ),
+        (key!("name"), heap.alloc(group.name.as_str())),
+        (
+            key!("users"),
             heap.alloc(AllocList(group.users.iter().map(|u| u.0))),
         ),
-        ("attributes", heap.alloc(&group.attributes)),
-        ("is_superuser", Value::new_bool(group.is_superuser)),
+        (key!("attributes"), heap.alloc(&group.attributes)),
+        (key!("is_superuser"), Value::new_bool(group.is_superuser)),
         (
-            "parents",
-            heap.alloc(AllocList(group.parents.iter().map(|g| g.0.to_string()))),
+            key!("parents"),
+            heap.alloc(AllocList(group.parents.iter().map(|g| uuid(&g.0, heap)))),
         ),
     ]))
 }
 
 fn provider<'v>(provider: &ProviderInfo, heap: Heap<'v>) -> Value<'v> {
     heap.alloc(AllocStruct([
-        ("name", heap.alloc(provider.name.as_str())),
-        ("tenant_id", heap.alloc(provider.tenant_id.as_str())),
-        ("client_id", heap.alloc(provider.client_id.as_str())),
+        (key!("name"), heap.alloc(provider.name.as_str())),
+        (key!("tenant_id"), heap.alloc(provider.tenant_id.as_str())),
+        (key!("client_id"), heap.alloc(provider.client_id.as_str())),
         (
-            "domains",
+            key!("domains"),
             heap.alloc(AllocList(provider.domains.iter().map(String::as_str))),
         ),
     ]))
@@ -102,10 +159,10 @@ fn provider<'v>(provider: &ProviderInfo, heap: Heap<'v>) -> Value<'v> {
 fn connection<'v>(connection: Connection<'_>, heap: Heap<'v>) -> Value<'v> {
     let id = heap.alloc(connection.entra_id.as_str());
     heap.alloc(AllocStruct([
-        ("entra_id", id),
+        (key!("entra_id"), id),
         // authentik's name for the same column, so its mappings port verbatim.
-        ("microsoft_id", id),
-        ("attributes", heap.alloc(connection.attributes)),
+        (key!("microsoft_id"), id),
+        (key!("attributes"), heap.alloc(connection.attributes)),
     ]))
 }
 
@@ -193,5 +250,29 @@ fn truncated(text: &str) -> String {
     match text.char_indices().nth(MAX) {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_found_as_whole_words_only() {
+        let uses =
+            Uses::scan("x = users + my_group + provider_x\n# connection\nreturn request.user");
+        assert_eq!(
+            uses,
+            Uses {
+                user: true,
+                group: false,
+                provider: false,
+                connection: true,
+                request: true
+            }
+        );
+        assert!(mentions("(user)", "user"));
+        assert!(!mentions("éuser", "user"));
+        assert!(!mentions("", "user"));
     }
 }
