@@ -319,6 +319,39 @@ mod tests {
         );
     }
 
+    #[test]
+    fn group_mappings_merge_over_the_default_group_body() {
+        let group: AkGroup = serde_json::from_value(
+            json!({"pk": "00000000-0000-0000-0000-000000000007", "name": "Sales EMEA"}),
+        )
+        .unwrap();
+        let mapper = Mapper::new(vec![
+            mapping("user-only", "fail('ran')"),
+            CompiledMapping::compile(
+                "group-description",
+                AppliesTo::Group,
+                r#"return {"description": f"authentik group {group.name}",
+    "mail_nickname": group.name.lower().replace(" ", ".")}"#,
+            )
+            .unwrap(),
+        ]);
+        let mapped = mapper.map(&MappingInput {
+            subject: Subject::Group(&group),
+            provider: &provider(),
+            connection: None,
+        });
+        assert_eq!(
+            mapped,
+            Ok(Mapped::Body(body(json!({
+                "displayName": "Sales EMEA",
+                "mailEnabled": false,
+                "securityEnabled": true,
+                "mailNickname": "sales.emea",
+                "description": "authentik group Sales EMEA",
+            }))))
+        );
+    }
+
     /// A realistic custom user mapping, as an authentik admin writes one.
     const REALISTIC: &str = r#"if user.type == "service_account":
     skip_object()
