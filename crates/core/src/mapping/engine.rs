@@ -158,6 +158,12 @@ impl CompiledMapping {
             let handler = heap.access_owned_frozen_value(&self.handler);
             let args = convert::arguments(input, self.uses, heap);
             match eval.eval_function(handler, &args, &[]) {
+                // starlark checks the heap only every 1,000 ticks, so one big
+                // allocation just before returning would slip through.
+                Ok(_) if heap.peak_allocated_bytes() > MAX_HEAP_BYTES => Err(self.error(
+                    MappingErrorKind::Limit,
+                    format!("Heap memory limit of {MAX_HEAP_BYTES} bytes exceeded."),
+                )),
                 Ok(result) => {
                     convert::output(result).map_err(|m| self.error(MappingErrorKind::BadResult, m))
                 }
@@ -432,6 +438,13 @@ mod tests {
         let e = run_user_err(
             "x = []\nfor i in range(90000):\n    x.append(str(i) * 1000)\nreturn None",
         );
+        assert_eq!(e.kind, MappingErrorKind::Limit, "{e}");
+        assert!(e.message.contains("Heap memory limit"), "{e}");
+    }
+
+    #[test]
+    fn one_big_allocation_before_returning_is_a_limit() {
+        let e = run_user_err("return {'department': ('x' * 1000000) * 40}");
         assert_eq!(e.kind, MappingErrorKind::Limit, "{e}");
         assert!(e.message.contains("Heap memory limit"), "{e}");
     }
