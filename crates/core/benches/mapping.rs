@@ -111,6 +111,17 @@ fn mapping(c: &mut Criterion) {
     c.bench_function("map/defaults+realistic", |b| {
         b.iter(|| mapper.map(black_box(&input)))
     });
+    let runaway = CompiledMapping::compile(
+        "runaway",
+        AppliesTo::User,
+        "n = 0\nfor i in range(1000000000):\n    n = i\nreturn {'n': n}",
+    )
+    .expect("the mapping compiles");
+    c.benchmark_group("evaluate")
+        .sample_size(10)
+        .bench_function("runaway-loop-until-tick-limit", |b| {
+            b.iter(|| runaway.evaluate(black_box(&input)).expect_err("a limit"))
+        });
     c.bench_function("compile/realistic", |b| {
         b.iter(|| CompiledMapping::compile("50-realistic", AppliesTo::User, black_box(REALISTIC)))
     });
