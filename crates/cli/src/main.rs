@@ -36,6 +36,24 @@ enum Command {
     Migrate,
     /// Validates the configuration and compiles every property mapping.
     CheckConfig,
+    /// Runs a simulator of a remote system, for tests and the demo.
+    Sim {
+        #[command(subcommand)]
+        system: SimSystem,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SimSystem {
+    /// The Microsoft Graph simulator (token endpoint, users, groups, members, $batch).
+    Graph {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 9100)]
+        port: u16,
+        /// JSON settings (tenant, domains, apps, throttling, faults); defaults otherwise.
+        #[arg(long)]
+        settings: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,6 +73,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Migrate => commands::migrate::run(cli.config.as_deref()).await,
             Command::CheckConfig => commands::check_config::run(cli.config.as_deref()),
+            Command::Sim {
+                system: SimSystem::Graph { port, settings },
+            } => commands::sim::graph(port, settings.as_deref()).await,
         }
     });
     match result {

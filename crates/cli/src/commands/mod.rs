@@ -2,6 +2,7 @@
 
 pub mod check_config;
 pub mod migrate;
+pub mod sim;
 
 use anyhow::Context;
 use entra_sync_config::{Config, ProcessEnv};
