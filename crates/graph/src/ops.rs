@@ -400,21 +400,7 @@ impl GraphClient {
         body: &Map<String, Value>,
         recently_created: bool,
     ) -> Result<Written<()>, GraphFailure> {
-        let context = FailureContext {
-            operation: Operation::Update,
-            recently_created,
-        };
-        let url = self.url(&format!("/users/{id}"), &[]);
-        let action = format!("update user {id}");
-        self.write(
-            Method::PATCH,
-            url,
-            Some(Value::Object(body.clone())),
-            context,
-            &action,
-            ignore_body,
-        )
-        .await
+        self.patch_object("user", id, body, recently_created).await
     }
 
     /// `PATCH /groups/{id}` with exactly `body`.
@@ -425,12 +411,35 @@ impl GraphClient {
         body: &Map<String, Value>,
         recently_created: bool,
     ) -> Result<Written<()>, GraphFailure> {
+        self.patch_object("group", id, body, recently_created).await
+    }
+
+    /// `DELETE /users/{id}`; a user already gone is [`Written::AlreadyDone`].
+    #[tracing::instrument(level = "debug", skip(self), fields(user = %id))]
+    pub async fn delete_user(&self, id: &EntraObjectId) -> Result<Written<()>, GraphFailure> {
+        self.delete_object("user", id).await
+    }
+
+    /// `DELETE /groups/{id}`; a group already gone is [`Written::AlreadyDone`].
+    #[tracing::instrument(level = "debug", skip(self), fields(group = %id))]
+    pub async fn delete_group(&self, id: &EntraObjectId) -> Result<Written<()>, GraphFailure> {
+        self.delete_object("group", id).await
+    }
+
+    /// PATCH of a `kind` (`user` or `group`) at `/{kind}s/{id}`.
+    async fn patch_object(
+        &self,
+        kind: &str,
+        id: &EntraObjectId,
+        body: &Map<String, Value>,
+        recently_created: bool,
+    ) -> Result<Written<()>, GraphFailure> {
         let context = FailureContext {
             operation: Operation::Update,
             recently_created,
         };
-        let url = self.url(&format!("/groups/{id}"), &[]);
-        let action = format!("update group {id}");
+        let url = self.url(&format!("/{kind}s/{id}"), &[]);
+        let action = format!("update {kind} {id}");
         self.write(
             Method::PATCH,
             url,
@@ -442,27 +451,14 @@ impl GraphClient {
         .await
     }
 
-    /// `DELETE /users/{id}`; a user already gone is [`Written::AlreadyDone`].
-    #[tracing::instrument(level = "debug", skip(self), fields(user = %id))]
-    pub async fn delete_user(&self, id: &EntraObjectId) -> Result<Written<()>, GraphFailure> {
-        let url = self.url(&format!("/users/{id}"), &[]);
-        let action = format!("delete user {id}");
-        self.write(
-            Method::DELETE,
-            url,
-            None,
-            FailureContext::new(Operation::Delete),
-            &action,
-            ignore_body,
-        )
-        .await
-    }
-
-    /// `DELETE /groups/{id}`; a group already gone is [`Written::AlreadyDone`].
-    #[tracing::instrument(level = "debug", skip(self), fields(group = %id))]
-    pub async fn delete_group(&self, id: &EntraObjectId) -> Result<Written<()>, GraphFailure> {
-        let url = self.url(&format!("/groups/{id}"), &[]);
-        let action = format!("delete group {id}");
+    /// DELETE of a `kind` (`user` or `group`) at `/{kind}s/{id}`.
+    async fn delete_object(
+        &self,
+        kind: &str,
+        id: &EntraObjectId,
+    ) -> Result<Written<()>, GraphFailure> {
+        let url = self.url(&format!("/{kind}s/{id}"), &[]);
+        let action = format!("delete {kind} {id}");
         self.write(
             Method::DELETE,
             url,
