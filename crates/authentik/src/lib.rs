@@ -295,14 +295,11 @@ impl AuthentikClient {
         })
     }
 
-    fn pages<T: DeserializeOwned + 'static>(
+    fn pages<T: DeserializeOwned + Send + 'static>(
         &self,
         path: &'static str,
         query: Vec<(&'static str, String)>,
-    ) -> impl Stream<Item = Result<Vec<T>, AuthentikError>> + Send + 'static
-    where
-        T: Send,
-    {
+    ) -> impl Stream<Item = Result<Vec<T>, AuthentikError>> + Send + 'static {
         let client = self.clone();
         futures_util::stream::try_unfold(Some(1u32), move |page| {
             let client = client.clone();

@@ -91,18 +91,13 @@ impl Params {
             .map(|v| v.eq_ignore_ascii_case("true"))
             .unwrap_or(default)
     }
-    fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, Response> {
+    /// A date-time parameter; `Err` names the parameter that does not parse.
+    fn time<'k>(&self, key: &'k str) -> Result<Option<DateTime<Utc>>, &'k str> {
         self.get(key)
             .map(|v| {
                 DateTime::parse_from_rfc3339(v)
                     .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| {
-                        (
-                            StatusCode::BAD_REQUEST,
-                            axum::Json(serde_json::json!({ key: ["Enter a valid date/time."] })),
-                        )
-                            .into_response()
-                    })
+                    .map_err(|_| key)
             })
             .transpose()
     }
@@ -283,14 +278,17 @@ fn user_key(field: &str) -> Option<fn(&SimUser, &SimUser) -> CmpOrdering> {
 
 async fn list_users(AxState(sim): AxState<AuthentikSim>, RawQuery(raw): RawQuery) -> Response {
     let p = Params::parse(raw);
-    let last_updated_gt = match p.time("last_updated__gt") {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let last_updated_lt = match p.time("last_updated__lt") {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+    let (last_updated_gt, last_updated_lt) =
+        match (p.time("last_updated__gt"), p.time("last_updated__lt")) {
+            (Ok(gt), Ok(lt)) => (gt, lt),
+            (Err(key), _) | (_, Err(key)) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(serde_json::json!({ key: ["Enter a valid date/time."] })),
+                )
+                    .into_response();
+            }
+        };
     let types = p.all("type");
     let is_active = p.get("is_active").map(|v| v.eq_ignore_ascii_case("true"));
     let username = p.get("username");
@@ -554,7 +552,7 @@ async fn list_events(AxState(sim): AxState<AuthentikSim>, RawQuery(raw): RawQuer
                 && model_name.is_none_or(|n| n == e.model_name)
                 && model_pk.as_deref().is_none_or(|pk| match &e.model_pk {
                     serde_json::Value::String(s) => s == pk,
-                    other => other.to_string() == pk,
+                    other => other.as_i64().is_some_and(|n| pk.parse() == Ok(n)),
                 })
         })
         .collect();

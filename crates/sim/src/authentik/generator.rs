@@ -173,8 +173,8 @@ pub(crate) fn generate(state: &mut State, spec: &OrgSpec) -> OrgSummary {
     let mut departments = Vec::new();
     let mut teams = Vec::new();
     for i in 0..groups - 4 {
-        if i < DEPARTMENTS.len() {
-            departments.push(new_group(state, &mut rng, DEPARTMENTS[i].into(), vec![]));
+        if let Some(department) = DEPARTMENTS.get(i) {
+            departments.push(new_group(state, &mut rng, (*department).into(), vec![]));
         } else {
             let parent = departments[rng.random_range(0..departments.len())];
             let parent_name = state.groups[&parent].name.clone();
