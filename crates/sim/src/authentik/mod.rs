@@ -501,8 +501,14 @@ pub async fn start(config: SimConfig) -> std::io::Result<RunningSim> {
     Ok(RunningSim { sim, addr, task })
 }
 
-/// Serves a simulator on `listener` until the process ends (for a CLI command).
+/// Serves a new simulator on `listener` until the process ends (for a CLI command).
 pub async fn serve(listener: TcpListener, config: SimConfig) -> std::io::Result<()> {
-    let sim = AuthentikSim::new(config);
-    axum::serve(listener, sim.router()).await
+    AuthentikSim::new(config).serve_on(listener).await
+}
+
+impl AuthentikSim {
+    /// Serves this simulator (with whatever it holds) on `listener` until the process ends.
+    pub async fn serve_on(&self, listener: TcpListener) -> std::io::Result<()> {
+        axum::serve(listener, self.router()).await
+    }
 }
