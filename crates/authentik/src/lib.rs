@@ -271,28 +271,40 @@ impl AuthentikClient {
         }
     }
 
-    async fn get_page<T: DeserializeOwned>(
+    /// One page; `Ok(None)` if authentik answers 404 "Invalid page." (the
+    /// listing shrank below this page while it was being read).
+    async fn get_page_opt<T: DeserializeOwned>(
         &self,
         path: &str,
         mut query: Vec<(&str, String)>,
         page: u32,
-    ) -> Result<Page<T>, AuthentikError> {
+    ) -> Result<Option<Page<T>>, AuthentikError> {
         query.push(("page", page.to_string()));
         query.push(("page_size", self.page_size.to_string()));
-        let env: Envelope<T> =
-            self.get_json(path, &query)
-                .await?
-                .ok_or_else(|| AuthentikError::Status {
-                    request: format!("GET /api/v3/{path}"),
-                    status: 404,
-                    body: "listing endpoint not found".into(),
-                })?;
+        let Some(env) = self.get_json::<Envelope<T>>(path, &query).await? else {
+            return Ok(None);
+        };
         let next = env.pagination.next as u32;
-        Ok(Page {
+        Ok(Some(Page {
             results: env.results,
             next: (next > 0).then_some(next),
             count: env.pagination.count as u64,
-        })
+        }))
+    }
+
+    async fn get_page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: Vec<(&str, String)>,
+        page: u32,
+    ) -> Result<Page<T>, AuthentikError> {
+        self.get_page_opt(path, query, page)
+            .await?
+            .ok_or_else(|| AuthentikError::Status {
+                request: format!("GET /api/v3/{path}"),
+                status: 404,
+                body: format!("page {page} not found"),
+            })
     }
 
     fn pages<T: DeserializeOwned + Send + 'static>(
@@ -306,8 +318,16 @@ impl AuthentikClient {
             let query = query.clone();
             async move {
                 let Some(page) = page else { return Ok(None) };
-                let p: Page<T> = client.get_page(path, query, page).await?;
-                Ok(Some((p.results, p.next)))
+                match client.get_page_opt::<T>(path, query, page).await? {
+                    Some(p) => Ok(Some((p.results, p.next))),
+                    // Objects deleted meanwhile made the listing shorter: it is done.
+                    None if page > 1 => Ok(None),
+                    None => Err(AuthentikError::Status {
+                        request: format!("GET /api/v3/{path}"),
+                        status: 404,
+                        body: "listing endpoint not found".into(),
+                    }),
+                }
             }
         })
     }

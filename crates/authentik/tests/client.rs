@@ -218,3 +218,101 @@ async fn group_members_and_user_groups_agree() {
         vec![AkGroupPk(g)]
     );
 }
+
+#[tokio::test]
+async fn a_listing_that_shrinks_while_streaming_ends_cleanly() {
+    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    sim.sim.generate(&OrgSpec::new(4, 297, 10));
+    let c = client(&sim.base_url(), TOKEN);
+    let mut stream = std::pin::pin!(c.users(&UserQuery::default()));
+    let mut seen = stream.try_next().await.unwrap().unwrap().len();
+    seen += stream.try_next().await.unwrap().unwrap().len();
+    // Page 3 (of 3) disappears: 150 users are deleted before it is read.
+    for pk in 1..=150 {
+        sim.sim.delete_user(pk, Mode::Silent);
+    }
+    while let Some(page) = stream.try_next().await.unwrap() {
+        seen += page.len();
+    }
+    assert_eq!(seen, 200);
+}
+
+#[tokio::test]
+async fn our_tolerant_types_read_what_the_official_models_read() {
+    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    sim.sim.generate(&OrgSpec::new(11, 150, 12));
+    sim.sim.update_user(
+        9,
+        UserPatch {
+            attributes: Some(serde_json::from_str(r#"{"dept": "R&D", "n": 1}"#).unwrap()),
+            ..Default::default()
+        },
+        Mode::Silent,
+    );
+    let c = client(&sim.base_url(), TOKEN);
+    let ours: Vec<_> = c.users(&UserQuery::default()).try_concat().await.unwrap();
+    let raw = reqwest::Client::new()
+        .get(format!(
+            "{}api/v3/core/users/?page_size=100&page=1&ordering=pk",
+            sim.base_url()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let official: authentik_client::models::PaginatedUserList = serde_json::from_str(&raw).unwrap();
+    for (o, u) in official.results.iter().zip(&ours) {
+        assert_eq!(i64::from(o.pk), u.pk.0);
+        assert_eq!(o.username, u.username);
+        assert_eq!(o.email.as_deref().unwrap_or(""), u.email);
+        assert_eq!(o.uid, u.uid);
+        assert_eq!(o.uuid, u.uuid.unwrap());
+        assert_eq!(o.last_updated, u.last_updated.unwrap());
+        assert_eq!(
+            o.r#type.map(|t| t.to_string()),
+            Some(
+                serde_json::to_value(&u.user_type)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            o.groups.clone().unwrap_or_default(),
+            u.groups.iter().map(|g| g.0).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            o.attributes.clone().unwrap_or_default().len(),
+            u.attributes.len()
+        );
+    }
+    let groups: Vec<_> = c.groups(&GroupQuery::default()).try_concat().await.unwrap();
+    let raw = reqwest::Client::new()
+        .get(format!(
+            "{}api/v3/core/groups/?page_size=100&ordering=name&include_users=false",
+            sim.base_url()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let official: authentik_client::models::PaginatedGroupList =
+        serde_json::from_str(&raw).unwrap();
+    assert_eq!(official.results.len(), groups.len());
+    for (o, g) in official.results.iter().zip(&groups) {
+        assert_eq!(o.pk, g.pk.0);
+        assert_eq!(o.name, g.name);
+        assert_eq!(o.users.clone().unwrap_or_default().len(), g.users.len());
+        assert_eq!(
+            o.parents.clone().unwrap_or_default(),
+            g.parents.iter().map(|p| p.0).collect::<Vec<_>>()
+        );
+    }
+}
