@@ -66,6 +66,7 @@ async fn stream(users: usize) {
     let elapsed = started.elapsed();
     let (hwm, _) = memory_kib();
     let _ = child.kill();
+    let _ = child.wait();
     println!(
         "streamed {count} users in {:.2} s: {:.0} users/s; client peak RSS (VmHWM) {hwm} KiB ({hwm_before} KiB before streaming), max VmRSS while streaming {max_rss} KiB",
         elapsed.as_secs_f64(),
