@@ -1,0 +1,455 @@
+//! The events feed and watermark followers against the authentik simulator and
+//! the real PostgreSQL.
+
+use chrono::Utc;
+use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig, RetryPolicy};
+use entra_sync_producer::events::{
+    ChangeKind, ChangeSink, ChangeSource, EVENTS_CURSOR, EventFollower, FollowError, Follower,
+    FollowerConfig, FullSyncReason, Handoff, ObjectChange, SinkError, WATERMARK_CURSOR,
+    WatermarkFollower, run,
+};
+use entra_sync_sim::authentik::{self, Mode, NewGroup, NewUser, OrgSpec, SimConfig, UserPatch};
+use entra_sync_store::testing::TestDatabase;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+const TOKEN: &str = "events-token";
+
+fn client(base: &str, token: &str) -> AuthentikClient {
+    let mut config = ClientConfig::new(base.parse().unwrap(), ApiToken::new(token));
+    config.retry = RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+    };
+    AuthentikClient::new(config).unwrap()
+}
+
+/// Exact-timestamp semantics: no settle window.
+fn config(name: &str) -> FollowerConfig {
+    FollowerConfig {
+        settle: Duration::ZERO,
+        ..FollowerConfig::new(name)
+    }
+}
+
+#[derive(Default)]
+struct Collect {
+    handoffs: Vec<Handoff>,
+    fail: bool,
+}
+
+impl ChangeSink for Collect {
+    async fn handle(&mut self, handoff: Handoff) -> Result<(), SinkError> {
+        if self.fail {
+            return Err("the queue is down".into());
+        }
+        self.handoffs.push(handoff);
+        Ok(())
+    }
+}
+
+impl Collect {
+    fn changes(&self) -> Vec<ObjectChange> {
+        self.handoffs
+            .iter()
+            .flat_map(|h| match h {
+                Handoff::Changes { changes, .. } => changes.clone(),
+                Handoff::FullSyncNeeded(_) => vec![],
+            })
+            .collect()
+    }
+    fn full_syncs(&self) -> Vec<FullSyncReason> {
+        self.handoffs
+            .iter()
+            .filter_map(|h| match h {
+                Handoff::FullSyncNeeded(r) => Some(r.clone()),
+                Handoff::Changes { .. } => None,
+            })
+            .collect()
+    }
+}
+
+fn user(pk: i64) -> ObjectChange {
+    ObjectChange {
+        kind: ChangeKind::User,
+        id: pk.to_string(),
+    }
+}
+
+fn group(pk: uuid::Uuid) -> ObjectChange {
+    ObjectChange {
+        kind: ChangeKind::Group,
+        id: pk.to_string(),
+    }
+}
+
+fn new_user(name: &str) -> NewUser {
+    NewUser {
+        username: name.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_first_poll_requests_a_full_sync_then_changes_follow_deduplicated() {
+    let db = TestDatabase::migrated().await;
+    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    let org = sim.sim.generate(&OrgSpec::new(1, 50, 10));
+    sim.sim.update_user(3, UserPatch::default(), Mode::Evented);
+    let f = EventFollower::new(
+        client(&sim.base_url(), TOKEN),
+        db.store.clone(),
+        config(EVENTS_CURSOR),
+    );
+    let mut sink = Collect::default();
+    let o = f.poll_once(&mut sink).await.unwrap();
+    assert_eq!(o.full_sync, Some(FullSyncReason::NoCursor));
+    assert_eq!(sink.full_syncs(), vec![FullSyncReason::NoCursor]);
+    assert!(
+        sink.changes().is_empty(),
+        "events before the cursor are the full sync's"
+    );
+
+    sim.sim.update_user(
+        5,
+        UserPatch {
+            name: Some("Five".into()),
+            ..Default::default()
+        },
+        Mode::Evented,
+    );
+    let team = sim.sim.create_group(
+        NewGroup {
+            name: "Team".into(),
+            ..Default::default()
+        },
+        Mode::Silent,
+    );
+    assert!(sim.sim.add_member(team, 7, Mode::Evented));
+    assert!(sim.sim.remove_member(team, 7, Mode::Evented));
+    sim.sim.remove_member(org.filter_group, 8, Mode::Silent);
+    sim.sim.update_user(
+        5,
+        UserPatch {
+            name: Some("V".into()),
+            ..Default::default()
+        },
+        Mode::Evented,
+    );
+    sim.sim.update_user(6, UserPatch::default(), Mode::Silent);
+    let mut sink = Collect::default();
+    let o = f.poll_once(&mut sink).await.unwrap();
+    assert_eq!(o.new_items, 6);
+    assert_eq!(sink.changes(), vec![user(5), group(team), user(7)]);
+    assert!(matches!(
+        &sink.handoffs[0],
+        Handoff::Changes {
+            source: ChangeSource::Events,
+            ..
+        }
+    ));
+
+    let mut sink = Collect::default();
+    assert_eq!(f.poll_once(&mut sink).await.unwrap().new_items, 0);
+    assert!(sink.handoffs.is_empty());
+}
+
+#[tokio::test]
+async fn events_sharing_a_timestamp_across_pages_and_restarts_are_neither_skipped_nor_repeated() {
+    let db = TestDatabase::migrated().await;
+    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    sim.sim.create_user(new_user("first"), Mode::Evented);
+    let start =
+        |store| EventFollower::new(client(&sim.base_url(), TOKEN), store, config(EVENTS_CURSOR));
+    let f = start(db.store.clone());
+    f.poll_once(&mut Collect::default()).await.unwrap();
+
+    // 150 events at one instant: the newest-first pages split them 100 + 50.
+    let instant = Utc::now();
+    sim.sim.freeze_clock(Some(instant));
+    let first: Vec<i64> = (0..150)
+        .map(|i| {
+            sim.sim
+                .create_user(new_user(&format!("a{i}")), Mode::Evented)
+        })
+        .collect();
+    let mut sink = Collect::default();
+    f.poll_once(&mut sink).await.unwrap();
+    // Within one instant the feed orders by event pk, so compare as sets.
+    let mut got: Vec<i64> = sink
+        .changes()
+        .iter()
+        .map(|c| c.id.parse().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, first);
+    let cursor = db.store.load_cursor(EVENTS_CURSOR).await.unwrap().unwrap();
+    assert_eq!(
+        cursor.position.timestamp_micros(),
+        instant.timestamp_micros()
+    );
+    assert_eq!(cursor.seen_ids.len(), 150);
+
+    // More at the same instant while the follower is stopped; a new one resumes.
+    drop(f);
+    let second: Vec<i64> = (0..130)
+        .map(|i| {
+            sim.sim
+                .create_user(new_user(&format!("b{i}")), Mode::Evented)
+        })
+        .collect();
+    let f = start(db.store.clone());
+    let mut sink = Collect::default();
+    f.poll_once(&mut sink).await.unwrap();
+    let mut got: Vec<i64> = sink
+        .changes()
+        .iter()
+        .map(|c| c.id.parse().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, second);
+    let mut sink = Collect::default();
+    f.poll_once(&mut sink).await.unwrap();
+    assert!(sink.handoffs.is_empty());
+
+    // Time moves on: the cursor leaves the crowded instant behind.
+    sim.sim.freeze_clock(None);
+    let later = sim.sim.create_user(new_user("later"), Mode::Evented);
+    let mut sink = Collect::default();
+    f.poll_once(&mut sink).await.unwrap();
+    assert_eq!(sink.changes(), vec![user(later)]);
+    assert_eq!(
+        db.store
+            .load_cursor(EVENTS_CURSOR)
+            .await
+            .unwrap()
+            .unwrap()
+            .seen_ids
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_change_made_while_the_follower_was_stopped_is_picked_up_after_restart() {
+    let db = TestDatabase::migrated().await;
+    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    let pk = sim.sim.create_user(new_user("u"), Mode::Evented);
+    let g = sim.sim.create_group(
+        NewGroup {
+            name: "G".into(),
+            ..Default::default()
+        },
+        Mode::Evented,
+    );
+    {
+        let f = EventFollower::new(
+            client(&sim.base_url(), TOKEN),
+            db.store.clone(),
+            FollowerConfig::new(EVENTS_CURSOR),
+        );
+        f.poll_once(&mut Collect::default()).await.unwrap();
+    }
+    sim.sim.delete_group(g, Mode::Evented);
+    sim.sim.update_user(
+        pk,
+        UserPatch {
+            email: Some("u@contoso.com".into()),
+            ..Default::default()
+        },
+        Mode::Evented,
+    );
+    // Default settle window: changes are handed off at once all the same.
+    let f = EventFollower::new(
+        client(&sim.base_url(), TOKEN),
+        db.store.clone(),
+        FollowerConfig::new(EVENTS_CURSOR),
+    );
+    let mut sink = Collect::default();
+    f.poll_once(&mut sink).await.unwrap();
+    assert_eq!(sink.changes(), vec![group(g), user(pk)]);
+    let mut sink = Collect::default();
+    f.poll_once(&mut sink).await.unwrap();
+    assert!(sink.handoffs.is_empty(), "{:?}", sink.handoffs);
+}
+
+#[tokio::test]
+async fn a_failed_handoff_leaves_the_cursor_where_it_was() {
+    let db = TestDatabase::migrated().await;
+    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    let f = EventFollower::new(
+        client(&sim.base_url(), TOKEN),
+        db.store.clone(),
+        config(EVENTS_CURSOR),
+    );
+    f.poll_once(&mut Collect::default()).await.unwrap();
+    let before = db.store.load_cursor(EVENTS_CURSOR).await.unwrap();
+    let pk = sim.sim.create_user(new_user("u"), Mode::Evented);
+    let mut failing = Collect {
+        fail: true,
+        ..Default::default()
+    };
+    let err = f.poll_once(&mut failing).await.unwrap_err();
+    assert!(matches!(err, FollowError::Sink(_)) && !err.is_configuration());
+    assert_eq!(db.store.load_cursor(EVENTS_CURSOR).await.unwrap(), before);
+    let mut sink = Collect::default();
+    f.poll_once(&mut sink).await.unwrap();
+    assert_eq!(sink.changes(), vec![user(pk)]);
+}
+
+#[tokio::test]
+async fn a_cursor_behind_the_event_retention_requests_a_full_sync() {
+    let db = TestDatabase::migrated().await;
+    let mut cfg = SimConfig::new(TOKEN);
+    cfg.event_retention = Duration::from_millis(800);
+    let sim = authentik::start(cfg).await.unwrap();
+    sim.sim.create_user(new_user("old"), Mode::Evented);
+    let f = EventFollower::new(
+        client(&sim.base_url(), TOKEN),
+        db.store.clone(),
+        config(EVENTS_CURSOR),
+    );
+    f.poll_once(&mut Collect::default()).await.unwrap();
+    let cursor = db.store.load_cursor(EVENTS_CURSOR).await.unwrap().unwrap();
+
+    // While the follower is away, a change is made and then expires, and a new one comes.
+    sim.sim.create_user(new_user("lost"), Mode::Evented);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(sim.sim.events().is_empty());
+    let fresh = sim.sim.create_user(new_user("fresh"), Mode::Evented);
+    let mut sink = Collect::default();
+    let o = f.poll_once(&mut sink).await.unwrap();
+    match o.full_sync {
+        Some(FullSyncReason::RetentionGap {
+            cursor: c,
+            oldest_available,
+        }) => {
+            assert_eq!(c, cursor.position);
+            assert!(oldest_available > c);
+        }
+        other => panic!("expected a retention gap, got {other:?}"),
+    }
+    assert_eq!(sink.full_syncs().len(), 1);
+    // Afterwards the follower goes on from the newest event.
+    let next = sim.sim.create_user(new_user("next"), Mode::Evented);
+    let mut sink = Collect::default();
+    let o = f.poll_once(&mut sink).await.unwrap();
+    assert_eq!(o.full_sync, None);
+    assert_eq!(sink.changes(), vec![user(next)]);
+    assert_ne!(fresh, next);
+}
+
+#[tokio::test]
+async fn a_quiet_feed_within_retention_is_no_gap() {
+    let db = TestDatabase::migrated().await;
+    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    // No events at all when the follower starts: its cursor is "now".
+    let f = EventFollower::new(
+        client(&sim.base_url(), TOKEN),
+        db.store.clone(),
+        config(EVENTS_CURSOR),
+    );
+    f.poll_once(&mut Collect::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let pk = sim.sim.create_user(new_user("u"), Mode::Evented);
+    let mut sink = Collect::default();
+    let o = f.poll_once(&mut sink).await.unwrap();
+    assert_eq!(o.full_sync, None);
+    assert_eq!(sink.changes(), vec![user(pk)]);
+}
+
+#[tokio::test]
+async fn a_rejected_token_ends_the_loop_with_a_configuration_error() {
+    let db = TestDatabase::migrated().await;
+    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    let f = EventFollower::new(
+        client(&sim.base_url(), "revoked"),
+        db.store.clone(),
+        config(EVENTS_CURSOR),
+    );
+    let mut sink = Collect::default();
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        run(
+            &f,
+            &mut sink,
+            Arc::new(Notify::new()),
+            Duration::from_millis(10),
+            std::future::pending(),
+        ),
+    )
+    .await
+    .expect("the loop ends by itself");
+    let err = result.unwrap_err();
+    assert!(err.is_configuration());
+    assert!(
+        err.to_string().contains("authentik rejected the API token"),
+        "{err}"
+    );
+    assert!(sink.handoffs.is_empty());
+    assert_eq!(db.store.load_cursor(EVENTS_CURSOR).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_watermark_catches_silent_user_edits() {
+    let db = TestDatabase::migrated().await;
+    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    sim.sim.generate(&OrgSpec::new(2, 400, 10));
+    let f = WatermarkFollower::new(
+        client(&sim.base_url(), TOKEN),
+        db.store.clone(),
+        config(WATERMARK_CURSOR),
+    );
+    let o = f.poll_once(&mut Collect::default()).await.unwrap();
+    assert_eq!(o.changes, 0);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // An LDAP import edits users without events; 150 of them at one instant.
+    sim.sim
+        .freeze_clock(Some(Utc::now() + chrono::Duration::seconds(1)));
+    for pk in 100..250 {
+        sim.sim.update_user(
+            pk,
+            UserPatch {
+                name: Some(format!("imported {pk}")),
+                ..Default::default()
+            },
+            Mode::Silent,
+        );
+    }
+    assert!(sim.sim.events().is_empty());
+    let mut sink = Collect::default();
+    f.poll_once(&mut sink).await.unwrap();
+    assert!(matches!(
+        &sink.handoffs[0],
+        Handoff::Changes {
+            source: ChangeSource::Watermark,
+            ..
+        }
+    ));
+    assert_eq!(sink.changes(), (100..250).map(user).collect::<Vec<_>>());
+    // Restarted, with more at the same instant: only the new ones.
+    for pk in [3, 4] {
+        sim.sim.update_user(
+            pk,
+            UserPatch {
+                is_active: Some(false),
+                ..Default::default()
+            },
+            Mode::Silent,
+        );
+    }
+    let f = WatermarkFollower::new(
+        client(&sim.base_url(), TOKEN),
+        db.store.clone(),
+        config(WATERMARK_CURSOR),
+    );
+    let mut sink = Collect::default();
+    f.poll_once(&mut sink).await.unwrap();
+    assert_eq!(sink.changes(), vec![user(3), user(4)]);
+    sim.sim.freeze_clock(None);
+    let mut sink = Collect::default();
+    f.poll_once(&mut sink).await.unwrap();
+    assert!(sink.handoffs.is_empty());
+}
