@@ -54,6 +54,24 @@ enum SimSystem {
         #[arg(long)]
         settings: Option<PathBuf>,
     },
+    /// The authentik simulator (core users and groups, events feed, webhooks, control API).
+    Authentik {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+        /// Environment variable holding the API token the simulator accepts.
+        #[arg(long, default_value = "AUTHENTIK_TOKEN")]
+        token_env: String,
+        /// Users to generate.
+        #[arg(long, default_value_t = 0)]
+        users: usize,
+        /// Groups to generate.
+        #[arg(long, default_value_t = 0)]
+        groups: usize,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +94,25 @@ fn main() -> ExitCode {
             Command::Sim {
                 system: SimSystem::Graph { port, settings },
             } => commands::sim::graph(port, settings.as_deref()).await,
+            Command::Sim {
+                system:
+                    SimSystem::Authentik {
+                        port,
+                        token_env,
+                        users,
+                        groups,
+                        seed,
+                    },
+            } => {
+                let args = commands::sim::AuthentikSimArgs {
+                    port,
+                    token_env,
+                    users,
+                    groups,
+                    seed,
+                };
+                commands::sim::authentik(args).await
+            }
         }
     });
     match result {

@@ -25,18 +25,21 @@ fn get(port: u16, path: &str) -> Option<String> {
     Some(response)
 }
 
-#[test]
-fn sim_graph_serves_graph_with_its_auth() {
+/// Starts `entra-sync sim <args>` on a free port and returns the first answer to `path`.
+fn first_answer(args: &[&str], path: &str) -> String {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_entra-sync"))
-        .args(["sim", "graph", "--port", &port.to_string()])
+        .args(["sim"])
+        .args(args)
+        .args(["--port", &port.to_string()])
+        .env("AUTHENTIK_TOKEN", "sim-token")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let response = loop {
-        if let Some(r) = get(port, "/v1.0/organization") {
+        if let Some(r) = get(port, path) {
             break r;
         }
         assert!(Instant::now() < deadline, "the simulator never answered");
@@ -44,9 +47,27 @@ fn sim_graph_serves_graph_with_its_auth() {
     };
     child.kill().unwrap();
     child.wait().unwrap();
+    response
+}
+
+#[test]
+fn sim_graph_serves_graph_with_its_auth() {
+    let response = first_answer(&["graph"], "/v1.0/organization");
     assert!(response.starts_with("HTTP/1.1 401"), "{response}");
     assert!(
         response.contains("InvalidAuthenticationToken"),
+        "{response}"
+    );
+}
+
+#[test]
+fn sim_authentik_serves_the_api_with_its_auth() {
+    let response = first_answer(
+        &["authentik", "--users", "50", "--groups", "5"],
+        "/api/v3/core/users/",
+    );
+    assert!(
+        response.starts_with("HTTP/1.1 401") || response.starts_with("HTTP/1.1 403"),
         "{response}"
     );
 }

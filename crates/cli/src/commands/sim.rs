@@ -32,3 +32,50 @@ pub async fn graph(port: u16, settings: Option<&Path>) -> anyhow::Result<ExitCod
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// What `entra-sync sim authentik` builds and serves.
+#[derive(Debug)]
+pub struct AuthentikSimArgs {
+    /// Port on 127.0.0.1.
+    pub port: u16,
+    /// Environment variable holding the API token clients must send.
+    pub token_env: String,
+    /// Users to generate (0 for an empty directory).
+    pub users: usize,
+    /// Groups to generate.
+    pub groups: usize,
+    /// Seed of the generator.
+    pub seed: u64,
+}
+
+/// Serves the authentik simulator, optionally with a generated organisation,
+/// until interrupted.
+pub async fn authentik(args: AuthentikSimArgs) -> anyhow::Result<ExitCode> {
+    use entra_sync_sim::authentik::{AuthentikSim, OrgSpec, SimConfig};
+    let token = std::env::var(&args.token_env).with_context(|| {
+        format!(
+            "set {} to the API token the simulator accepts",
+            args.token_env
+        )
+    })?;
+    let sim = AuthentikSim::new(SimConfig::new(token));
+    if args.users > 0 || args.groups > 0 {
+        let summary = sim.generate(&OrgSpec::new(args.seed, args.users, args.groups));
+        tracing::info!(
+            users = summary.users,
+            groups = summary.groups,
+            memberships = summary.memberships,
+            "generated an organisation"
+        );
+    }
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
+            .await
+            .with_context(|| format!("cannot listen on port {}", args.port))?;
+    tracing::info!(url = %format!("http://{}", listener.local_addr()?), "authentik simulator listening");
+    tokio::select! {
+        served = sim.serve_on(listener) => served?,
+        _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
