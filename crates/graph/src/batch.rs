@@ -124,11 +124,11 @@ impl GraphClient {
         }
         let url = format!("{}/$batch", self.root());
         if self.is_dry_run() && requests.iter().any(|r| r.method != Method::GET) {
-            return Ok(Written::DryRun(RequestRecord {
-                method: "POST".into(),
+            return Ok(Written::DryRun(RequestRecord::new(
+                "POST",
                 url,
-                body: Some(batch_body(&requests)),
-            }));
+                Some(batch_body(&requests)),
+            )));
         }
         let mut done: HashMap<String, BatchItem> = HashMap::new();
         let order: Vec<String> = requests.iter().map(|r| r.id.to_ascii_lowercase()).collect();

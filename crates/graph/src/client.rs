@@ -204,11 +204,11 @@ impl GraphClient {
         let inner = &self.inner;
         if inner.dry_run && call.method != Method::GET {
             tracing::info!(method = %call.method, url = %call.url, "dry run: request withheld");
-            return Ok(Sent::DryRun(RequestRecord {
-                method: call.method.to_string(),
-                url: call.url,
-                body: call.body,
-            }));
+            return Ok(Sent::DryRun(RequestRecord::new(
+                call.method.to_string(),
+                call.url,
+                call.body,
+            )));
         }
         let cost = call
             .cost

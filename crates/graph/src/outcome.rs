@@ -50,6 +50,36 @@ pub struct RequestRecord {
     pub body: Option<Value>,
 }
 
+impl RequestRecord {
+    /// A record of a withheld request; passwords in the body are replaced by
+    /// `***`, since the record is logged and stored.
+    pub fn new(method: impl Into<String>, url: impl Into<String>, body: Option<Value>) -> Self {
+        Self {
+            method: method.into(),
+            url: url.into(),
+            body: body.map(redact_passwords),
+        }
+    }
+}
+
+fn redact_passwords(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    if k.eq_ignore_ascii_case("password") && v.is_string() {
+                        (k, Value::String("***".into()))
+                    } else {
+                        (k, redact_passwords(v))
+                    }
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(redact_passwords).collect()),
+        other => other,
+    }
+}
+
 /// A failed Graph call, classified by `entra_sync_core::failure::classify`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{action} failed: {message} ({class:?}{})", status_label(.status))]
@@ -130,5 +160,23 @@ impl GraphFailure {
             class: FailureClass::Permanent,
             ..Self::transport(operation, action, message)
         }
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn withheld_requests_never_carry_a_password() {
+        let body = json!({"requests": [{"body": {"userPrincipalName": "a@b.com", "passwordProfile": {"password": "Hunter2!x", "forceChangePasswordNextSignIn": false}}}]});
+        let record = RequestRecord::new("POST", "https://graph/v1.0/$batch", Some(body));
+        let text = record.body.unwrap().to_string();
+        assert!(!text.contains("Hunter2"), "{text}");
+        assert!(
+            text.contains("\"password\":\"***\"") && text.contains("a@b.com"),
+            "{text}"
+        );
     }
 }
