@@ -1,1 +1,66 @@
-//! The worker: reconciles one object per task against Microsoft Graph under a per-object lock.
+//! The worker: reconciles one object per task against Microsoft Graph.
+//!
+//! [`users::UserReconciler`] does one user: read what authentik wants, map
+//! it, compare it with what Entra last received, write only the difference,
+//! and keep the link. The loop over RabbitMQ, the per-object lock and retries
+//! through the delay queues build on it.
+
+pub mod users;
+
+use entra_sync_core::failure::FailureClass;
+use entra_sync_graph::GraphFailure;
+use std::time::Duration;
+
+/// Why reconciling an object did not finish, by what should happen next.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReconcileError {
+    /// Try again later (network, 429, 5xx, replication delay, authentik or the database unreachable).
+    #[error("transient failure: {detail}")]
+    Transient {
+        /// What failed.
+        detail: String,
+        /// How long Graph asked us to wait, if it did.
+        retry_after: Option<Duration>,
+    },
+    /// This object cannot be written as it is; record it and move on.
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+    /// The provider is misconfigured (mapping, credentials, permission): halt it.
+    #[error("configuration failure: {0}")]
+    Configuration(String),
+}
+
+impl From<GraphFailure> for ReconcileError {
+    fn from(f: GraphFailure) -> Self {
+        match f.class {
+            FailureClass::Transient => Self::Transient {
+                retry_after: f.retry_after,
+                detail: f.to_string(),
+            },
+            FailureClass::Configuration => Self::Configuration(f.to_string()),
+            _ => Self::Permanent(f.to_string()),
+        }
+    }
+}
+
+impl From<entra_sync_store::StoreError> for ReconcileError {
+    fn from(e: entra_sync_store::StoreError) -> Self {
+        Self::Transient {
+            detail: e.to_string(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<entra_sync_authentik::AuthentikError> for ReconcileError {
+    fn from(e: entra_sync_authentik::AuthentikError) -> Self {
+        if e.is_configuration() {
+            Self::Configuration(e.to_string())
+        } else {
+            Self::Transient {
+                detail: e.to_string(),
+                retry_after: None,
+            }
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Reconciling users against the Graph and authentik simulators and the real PostgreSQL.
+
+use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig};
+use entra_sync_core::ids::{AkGroupPk, AkUserPk};
+use entra_sync_core::mapping::{AppliesTo, CompiledMapping, Mapper, ProviderInfo};
+use entra_sync_core::reconcile::DeleteAction;
+use entra_sync_core::scope::Scope;
+use entra_sync_graph::{GraphClient, GraphConfig, Secret};
+use entra_sync_sim::authentik::{Mode, NewGroup, NewUser, RunningSim, UserPatch};
+use entra_sync_sim::graph::{GraphSim, SimConfig};
+use entra_sync_store::testing::TestDatabase;
+use entra_sync_worker::ReconcileError;
+use entra_sync_worker::users::{UserAction, UserReconciler};
+use serde_json::{Value, json};
+
+struct Env {
+    db: TestDatabase,
+    graph: GraphSim,
+    authentik: RunningSim,
+}
+
+impl Env {
+    async fn new() -> Self {
+        let db = TestDatabase::migrated().await;
+        db.store.register_provider("p", "h").await.unwrap();
+        let graph = GraphSim::start(SimConfig::default()).await.unwrap();
+        let authentik =
+            entra_sync_sim::authentik::start(entra_sync_sim::authentik::SimConfig::new("ak-token"))
+                .await
+                .unwrap();
+        Self {
+            db,
+            graph,
+            authentik,
+        }
+    }
+
+    fn graph_client(&self, dry_run: bool) -> GraphClient {
+        let mut config = GraphConfig::new(
+            SimConfig::TENANT_ID,
+            SimConfig::CLIENT_ID,
+            Secret::new(SimConfig::CLIENT_SECRET),
+        )
+        .with_base_url(&self.graph.base_url());
+        config.dry_run = dry_run;
+        GraphClient::new(config).unwrap()
+    }
+
+    fn reconciler(
+        &self,
+        on_delete: DeleteAction,
+        scope: Scope,
+        mapper: Mapper,
+        dry_run: bool,
+    ) -> UserReconciler {
+        let url = url::Url::parse(&self.authentik.base_url()).unwrap();
+        UserReconciler {
+            provider: ProviderInfo {
+                name: "p".into(),
+                domains: vec!["contoso.com".into()],
+                ..Default::default()
+            },
+            graph: self.graph_client(dry_run),
+            authentik: AuthentikClient::new(ClientConfig::new(url, ApiToken::new("ak-token")))
+                .unwrap(),
+            store: self.db.store.clone(),
+            mapper,
+            scope,
+            on_delete,
+        }
+    }
+
+    fn default_reconciler(&self) -> UserReconciler {
+        self.reconciler(
+            DeleteAction::Delete,
+            Scope::default(),
+            Mapper::default(),
+            false,
+        )
+    }
+
+    fn add_user(&self, username: &str, email: &str) -> AkUserPk {
+        let user = NewUser {
+            username: username.into(),
+            name: format!("{username} name"),
+            email: email.into(),
+            ..Default::default()
+        };
+        AkUserPk(self.authentik.sim.create_user(user, Mode::Evented))
+    }
+
+    fn entra_users(&self) -> Vec<Value> {
+        self.graph.state()["users"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+#[tokio::test]
+async fn a_new_user_is_created_once_and_an_unchanged_one_costs_no_write() {
+    let env = Env::new().await;
+    let pk = env.add_user("adele", "adele@contoso.com");
+    let r = env.default_reconciler();
+    assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Created);
+    let users = env.entra_users();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["userPrincipalName"], "adele@contoso.com");
+    assert_eq!(users[0]["displayName"], "adele name");
+    let writes = env.graph.mutating_requests();
+    assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Unchanged);
+    assert_eq!(
+        env.graph.mutating_requests(),
+        writes,
+        "an unchanged user makes no write"
+    );
+    let link = env.db.store.user_link("p", pk).await.unwrap().unwrap();
+    assert!(
+        !link.attributes.contains_key("passwordProfile"),
+        "the password is never stored"
+    );
+}
+
+#[tokio::test]
+async fn a_rename_patches_only_the_display_name() {
+    let env = Env::new().await;
+    let pk = env.add_user("adele", "adele@contoso.com");
+    let r = env.default_reconciler();
+    r.reconcile(pk).await.unwrap();
+    env.authentik.sim.update_user(
+        pk.0,
+        UserPatch {
+            name: Some("Adele Vance".into()),
+            ..Default::default()
+        },
+        Mode::Evented,
+    );
+    assert_eq!(
+        r.reconcile(pk).await.unwrap(),
+        UserAction::Updated(vec!["displayName".into()])
+    );
+    assert_eq!(env.entra_users()[0]["displayName"], "Adele Vance");
+}
+
+#[tokio::test]
+async fn a_taken_upn_is_adopted_not_duplicated() {
+    let env = Env::new().await;
+    env.graph
+        .seed_user(json!({"userPrincipalName": "adele@contoso.com", "displayName": "Old", "accountEnabled": true, "mailNickname": "adele"}))
+        .unwrap();
+    let pk = env.add_user("adele", "adele@contoso.com");
+    let r = env.default_reconciler();
+    assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Adopted);
+    let users = env.entra_users();
+    assert_eq!(users.len(), 1, "no second Entra user");
+    assert_eq!(
+        users[0]["displayName"], "adele name",
+        "the adopted user is brought to the desired state"
+    );
+    assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Unchanged);
+}
+
+#[tokio::test]
+async fn a_stale_link_is_recreated() {
+    let env = Env::new().await;
+    let pk = env.add_user("adele", "adele@contoso.com");
+    let r = env.default_reconciler();
+    r.reconcile(pk).await.unwrap();
+    let old = env
+        .db
+        .store
+        .user_link("p", pk)
+        .await
+        .unwrap()
+        .unwrap()
+        .entra_id;
+    env.graph_client(false).delete_user(&old).await.unwrap();
+    env.authentik.sim.update_user(
+        pk.0,
+        UserPatch {
+            name: Some("Renamed".into()),
+            ..Default::default()
+        },
+        Mode::Evented,
+    );
+    assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Recreated);
+    let new = env
+        .db
+        .store
+        .user_link("p", pk)
+        .await
+        .unwrap()
+        .unwrap()
+        .entra_id;
+    assert_ne!(old, new);
+    assert_eq!(env.entra_users().len(), 1);
+}
+
+#[tokio::test]
+async fn a_deleted_user_is_suspended_or_deleted_per_config() {
+    let env = Env::new().await;
+    let suspended = env.add_user("sus", "sus@contoso.com");
+    let deleted = env.add_user("del", "del@contoso.com");
+    let suspend = env.reconciler(
+        DeleteAction::Suspend,
+        Scope::default(),
+        Mapper::default(),
+        false,
+    );
+    let delete = env.default_reconciler();
+    suspend.reconcile(suspended).await.unwrap();
+    delete.reconcile(deleted).await.unwrap();
+    env.authentik.sim.delete_user(suspended.0, Mode::Evented);
+    env.authentik.sim.delete_user(deleted.0, Mode::Evented);
+    assert_eq!(
+        suspend.reconcile(suspended).await.unwrap(),
+        UserAction::Suspended
+    );
+    assert_eq!(
+        delete.reconcile(deleted).await.unwrap(),
+        UserAction::Deleted
+    );
+    let users = env.entra_users();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["accountEnabled"], false);
+    assert!(
+        env.db
+            .store
+            .user_link("p", deleted)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let writes = env.graph.mutating_requests();
+    assert_eq!(
+        suspend.reconcile(suspended).await.unwrap(),
+        UserAction::Unchanged,
+        "suspended once"
+    );
+    assert_eq!(env.graph.mutating_requests(), writes);
+}
+
+#[tokio::test]
+async fn a_user_leaving_the_filter_group_is_deprovisioned_and_never_an_unlinked_one() {
+    let env = Env::new().await;
+    let group = env.authentik.sim.create_group(
+        NewGroup {
+            name: "entra".into(),
+            ..Default::default()
+        },
+        Mode::Evented,
+    );
+    let member = env.add_user("in", "in@contoso.com");
+    let outsider = env.add_user("out", "out@contoso.com");
+    env.authentik.sim.add_member(group, member.0, Mode::Evented);
+    let scope = Scope {
+        filter_group: Some(AkGroupPk(group)),
+        exclude_service_accounts: true,
+    };
+    let r = env.reconciler(DeleteAction::Delete, scope, Mapper::default(), false);
+    assert_eq!(r.reconcile(member).await.unwrap(), UserAction::Created);
+    assert_eq!(
+        r.reconcile(outsider).await.unwrap(),
+        UserAction::Unchanged,
+        "out of scope and not linked: untouched"
+    );
+    env.authentik
+        .sim
+        .remove_member(group, member.0, Mode::Evented);
+    assert_eq!(r.reconcile(member).await.unwrap(), UserAction::Deleted);
+    assert!(env.entra_users().is_empty());
+}
+
+#[tokio::test]
+async fn a_broken_mapping_is_a_configuration_failure_naming_it() {
+    let env = Env::new().await;
+    let pk = env.add_user("adele", "adele@contoso.com");
+    let broken = CompiledMapping::compile(
+        "20-department",
+        AppliesTo::User,
+        "return {\"department\": user.nme}",
+    )
+    .unwrap();
+    let r = env.reconciler(
+        DeleteAction::Delete,
+        Scope::default(),
+        Mapper::new(vec![broken]),
+        false,
+    );
+    let ReconcileError::Configuration(reason) = r.reconcile(pk).await.unwrap_err() else {
+        panic!("configuration")
+    };
+    assert!(
+        reason.contains("20-department") && reason.contains("line 1"),
+        "{reason}"
+    );
+    assert_eq!(env.graph.mutating_requests(), 0);
+}
+
+#[tokio::test]
+async fn bad_data_is_a_permanent_failure_of_that_user_only() {
+    let env = Env::new().await;
+    let bad = env.add_user("bad", "bad@unverified.example");
+    let good = env.add_user("good", "good@contoso.com");
+    let r = env.default_reconciler();
+    let ReconcileError::Permanent(reason) = r.reconcile(bad).await.unwrap_err() else {
+        panic!("permanent")
+    };
+    assert!(
+        reason.contains("userPrincipalName") && reason.contains("not a verified domain"),
+        "{reason}"
+    );
+    assert_eq!(r.reconcile(good).await.unwrap(), UserAction::Created);
+}
+
+#[tokio::test]
+async fn dry_run_reports_the_write_and_sends_nothing() {
+    let env = Env::new().await;
+    let pk = env.add_user("adele", "adele@contoso.com");
+    let r = env.reconciler(
+        DeleteAction::Delete,
+        Scope::default(),
+        Mapper::default(),
+        true,
+    );
+    let UserAction::DryRun(request) = r.reconcile(pk).await.unwrap() else {
+        panic!("dry run")
+    };
+    assert_eq!(request.method, "POST");
+    assert_eq!(
+        request.body.unwrap()["userPrincipalName"],
+        "adele@contoso.com"
+    );
+    assert_eq!(env.graph.mutating_requests(), 0);
+    assert!(env.db.store.user_link("p", pk).await.unwrap().is_none());
+}
