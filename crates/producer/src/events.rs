@@ -275,6 +275,42 @@ async fn hand_off<S: ChangeSink>(sink: &mut S, handoff: Handoff) -> Result<(), F
     sink.handle(handoff).await.map_err(FollowError::Sink)
 }
 
+/// What one poll found.
+struct Batch {
+    source: ChangeSource,
+    new_items: usize,
+    changes: Vec<ObjectChange>,
+}
+
+/// Hands a poll's changes to the sink, then moves the cursor past what was
+/// handled: the cursor never moves unless the hand-off succeeded.
+async fn commit<S: ChangeSink>(
+    store: &Store,
+    config: &FollowerConfig,
+    sink: &mut S,
+    batch: Batch,
+    cursor: &SourceCursor,
+    handled: &[(DateTime<Utc>, String)],
+) -> Result<PollOutcome, FollowError> {
+    let outcome = PollOutcome {
+        new_items: batch.new_items,
+        changes: batch.changes.len(),
+        full_sync: None,
+    };
+    if !batch.changes.is_empty() {
+        let handoff = Handoff::Changes {
+            source: batch.source,
+            changes: batch.changes,
+        };
+        hand_off(sink, handoff).await?;
+    }
+    let next = advance(cursor, handled, config.settle);
+    if &next != cursor {
+        store.save_cursor(&config.cursor_name, &next).await?;
+    }
+    Ok(outcome)
+}
+
 /// Follows the events feed.
 #[derive(Debug, Clone)]
 pub struct EventFollower {
@@ -408,28 +444,12 @@ impl Follower for EventFollower {
             .filter_map(ObjectChange::from_event)
             .filter(|c| set.insert(c.clone()))
             .collect();
-        let outcome = PollOutcome {
+        let batch = Batch {
+            source: ChangeSource::Events,
             new_items: fresh.len(),
-            changes: changes.len(),
-            full_sync: None,
+            changes,
         };
-        if !changes.is_empty() {
-            hand_off(
-                sink,
-                Handoff::Changes {
-                    source: ChangeSource::Events,
-                    changes,
-                },
-            )
-            .await?;
-        }
-        let next = advance(&cursor, &seen_now, self.config.settle);
-        if next != cursor {
-            self.store
-                .save_cursor(&self.config.cursor_name, &next)
-                .await?;
-        }
-        Ok(outcome)
+        commit(&self.store, &self.config, sink, batch, &cursor, &seen_now).await
     }
 }
 
@@ -530,28 +550,12 @@ impl Follower for WatermarkFollower {
                 id: pk.to_string(),
             })
             .collect();
-        let outcome = PollOutcome {
+        let batch = Batch {
+            source: ChangeSource::Watermark,
             new_items: fresh.len(),
-            changes: changes.len(),
-            full_sync: None,
+            changes,
         };
-        if !changes.is_empty() {
-            hand_off(
-                sink,
-                Handoff::Changes {
-                    source: ChangeSource::Watermark,
-                    changes,
-                },
-            )
-            .await?;
-        }
-        let next = advance(&cursor, &seen_now, self.config.settle);
-        if next != cursor {
-            self.store
-                .save_cursor(&self.config.cursor_name, &next)
-                .await?;
-        }
-        Ok(outcome)
+        commit(&self.store, &self.config, sink, batch, &cursor, &seen_now).await
     }
 }
 
