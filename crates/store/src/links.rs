@@ -59,7 +59,7 @@ pub struct Link<K> {
     pub attributes: Body,
     /// How it came to be.
     pub origin: LinkOrigin,
-    /// Users only: active or suspended (groups are always active).
+    /// Active, or suspended by a delete action (users only; groups stay active).
     pub state: LinkState,
 }
 
@@ -119,24 +119,64 @@ fn taken(
     }
 }
 
+/// The two kinds of linked authentik ids, and where their links live.
+pub trait LinkKey: Copy + Send + Sync + 'static {
+    /// The id as a query parameter.
+    type Sql: tokio_postgres::types::ToSql + Sync + Send;
+    /// The table of links.
+    const TABLE: &'static str;
+    /// The column of the authentik id.
+    const COLUMN: &'static str;
+    /// The id as a query parameter.
+    fn sql(self) -> Self::Sql;
+    /// The id from a query result.
+    fn from_row(row: &Row, i: usize) -> Self;
+}
+
+impl LinkKey for AkUserPk {
+    type Sql = i64;
+    const TABLE: &'static str = "user_links";
+    const COLUMN: &'static str = "ak_user_pk";
+    fn sql(self) -> i64 {
+        self.0
+    }
+    fn from_row(row: &Row, i: usize) -> Self {
+        AkUserPk(row.get(i))
+    }
+}
+
+impl LinkKey for AkGroupPk {
+    type Sql = uuid::Uuid;
+    const TABLE: &'static str = "group_links";
+    const COLUMN: &'static str = "ak_group_pk";
+    fn sql(self) -> uuid::Uuid {
+        self.0
+    }
+    fn from_row(row: &Row, i: usize) -> Self {
+        AkGroupPk(row.get(i))
+    }
+}
+
 impl Store {
-    /// The link of an authentik user.
-    pub async fn user_link(
+    /// The link of an authentik user or group.
+    pub async fn link<K: LinkKey>(
         &self,
         provider: &str,
-        user: AkUserPk,
-    ) -> Result<Option<UserLink>, StoreError> {
+        key: K,
+    ) -> Result<Option<Link<K>>, StoreError> {
         let conn = self.conn().await?;
+        let sql = format!(
+            "SELECT entra_id, attributes, origin, state FROM {} WHERE provider = $1 AND {} = $2",
+            K::TABLE,
+            K::COLUMN
+        );
         let row = conn
-            .query_opt(
-                "SELECT entra_id, attributes, origin, state FROM user_links WHERE provider = $1 AND ak_user_pk = $2",
-                &[&provider, &user.0],
-            )
+            .query_opt(&sql, &[&provider, &key.sql()])
             .await
-            .map_err(query_error("reading a user link"))?;
+            .map_err(query_error("reading a link"))?;
         row.map(|r| {
             Ok(Link {
-                ak_id: user,
+                ak_id: key,
                 entra_id: entra_id(&r, 0)?,
                 attributes: attributes(&r, 1),
                 origin: LinkOrigin::parse(r.get(2)),
@@ -146,23 +186,28 @@ impl Store {
         .transpose()
     }
 
-    /// Creates or replaces the link of an authentik user.
-    pub async fn save_user_link(&self, provider: &str, link: &UserLink) -> SaveResult {
+    /// Creates or replaces the link of an authentik user or group.
+    pub async fn save_link<K: LinkKey>(&self, provider: &str, link: &Link<K>) -> SaveResult {
         let conn = self.conn().await?;
         let state = match link.state {
             LinkState::Active => "active",
             LinkState::Suspended => "suspended",
         };
+        let sql = format!(
+            "INSERT INTO {table} (provider, {column}, entra_id, attributes, origin, state)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (provider, {column}) DO UPDATE SET entra_id = EXCLUDED.entra_id,
+                 attributes = EXCLUDED.attributes, origin = EXCLUDED.origin, state = EXCLUDED.state,
+                 updated_at = now()",
+            table = K::TABLE,
+            column = K::COLUMN
+        );
         let result = conn
             .execute(
-                "INSERT INTO user_links (provider, ak_user_pk, entra_id, attributes, origin, state)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (provider, ak_user_pk) DO UPDATE SET entra_id = EXCLUDED.entra_id,
-                     attributes = EXCLUDED.attributes, origin = EXCLUDED.origin, state = EXCLUDED.state,
-                     updated_at = now()",
+                &sql,
                 &[
                     &provider,
-                    &link.ak_id.0,
+                    &link.ak_id.sql(),
                     &link.entra_id.as_str(),
                     &serde_json::Value::Object(link.attributes.clone()),
                     &link.origin.as_str(),
@@ -172,112 +217,37 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(Ok(())),
-            Err(e) => taken(e, provider, &link.entra_id, "saving a user link"),
+            Err(e) => taken(e, provider, &link.entra_id, "saving a link"),
         }
     }
 
-    /// Removes the link of an authentik user (its memberships go with it).
-    pub async fn delete_user_link(&self, provider: &str, user: AkUserPk) -> Result<(), StoreError> {
+    /// Removes the link of an authentik user or group (its memberships go with it).
+    pub async fn delete_link<K: LinkKey>(&self, provider: &str, key: K) -> Result<(), StoreError> {
         let conn = self.conn().await?;
-        conn.execute(
-            "DELETE FROM user_links WHERE provider = $1 AND ak_user_pk = $2",
-            &[&provider, &user.0],
-        )
-        .await
-        .map_err(query_error("deleting a user link"))?;
+        let sql = format!(
+            "DELETE FROM {} WHERE provider = $1 AND {} = $2",
+            K::TABLE,
+            K::COLUMN
+        );
+        conn.execute(&sql, &[&provider, &key.sql()])
+            .await
+            .map_err(query_error("deleting a link"))?;
         Ok(())
     }
 
-    /// The authentik pks of every linked user of a provider.
-    pub async fn linked_users(&self, provider: &str) -> Result<Vec<AkUserPk>, StoreError> {
+    /// The authentik ids of every linked user or group of a provider.
+    pub async fn linked<K: LinkKey>(&self, provider: &str) -> Result<Vec<K>, StoreError> {
         let conn = self.conn().await?;
+        let sql = format!(
+            "SELECT {c} FROM {} WHERE provider = $1 ORDER BY {c}",
+            K::TABLE,
+            c = K::COLUMN
+        );
         let rows = conn
-            .query(
-                "SELECT ak_user_pk FROM user_links WHERE provider = $1 ORDER BY ak_user_pk",
-                &[&provider],
-            )
+            .query(&sql, &[&provider])
             .await
-            .map_err(query_error("listing user links"))?;
-        Ok(rows.iter().map(|r| AkUserPk(r.get(0))).collect())
-    }
-
-    /// The link of an authentik group.
-    pub async fn group_link(
-        &self,
-        provider: &str,
-        group: AkGroupPk,
-    ) -> Result<Option<GroupLink>, StoreError> {
-        let conn = self.conn().await?;
-        let row = conn
-            .query_opt(
-                "SELECT entra_id, attributes, origin FROM group_links WHERE provider = $1 AND ak_group_pk = $2",
-                &[&provider, &group.0],
-            )
-            .await
-            .map_err(query_error("reading a group link"))?;
-        row.map(|r| {
-            Ok(Link {
-                ak_id: group,
-                entra_id: entra_id(&r, 0)?,
-                attributes: attributes(&r, 1),
-                origin: LinkOrigin::parse(r.get(2)),
-                state: LinkState::Active,
-            })
-        })
-        .transpose()
-    }
-
-    /// Creates or replaces the link of an authentik group.
-    pub async fn save_group_link(&self, provider: &str, link: &GroupLink) -> SaveResult {
-        let conn = self.conn().await?;
-        let result = conn
-            .execute(
-                "INSERT INTO group_links (provider, ak_group_pk, entra_id, attributes, origin)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (provider, ak_group_pk) DO UPDATE SET entra_id = EXCLUDED.entra_id,
-                     attributes = EXCLUDED.attributes, origin = EXCLUDED.origin, updated_at = now()",
-                &[
-                    &provider,
-                    &link.ak_id.0,
-                    &link.entra_id.as_str(),
-                    &serde_json::Value::Object(link.attributes.clone()),
-                    &link.origin.as_str(),
-                ],
-            )
-            .await;
-        match result {
-            Ok(_) => Ok(Ok(())),
-            Err(e) => taken(e, provider, &link.entra_id, "saving a group link"),
-        }
-    }
-
-    /// Removes the link of an authentik group (its memberships go with it).
-    pub async fn delete_group_link(
-        &self,
-        provider: &str,
-        group: AkGroupPk,
-    ) -> Result<(), StoreError> {
-        let conn = self.conn().await?;
-        conn.execute(
-            "DELETE FROM group_links WHERE provider = $1 AND ak_group_pk = $2",
-            &[&provider, &group.0],
-        )
-        .await
-        .map_err(query_error("deleting a group link"))?;
-        Ok(())
-    }
-
-    /// The authentik pks of every linked group of a provider.
-    pub async fn linked_groups(&self, provider: &str) -> Result<Vec<AkGroupPk>, StoreError> {
-        let conn = self.conn().await?;
-        let rows = conn
-            .query(
-                "SELECT ak_group_pk FROM group_links WHERE provider = $1 ORDER BY ak_group_pk",
-                &[&provider],
-            )
-            .await
-            .map_err(query_error("listing group links"))?;
-        Ok(rows.iter().map(|r| AkGroupPk(r.get(0))).collect())
+            .map_err(query_error("listing links"))?;
+        Ok(rows.iter().map(|r| K::from_row(r, 0)).collect())
     }
 
     /// The members of a group we last wrote to Entra.

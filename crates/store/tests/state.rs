@@ -66,43 +66,37 @@ async fn links_are_unique_on_both_sides() {
         origin: LinkOrigin::Created,
         state: LinkState::Active,
     };
-    db.store.save_user_link("p", &link).await.unwrap().unwrap();
+    db.store.save_link("p", &link).await.unwrap().unwrap();
     assert_eq!(
-        db.store.user_link("p", AkUserPk(1)).await.unwrap(),
+        db.store.link("p", AkUserPk(1)).await.unwrap(),
         Some(link.clone())
     );
     let other = Link {
         ak_id: AkUserPk(2),
         ..link.clone()
     };
-    let taken = db
-        .store
-        .save_user_link("p", &other)
-        .await
-        .unwrap()
-        .unwrap_err();
+    let taken = db.store.save_link("p", &other).await.unwrap().unwrap_err();
     assert_eq!(taken.entra_id, entra(1));
     let suspended = Link {
         state: LinkState::Suspended,
         ..link.clone()
     };
-    db.store
-        .save_user_link("p", &suspended)
-        .await
-        .unwrap()
-        .unwrap();
+    db.store.save_link("p", &suspended).await.unwrap().unwrap();
     assert_eq!(
         db.store
-            .user_link("p", AkUserPk(1))
+            .link("p", AkUserPk(1))
             .await
             .unwrap()
             .unwrap()
             .state,
         LinkState::Suspended
     );
-    assert_eq!(db.store.linked_users("p").await.unwrap(), vec![AkUserPk(1)]);
-    db.store.delete_user_link("p", AkUserPk(1)).await.unwrap();
-    assert_eq!(db.store.user_link("p", AkUserPk(1)).await.unwrap(), None);
+    assert_eq!(
+        db.store.linked::<AkUserPk>("p").await.unwrap(),
+        vec![AkUserPk(1)]
+    );
+    db.store.delete_link("p", AkUserPk(1)).await.unwrap();
+    assert_eq!(db.store.link("p", AkUserPk(1)).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -116,11 +110,7 @@ async fn memberships_go_with_their_links() {
         origin: LinkOrigin::Discovered,
         state: LinkState::Active,
     };
-    db.store
-        .save_group_link("p", &group)
-        .await
-        .unwrap()
-        .unwrap();
+    db.store.save_link("p", &group).await.unwrap().unwrap();
     for pk in 1..=3 {
         let user = Link {
             ak_id: AkUserPk(pk),
@@ -129,7 +119,7 @@ async fn memberships_go_with_their_links() {
             origin: LinkOrigin::Created,
             state: LinkState::Active,
         };
-        db.store.save_user_link("p", &user).await.unwrap().unwrap();
+        db.store.save_link("p", &user).await.unwrap().unwrap();
     }
     db.store
         .add_written_members("p", g, &[AkUserPk(1), AkUserPk(2), AkUserPk(3)])
@@ -151,12 +141,20 @@ async fn memberships_go_with_their_links() {
         db.store.written_groups_of("p", AkUserPk(3)).await.unwrap(),
         vec![g]
     );
-    db.store.delete_user_link("p", AkUserPk(3)).await.unwrap();
+    db.store.delete_link("p", AkUserPk(3)).await.unwrap();
     assert_eq!(
         db.store.written_members("p", g).await.unwrap(),
         vec![AkUserPk(1)]
     );
-    db.store.delete_group_link("p", g).await.unwrap();
+    let suspended_group = Link {
+        state: LinkState::Suspended,
+        ..group.clone()
+    };
+    assert!(
+        db.store.save_link("p", &suspended_group).await.is_err(),
+        "groups are never suspended"
+    );
+    db.store.delete_link("p", g).await.unwrap();
     assert!(
         db.store
             .written_groups_of("p", AkUserPk(1))

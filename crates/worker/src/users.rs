@@ -68,7 +68,7 @@ impl UserReconciler {
     #[tracing::instrument(skip(self), fields(provider = %self.provider.name))]
     pub async fn reconcile(&self, pk: AkUserPk) -> Result<UserAction, ReconcileError> {
         let user = self.authentik.user(pk).await?;
-        let link = self.store.user_link(&self.provider.name, pk).await?;
+        let link = self.store.link(&self.provider.name, pk).await?;
         let desired = match self.desired(user.as_ref(), link.as_ref())? {
             Ok(desired) => desired,
             Err(skipped_by) => return Ok(UserAction::Skipped(skipped_by)),
@@ -99,7 +99,7 @@ impl UserReconciler {
                         let Desired::Present(body) = desired else {
                             unreachable!("updates are of present users")
                         };
-                        self.store.delete_user_link(&self.provider.name, pk).await?;
+                        self.store.delete_link(&self.provider.name, pk).await?;
                         match self.create(user.as_ref().expect("present"), body).await? {
                             UserAction::Created => Ok(UserAction::Recreated),
                             other => Ok(other),
@@ -111,7 +111,7 @@ impl UserReconciler {
             (Plan::Delete(entra_id), _, _) => match self.graph.delete_user(&entra_id).await? {
                 Written::DryRun(request) => Ok(UserAction::DryRun(request)),
                 _ => {
-                    self.store.delete_user_link(&self.provider.name, pk).await?;
+                    self.store.delete_link(&self.provider.name, pk).await?;
                     Ok(UserAction::Deleted)
                 }
             },
@@ -132,7 +132,7 @@ impl UserReconciler {
                 }
             }
             (Plan::Unlink, _, _) => {
-                self.store.delete_user_link(&self.provider.name, pk).await?;
+                self.store.delete_link(&self.provider.name, pk).await?;
                 Ok(UserAction::Unlinked)
             }
             (Plan::Update { .. } | Plan::Suspend(_), _, None) => {
@@ -243,7 +243,7 @@ impl UserReconciler {
 
     async fn save(&self, link: UserLink) -> Result<(), ReconcileError> {
         self.store
-            .save_user_link(&self.provider.name, &link)
+            .save_link(&self.provider.name, &link)
             .await?
             .map_err(|taken| ReconcileError::Permanent(format!("user {}: {taken}", link.ak_id)))
     }

@@ -114,7 +114,7 @@ async fn a_new_user_is_created_once_and_an_unchanged_one_costs_no_write() {
         writes,
         "an unchanged user makes no write"
     );
-    let link = env.db.store.user_link("p", pk).await.unwrap().unwrap();
+    let link = env.db.store.link("p", pk).await.unwrap().unwrap();
     assert!(
         !link.attributes.contains_key("passwordProfile"),
         "the password is never stored"
@@ -166,14 +166,7 @@ async fn a_stale_link_is_recreated() {
     let pk = env.add_user("adele", "adele@contoso.com");
     let r = env.default_reconciler();
     r.reconcile(pk).await.unwrap();
-    let old = env
-        .db
-        .store
-        .user_link("p", pk)
-        .await
-        .unwrap()
-        .unwrap()
-        .entra_id;
+    let old = env.db.store.link("p", pk).await.unwrap().unwrap().entra_id;
     env.graph_client(false).delete_user(&old).await.unwrap();
     env.authentik.sim.update_user(
         pk.0,
@@ -184,14 +177,7 @@ async fn a_stale_link_is_recreated() {
         Mode::Evented,
     );
     assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Recreated);
-    let new = env
-        .db
-        .store
-        .user_link("p", pk)
-        .await
-        .unwrap()
-        .unwrap()
-        .entra_id;
+    let new = env.db.store.link("p", pk).await.unwrap().unwrap().entra_id;
     assert_ne!(old, new);
     assert_eq!(env.entra_users().len(), 1);
 }
@@ -223,14 +209,7 @@ async fn a_deleted_user_is_suspended_or_deleted_per_config() {
     let users = env.entra_users();
     assert_eq!(users.len(), 1);
     assert_eq!(users[0]["accountEnabled"], false);
-    assert!(
-        env.db
-            .store
-            .user_link("p", deleted)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(env.db.store.link("p", deleted).await.unwrap().is_none());
     let writes = env.graph.mutating_requests();
     assert_eq!(
         suspend.reconcile(suspended).await.unwrap(),
@@ -332,5 +311,5 @@ async fn dry_run_reports_the_write_and_sends_nothing() {
         "adele@contoso.com"
     );
     assert_eq!(env.graph.mutating_requests(), 0);
-    assert!(env.db.store.user_link("p", pk).await.unwrap().is_none());
+    assert!(env.db.store.link("p", pk).await.unwrap().is_none());
 }
