@@ -317,18 +317,8 @@ impl GraphClient {
         property: UserLookup,
         value: &str,
     ) -> Result<Vec<EntraUser>, GraphFailure> {
-        let select = USER_SELECT.join(",");
-        let filter = eq_filter(property.property(), value);
-        let url = self.url(
-            "/users",
-            &[
-                ("$filter", &filter),
-                ("$select", &select),
-                ("$top", PAGE_SIZE),
-            ],
-        );
-        let action = format!("look up users by {} '{value}'", property.property());
-        Pager::new(self.clone(), url, action).collect_all().await
+        self.find("users", USER_SELECT, property.property(), value)
+            .await
     }
 
     /// Groups whose `property` equals `value`.
@@ -338,17 +328,29 @@ impl GraphClient {
         property: GroupLookup,
         value: &str,
     ) -> Result<Vec<EntraGroup>, GraphFailure> {
-        let select = GROUP_SELECT.join(",");
-        let filter = eq_filter(property.property(), value);
+        self.find("groups", GROUP_SELECT, property.property(), value)
+            .await
+    }
+
+    /// Every object of `collection` whose `property` equals `value`.
+    async fn find<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        select: &[&str],
+        property: &str,
+        value: &str,
+    ) -> Result<Vec<T>, GraphFailure> {
+        let select = select.join(",");
+        let filter = eq_filter(property, value);
         let url = self.url(
-            "/groups",
+            &format!("/{collection}"),
             &[
                 ("$filter", &filter),
                 ("$select", &select),
                 ("$top", PAGE_SIZE),
             ],
         );
-        let action = format!("look up groups by {} '{value}'", property.property());
+        let action = format!("look up {collection} by {property} '{value}'");
         Pager::new(self.clone(), url, action).collect_all().await
     }
 
