@@ -360,18 +360,7 @@ impl GraphClient {
         &self,
         body: &Map<String, Value>,
     ) -> Result<Written<EntraUser>, GraphFailure> {
-        let action = format!("create user '{}'", describe(body, "userPrincipalName"));
-        let context = FailureContext::new(Operation::Create);
-        let url = self.url("/users", &[]);
-        self.write(
-            Method::POST,
-            url,
-            Some(Value::Object(body.clone())),
-            context,
-            &action,
-            decode_json,
-        )
-        .await
+        self.create_object("user", body, "userPrincipalName").await
     }
 
     /// `POST /groups` with `body` as given; returns the created group.
@@ -380,14 +369,24 @@ impl GraphClient {
         &self,
         body: &Map<String, Value>,
     ) -> Result<Written<EntraGroup>, GraphFailure> {
-        let action = format!("create group '{}'", describe(body, "displayName"));
-        let context = FailureContext::new(Operation::Create);
-        let url = self.url("/groups", &[]);
+        self.create_object("group", body, "displayName").await
+    }
+
+    /// POST of a `kind` (`user` or `group`) to `/{kind}s`, named in errors by
+    /// the body's `name_property`.
+    async fn create_object<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        body: &Map<String, Value>,
+        name_property: &str,
+    ) -> Result<Written<T>, GraphFailure> {
+        let action = format!("create {kind} '{}'", describe(body, name_property));
+        let url = self.url(&format!("/{kind}s"), &[]);
         self.write(
             Method::POST,
             url,
             Some(Value::Object(body.clone())),
-            context,
+            FailureContext::new(Operation::Create),
             &action,
             decode_json,
         )
