@@ -1,1 +1,480 @@
-//! Harness for the end-to-end tests: per-test databases, vhosts and simulators.
+//! The end-to-end harness: one test's own PostgreSQL schema, RabbitMQ vhost,
+//! Graph simulator(s) and authentik simulator, a configuration file pointing at
+//! them, and the producer and workers run in-process (or as `entra-sync`
+//! processes, for the crash tests).
+
+use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig, GroupQuery, UserQuery};
+use entra_sync_config::{Config, ProcessEnv};
+use entra_sync_core::authentik::{AkGroup, AkUser};
+use entra_sync_core::mapping::{
+    CompiledMapping, Mapped, Mapper, MappingInput, ProviderInfo, Subject,
+};
+use entra_sync_core::scope::Scope;
+use entra_sync_queue::Topology;
+use entra_sync_queue::testing::TestVhost;
+use entra_sync_sim::authentik::RunningSim;
+use entra_sync_sim::graph::{GraphSim, SimConfig};
+use entra_sync_store::runs::{Run, RunStart, RunState};
+use entra_sync_store::testing::TestDatabase;
+use entra_sync_worker::runner::{WorkerParts, WorkerSettings};
+use futures_util::TryStreamExt;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The authentik API token the simulator accepts.
+pub const AUTHENTIK_TOKEN: &str = "e2e-authentik-token";
+/// The webhook secret.
+pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
+/// The queue prefix of every test (each test has its own vhost).
+pub const QUEUE_PREFIX: &str = "e2e";
+
+/// One provider of a test, with the Graph simulator it talks to.
+#[derive(Debug, Clone)]
+pub struct ProviderSpec {
+    /// Provider name.
+    pub name: String,
+    /// Index into [`Stack::graphs`].
+    pub graph: usize,
+    /// `filter_group`.
+    pub filter_group: Option<String>,
+    /// `exclude_users_service_account`.
+    pub exclude_service_accounts: bool,
+    /// `user_delete_action`.
+    pub user_delete_action: String,
+    /// `group_delete_action`.
+    pub group_delete_action: String,
+    /// `dry_run`.
+    pub dry_run: bool,
+    /// `deletion_threshold`.
+    pub deletion_threshold: u32,
+    /// Custom mappings: (name, applies_to, expression).
+    pub mappings: Vec<(String, String, String)>,
+}
+
+impl ProviderSpec {
+    /// A provider with the defaults: no filter, service accounts excluded, delete on delete.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            graph: 0,
+            filter_group: None,
+            exclude_service_accounts: true,
+            user_delete_action: "delete".into(),
+            group_delete_action: "delete".into(),
+            dry_run: false,
+            deletion_threshold: 500,
+            mappings: Vec::new(),
+        }
+    }
+
+    fn toml(&self, graph_url: &str) -> String {
+        let mut t = format!(
+            r#"
+[[providers]]
+name = "{name}"
+tenant_id = "{tenant}"
+client_id = "{client}"
+client_secret_file = "client-secret"
+graph_url = "{graph_url}"
+login_url = "{graph_url}"
+exclude_users_service_account = {exclude}
+user_delete_action = "{uda}"
+group_delete_action = "{gda}"
+dry_run = {dry}
+full_sync_interval = "4h"
+deletion_threshold = {threshold}
+"#,
+            name = self.name,
+            tenant = SimConfig::TENANT_ID,
+            client = SimConfig::CLIENT_ID,
+            exclude = self.exclude_service_accounts,
+            uda = self.user_delete_action,
+            gda = self.group_delete_action,
+            dry = self.dry_run,
+            threshold = self.deletion_threshold,
+        );
+        if let Some(group) = &self.filter_group {
+            t.push_str(&format!("filter_group = {group:?}\n"));
+        }
+        for (name, applies_to, expression) in &self.mappings {
+            t.push_str(&format!(
+                "\n[[providers.mappings]]\nname = {name:?}\napplies_to = {applies_to:?}\nexpression = '''\n{expression}\n'''\n"
+            ));
+        }
+        t
+    }
+}
+
+/// Everything one end-to-end test runs against.
+pub struct Stack {
+    /// Its own schema.
+    pub db: TestDatabase,
+    /// Its own vhost.
+    pub vhost: TestVhost,
+    /// Graph simulators (providers pick one by index).
+    pub graphs: Vec<GraphSim>,
+    /// The authentik simulator.
+    pub authentik: RunningSim,
+    /// The providers.
+    pub providers: Vec<ProviderSpec>,
+    /// Where the configuration and secret files are.
+    pub dir: PathBuf,
+}
+
+impl Stack {
+    /// Starts everything for `providers`, with as many Graph simulators as they name.
+    pub async fn start(providers: Vec<ProviderSpec>) -> Self {
+        let graph_count = providers.iter().map(|p| p.graph + 1).max().unwrap_or(1);
+        let mut graphs = Vec::new();
+        for _ in 0..graph_count {
+            graphs.push(
+                GraphSim::start(SimConfig::default())
+                    .await
+                    .expect("graph sim"),
+            );
+        }
+        let authentik = entra_sync_sim::authentik::start(
+            entra_sync_sim::authentik::SimConfig::new(AUTHENTIK_TOKEN),
+        )
+        .await
+        .expect("authentik sim");
+        let dir = std::env::temp_dir().join(format!("entra-sync-e2e-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("client-secret"), SimConfig::CLIENT_SECRET).unwrap();
+        std::fs::write(dir.join("authentik-token"), AUTHENTIK_TOKEN).unwrap();
+        std::fs::write(dir.join("webhook-secret"), WEBHOOK_SECRET).unwrap();
+        let stack = Self {
+            db: TestDatabase::migrated().await,
+            vhost: TestVhost::new().await,
+            graphs,
+            authentik,
+            providers,
+            dir,
+        };
+        stack.write_config();
+        stack
+    }
+
+    /// The first Graph simulator.
+    pub fn graph(&self) -> &GraphSim {
+        &self.graphs[0]
+    }
+
+    /// The configuration file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+
+    /// Rewrites the configuration file from [`Stack::providers`].
+    pub fn write_config(&self) {
+        let mut t = format!(
+            r#"
+[database]
+url = "{db}"
+max_connections = 16
+
+[amqp]
+url = "{amqp}"
+queue_prefix = "{QUEUE_PREFIX}"
+
+[producer]
+listen = "127.0.0.1:0"
+events_poll_interval = "300ms"
+watermark_poll_interval = "500ms"
+
+[worker]
+concurrency = 4
+max_attempts = 5
+listen = "127.0.0.1:0"
+
+[authentik]
+url = "{ak}"
+token_file = "authentik-token"
+webhook_secret_file = "webhook-secret"
+"#,
+            db = self.db.url_with_schema(),
+            amqp = self.vhost.url(),
+            ak = self.authentik.base_url(),
+        );
+        for p in &self.providers {
+            t.push_str(&p.toml(&self.graphs[p.graph].base_url()));
+        }
+        std::fs::write(self.config_path(), t).expect("write config");
+    }
+
+    /// The parsed configuration.
+    pub fn config(&self) -> Config {
+        Config::load(&self.config_path(), &ProcessEnv).expect("valid test configuration")
+    }
+
+    /// The authentik client.
+    pub fn authentik_client(&self) -> AuthentikClient {
+        let url = self.authentik.base_url().parse().expect("sim url");
+        AuthentikClient::new(ClientConfig::new(url, ApiToken::new(AUTHENTIK_TOKEN))).unwrap()
+    }
+
+    /// Short retry tiers, so retries happen within a test.
+    pub fn topology() -> Topology {
+        Topology::with_tiers(
+            QUEUE_PREFIX,
+            &[
+                Duration::from_millis(300),
+                Duration::from_secs(1),
+                Duration::from_secs(3),
+            ],
+        )
+    }
+
+    /// Starts an in-process worker.
+    pub fn worker(&self, concurrency: usize) -> Service {
+        let config = self.config();
+        let parts = WorkerParts {
+            store: self.db.store.clone(),
+            amqp_url: self.vhost.url(),
+            topology: Self::topology(),
+            authentik: self.authentik_client(),
+            providers: config.providers.clone(),
+            settings: WorkerSettings {
+                concurrency,
+                max_attempts: config.worker.max_attempts,
+                lock_timeout: Duration::from_secs(10),
+                shutdown_grace: Duration::from_secs(5),
+                retry_base: Duration::from_millis(200),
+            },
+        };
+        Service::spawn(|shutdown| async move {
+            entra_sync_worker::runner::run(parts, shutdown)
+                .await
+                .expect("worker runs");
+        })
+    }
+
+    /// Requests a full sync of `provider` the way `entra-sync sync` does.
+    pub async fn request_full_sync(&self, provider: &str) -> uuid::Uuid {
+        let config = self.config();
+        let p = config.provider(provider).expect("configured provider");
+        let store = &self.db.store;
+        store
+            .ensure_provider(provider, &p.settings_hash())
+            .await
+            .unwrap();
+        match store.start_run(provider, "on_demand").await.unwrap() {
+            RunStart::Started(id) | RunStart::AlreadyRunning(id) => id,
+        }
+    }
+
+    /// Waits until run `id` ends; panics after `timeout`.
+    pub async fn wait_for_run(&self, id: uuid::Uuid, timeout: Duration) -> Run {
+        let started = Instant::now();
+        loop {
+            let run = self.db.store.run(id).await.unwrap().expect("run exists");
+            if run.state != RunState::Running {
+                return run;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "run {id} still running after {timeout:?}: {run:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// What Entra should hold for `provider`: authentik's state through the provider's mappings.
+    pub async fn expected(&self, provider: &str) -> Directory {
+        let spec = self
+            .providers
+            .iter()
+            .find(|p| p.name == provider)
+            .expect("provider");
+        let client = self.authentik_client();
+        let users: Vec<AkUser> = client
+            .users(&UserQuery::default())
+            .try_concat()
+            .await
+            .expect("list users");
+        let groups: Vec<AkGroup> = client
+            .groups(&GroupQuery::default())
+            .try_concat()
+            .await
+            .expect("list groups");
+        let filter_group = spec.filter_group.as_ref().map(|name| {
+            groups
+                .iter()
+                .find(|g| &g.name == name)
+                .expect("filter group exists")
+                .pk
+        });
+        let scope = Scope {
+            filter_group,
+            exclude_service_accounts: spec.exclude_service_accounts,
+        };
+        let mapper = Mapper::new(
+            spec.mappings
+                .iter()
+                .map(|(name, applies_to, expr)| {
+                    let applies_to = match applies_to.as_str() {
+                        "user" => entra_sync_core::mapping::AppliesTo::User,
+                        _ => entra_sync_core::mapping::AppliesTo::Group,
+                    };
+                    CompiledMapping::compile(name, applies_to, expr).expect("mapping compiles")
+                })
+                .collect(),
+        );
+        let info = ProviderInfo {
+            name: provider.to_owned(),
+            tenant_id: SimConfig::TENANT_ID.into(),
+            client_id: SimConfig::CLIENT_ID.into(),
+            domains: vec!["contoso.com".into()],
+        };
+        let map = |subject| match mapper.map(&MappingInput {
+            subject,
+            provider: &info,
+            connection: None,
+        }) {
+            Ok(Mapped::Body(body)) => Some(body),
+            _ => None,
+        };
+        let mut dir = Directory::default();
+        let mut upn_of = BTreeMap::new();
+        for user in users.iter().filter(|u| scope.includes_user(u)) {
+            if let Some(body) = map(Subject::User(user)) {
+                let upn = body["userPrincipalName"].as_str().unwrap().to_lowercase();
+                upn_of.insert(user.pk, upn.clone());
+                dir.users.insert(upn, body);
+            }
+        }
+        for group in &groups {
+            if let Some(body) = map(Subject::Group(group)) {
+                let name = body["displayName"].as_str().unwrap().to_owned();
+                let members = group
+                    .users
+                    .iter()
+                    .filter_map(|pk| upn_of.get(pk).cloned())
+                    .collect();
+                dir.members.insert(name.clone(), members);
+                dir.groups.insert(name, body);
+            }
+        }
+        dir
+    }
+
+    /// What the Graph simulator `graph` holds, restricted to the properties
+    /// `expected` sets (so Graph's own defaults are not compared).
+    pub fn actual(&self, graph: usize, expected: &Directory) -> Directory {
+        let state = self.graphs[graph].state();
+        let mut dir = Directory::default();
+        let mut upn_by_id = BTreeMap::new();
+        for user in state["users"].as_array().unwrap() {
+            let upn = user["userPrincipalName"].as_str().unwrap().to_lowercase();
+            upn_by_id.insert(user["id"].as_str().unwrap().to_lowercase(), upn.clone());
+            let keys = expected.users.get(&upn);
+            dir.users.insert(upn, restrict(user, keys));
+        }
+        for group in state["groups"].as_array().unwrap() {
+            let name = group["displayName"].as_str().unwrap().to_owned();
+            let id = group["id"].as_str().unwrap().to_lowercase();
+            let members = state["memberships"][&id]
+                .as_array()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|v| upn_by_id.get(&v.as_str().unwrap().to_lowercase()).cloned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert!(
+                dir.groups
+                    .insert(name.clone(), restrict(group, expected.groups.get(&name)))
+                    .is_none(),
+                "two Entra groups named {name:?}"
+            );
+            dir.members.insert(name, members);
+        }
+        dir
+    }
+
+    /// Waits until `check` holds; panics with `what` after `timeout`.
+    pub async fn eventually<F, Fut>(&self, what: &str, timeout: Duration, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let started = Instant::now();
+        while !check().await {
+            assert!(
+                started.elapsed() < timeout,
+                "not within {timeout:?}: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A directory's users (by lower-case UPN), groups (by name) and memberships
+/// (group name → member UPNs).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Directory {
+    /// Users.
+    pub users: BTreeMap<String, Map<String, Value>>,
+    /// Groups.
+    pub groups: BTreeMap<String, Map<String, Value>>,
+    /// Memberships.
+    pub members: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// `object` with only the keys of `like` (all of them when `like` is None).
+fn restrict(object: &Value, like: Option<&Map<String, Value>>) -> Map<String, Value> {
+    let all = object.as_object().cloned().unwrap_or_default();
+    match like {
+        None => all,
+        Some(like) => like
+            .keys()
+            .map(|k| (k.clone(), all.get(k).cloned().unwrap_or(Value::Null)))
+            .collect(),
+    }
+}
+
+/// An in-process service (producer or worker) that stops on request.
+pub struct Service {
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<()>,
+}
+
+impl Service {
+    /// Runs `run(shutdown)` on the runtime.
+    pub fn spawn<F, Fut>(run: F) -> Self
+    where
+        F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<()>();
+        let shutdown = Box::pin(async move {
+            let _ = rx.await;
+        });
+        Self {
+            shutdown: Some(tx),
+            handle: tokio::spawn(run(shutdown)),
+        }
+    }
+
+    /// Asks it to stop and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(15), &mut self.handle)
+            .await
+            .expect("service stops within 15 s")
+            .expect("service did not panic");
+    }
+}

@@ -36,6 +36,39 @@ enum Command {
     Migrate,
     /// Validates the configuration and compiles every property mapping.
     CheckConfig,
+    /// Consumes tasks and writes to Microsoft Graph until SIGTERM.
+    Worker {
+        /// Tasks reconciled at once (overrides `[worker] concurrency`).
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
+    /// Starts a full sync of a provider now.
+    Sync {
+        /// Provider name, as configured.
+        #[arg(long)]
+        provider: String,
+        /// Wait for the sync to end; exit 0 if no object failed, 1 if some did, 2 on any other error.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up (exit 2) after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+    },
+    /// Prints the state of the providers: halts, last full sync, links, dead letters.
+    Status {
+        /// Only this provider.
+        #[arg(long)]
+        provider: Option<String>,
+        /// Print one JSON document (the stable, scriptable form).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Clears a provider's halt after its configuration was fixed, and starts a full sync.
+    Resume {
+        /// Provider name, as configured.
+        #[arg(long)]
+        provider: String,
+    },
     /// Runs a simulator of a remote system, for tests and the demo.
     Sim {
         #[command(subcommand)]
@@ -91,6 +124,23 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Migrate => commands::migrate::run(cli.config.as_deref()).await,
             Command::CheckConfig => commands::check_config::run(cli.config.as_deref()),
+            Command::Worker { concurrency } => {
+                commands::worker::run(cli.config.as_deref(), concurrency).await
+            }
+            Command::Sync {
+                provider,
+                wait,
+                timeout,
+            } => {
+                let timeout = timeout.map(std::time::Duration::from_secs);
+                commands::sync::run(cli.config.as_deref(), &provider, wait, timeout).await
+            }
+            Command::Status { provider, json } => {
+                commands::status::run(cli.config.as_deref(), provider.as_deref(), json).await
+            }
+            Command::Resume { provider } => {
+                commands::resume::run(cli.config.as_deref(), &provider).await
+            }
             Command::Sim {
                 system: SimSystem::Graph { port, settings },
             } => commands::sim::graph(port, settings.as_deref()).await,

@@ -11,11 +11,13 @@
 //! - `<prefix>.dlq` holds tasks that exhausted their retries or could not be
 //!   read, and work-queue messages that crashed a worker `x-delivery-limit` times.
 
+mod consumer;
 mod publisher;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod topology;
 
+pub use consumer::consume;
 pub use publisher::Publisher;
 pub use topology::{Lane, RetryTier, Topology};
 

@@ -22,7 +22,7 @@ impl Store {
     /// Becomes the leader for `role` if no other session is; `None` otherwise.
     pub async fn try_lead(&self, role: &str) -> Result<Option<Leadership>, StoreError> {
         let conn = self.conn().await?;
-        let key = format!("entra-sync-leader:{role}");
+        let key = self.lock_key(&format!("leader/{role}"));
         let row = conn
             .query_one(
                 "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",

@@ -5,6 +5,7 @@ pub mod budget;
 pub mod cursor;
 pub mod leader;
 pub mod links;
+pub mod locks;
 pub mod migrate;
 pub mod outcomes;
 pub mod providers;
@@ -50,6 +51,9 @@ pub(crate) fn query_error(doing: &'static str) -> impl FnOnce(tokio_postgres::Er
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// Prefixes advisory-lock keys, so databases or schemas sharing one
+    /// PostgreSQL server (tests, several installations) never block each other.
+    lock_namespace: String,
 }
 
 impl std::fmt::Debug for Store {
@@ -74,6 +78,12 @@ impl Store {
             config.options(format!("-c search_path={schema}"));
         }
         config.application_name("entra-sync");
+        // The schema may come from `search_path` or from `options` in the URL.
+        let lock_namespace = format!(
+            "{}/{}",
+            config.get_dbname().unwrap_or("postgres"),
+            config.get_options().unwrap_or("public")
+        );
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -88,7 +98,15 @@ impl Store {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Url(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            lock_namespace,
+        })
+    }
+
+    /// An advisory-lock key for `name`, unique to this database and schema.
+    pub(crate) fn lock_key(&self, name: &str) -> String {
+        format!("entra-sync/{}/{name}", self.lock_namespace)
     }
 
     /// A pooled connection.

@@ -250,6 +250,17 @@ impl Store {
         Ok(rows.iter().map(|r| K::from_row(r, 0)).collect())
     }
 
+    /// How many links of this kind a provider has.
+    pub async fn link_count<K: LinkKey>(&self, provider: &str) -> Result<i64, StoreError> {
+        let conn = self.conn().await?;
+        let sql = format!("SELECT count(*) FROM {} WHERE provider = $1", K::TABLE);
+        let row = conn
+            .query_one(&sql, &[&provider])
+            .await
+            .map_err(query_error("counting links"))?;
+        Ok(row.get(0))
+    }
+
     /// The members of a group we last wrote to Entra.
     pub async fn written_members(
         &self,

@@ -78,6 +78,19 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Makes a provider known without touching a stored settings hash (for
+    /// commands that need its rows before any producer has registered it).
+    pub async fn ensure_provider(&self, name: &str, settings_hash: &str) -> Result<(), StoreError> {
+        let conn = self.conn().await?;
+        conn.execute(
+            "INSERT INTO providers (name, settings_hash) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            &[&name, &settings_hash],
+        )
+        .await
+        .map_err(query_error("registering a provider"))?;
+        Ok(())
+    }
+
     /// The halt of a provider, if it is halted.
     pub async fn halt_of(&self, provider: &str) -> Result<Option<Halt>, StoreError> {
         let conn = self.conn().await?;

@@ -372,3 +372,56 @@ async fn one_leader_at_a_time_and_a_standby_takes_over() {
     new_leader.resign().await.unwrap();
     assert!(db.store.try_lead("producer").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn an_object_lock_has_one_holder_and_a_dropped_lock_is_released() {
+    let db = db_with_provider().await;
+    let other = db.store.clone();
+    let held = db
+        .store
+        .lock_object("p", "user/7", Duration::from_secs(1))
+        .await
+        .unwrap()
+        .expect("free lock");
+    assert!(
+        other
+            .lock_object("p", "user/7", Duration::from_millis(100))
+            .await
+            .unwrap()
+            .is_none(),
+        "a second holder while the first holds it"
+    );
+    let unrelated = other
+        .lock_object("p", "user/8", Duration::from_millis(100))
+        .await
+        .unwrap()
+        .expect("another object is not blocked");
+    unrelated.release().await.unwrap();
+    // Dropped without release (a cancelled task): the session ends and the lock goes with it.
+    drop(held);
+    let again = other
+        .lock_object("p", "user/7", Duration::from_secs(2))
+        .await
+        .unwrap()
+        .expect("released by the drop");
+    again.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn locks_of_two_schemas_never_block_each_other() {
+    let a = db_with_provider().await;
+    let b = db_with_provider().await;
+    let held = a
+        .store
+        .lock_object("p", "user/1", Duration::from_secs(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let other = b
+        .store
+        .lock_object("p", "user/1", Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert!(other.is_some(), "a lock in another schema blocked this one");
+    held.release().await.unwrap();
+}

@@ -1,10 +1,15 @@
 //! The worker: reconciles one object per task against Microsoft Graph.
 //!
+//! [`runner::run`] is the loop: it takes tasks from RabbitMQ (direct lane
+//! first), takes the object's lock and hands the object to its reconciler.
 //! [`users::UserReconciler`] does one user: read what authentik wants, map
 //! it, compare it with what Entra last received, write only the difference,
-//! and keep the link. The loop over RabbitMQ, the per-object lock and retries
-//! through the delay queues build on it.
+//! and keep the link. [`provider`] builds a provider's reconcilers from its
+//! configuration, and [`budget`] shares the tenant's Graph budget.
 
+pub mod budget;
+pub mod provider;
+pub mod runner;
 pub mod users;
 
 use entra_sync_core::failure::FailureClass;

@@ -1,15 +1,64 @@
-//! One module per subcommand.
+//! One module per subcommand, and the wiring they share.
 
 pub mod check_config;
 pub mod migrate;
+pub mod resume;
 pub mod sim;
+pub mod status;
+pub mod sync;
+pub mod worker;
 
 use anyhow::Context;
+use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig};
 use entra_sync_config::{Config, ProcessEnv};
+use entra_sync_store::Store;
 use std::path::Path;
 
 /// Loads the configuration named by `--config` / `ENTRA_SYNC_CONFIG`.
 pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     let path = path.context("no configuration: pass --config FILE or set ENTRA_SYNC_CONFIG")?;
     Ok(Config::load(path, &ProcessEnv)?)
+}
+
+/// The database pool, with at least `min_size` connections allowed.
+pub fn store(config: &Config, min_size: usize) -> anyhow::Result<Store> {
+    let size = config.database.max_connections.max(min_size);
+    Ok(Store::connect(config.database.url.expose(), size, None)?)
+}
+
+/// The authentik API client.
+pub fn authentik(config: &Config) -> anyhow::Result<AuthentikClient> {
+    let client = AuthentikClient::new(ClientConfig::new(
+        config.authentik.url.clone(),
+        ApiToken::new(config.authentik.token.expose()),
+    ))?;
+    Ok(client)
+}
+
+/// The provider named `name`, or an error listing the configured ones.
+pub fn provider<'a>(
+    config: &'a Config,
+    name: &str,
+) -> anyhow::Result<&'a entra_sync_config::ProviderConfig> {
+    config.provider(name).with_context(|| {
+        let names: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
+        format!("no provider named {name:?} in the configuration (configured: {names:?})")
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = terminate => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutdown requested");
 }

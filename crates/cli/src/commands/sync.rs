@@ -1,0 +1,88 @@
+//! `entra-sync sync --provider NAME [--wait] [--timeout SECS]`: starts a full
+//! sync now. The active producer picks the run up and executes it.
+
+use entra_sync_store::runs::{RunStart, RunState};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Exit code when every object synced.
+const ALL_SYNCED: u8 = 0;
+/// Exit code when some objects failed.
+const SOME_FAILED: u8 = 1;
+/// Exit code for any other error (the run failed, timed out, bad input).
+const ERROR: u8 = 2;
+
+/// Requests a full sync; with `wait`, blocks until it ends or `timeout` passes.
+pub async fn run(
+    config: Option<&Path>,
+    name: &str,
+    wait: bool,
+    timeout: Option<Duration>,
+) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(config)?;
+    let provider = super::provider(&config, name)?;
+    let store = super::store(&config, 2)?;
+    store
+        .ensure_provider(name, &provider.settings_hash())
+        .await?;
+    if let Some(halt) = store.halt_of(name).await? {
+        eprintln!(
+            "provider {name} is halted: {}; fix it, then run `entra-sync resume --provider {name}`",
+            halt.reason
+        );
+        return Ok(ExitCode::from(ERROR));
+    }
+    let id = match store.start_run(name, "on_demand").await? {
+        RunStart::Started(id) => {
+            println!("full sync {id} started");
+            id
+        }
+        RunStart::AlreadyRunning(id) => {
+            println!("full sync {id} is already running");
+            id
+        }
+    };
+    if !wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let started = Instant::now();
+    loop {
+        let run = store
+            .run(id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("run {id} disappeared"))?;
+        match run.state {
+            RunState::Running => {}
+            RunState::Done => {
+                println!(
+                    "full sync {id} done: {} objects, {} done, {} failed",
+                    run.objects_total, run.objects_done, run.objects_failed
+                );
+                return Ok(ExitCode::from(if run.objects_failed == 0 {
+                    ALL_SYNCED
+                } else {
+                    SOME_FAILED
+                }));
+            }
+            RunState::Failed => {
+                eprintln!(
+                    "full sync {id} failed: {}",
+                    run.error.as_deref().unwrap_or("no reason recorded")
+                );
+                return Ok(ExitCode::from(ERROR));
+            }
+        }
+        if timeout.is_some_and(|t| started.elapsed() >= t) {
+            eprintln!(
+                "full sync {id} still running after {:?} (phase {}, {}/{} objects)",
+                started.elapsed(),
+                run.phase,
+                run.objects_done + run.objects_failed,
+                run.objects_total
+            );
+            return Ok(ExitCode::from(ERROR));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
