@@ -75,6 +75,7 @@ async fn a_malformed_task_is_dead_lettered_with_its_reason_and_others_go_on() {
     let stack = Stack::start(vec![ProviderSpec::new("p")]).await;
     let pk = stack.authentik.sim.create_user(user(1), Mode::Silent);
     let worker = stack.worker(1);
+    let publisher = publisher(&stack).await; // declares the topology first
     let conn = entra_sync_queue::connect(&stack.vhost.url()).await.unwrap();
     let channel = conn.create_channel().await.unwrap();
     channel
@@ -89,8 +90,7 @@ async fn a_malformed_task_is_dead_lettered_with_its_reason_and_others_go_on() {
         .unwrap()
         .await
         .unwrap();
-    publisher(&stack)
-        .await
+    publisher
         .publish(Lane::Direct, &user_task("p", pk))
         .await
         .unwrap();
@@ -120,9 +120,10 @@ async fn transient_graph_failures_are_retried_until_the_object_is_written() {
     let pks: Vec<i64> = (0..5)
         .map(|n| stack.authentik.sim.create_user(user(n), Mode::Silent))
         .collect();
+    // An outage longer than the Graph client's inline retries.
     stack.graph().set_faults(FaultConfig {
         seed: 7,
-        error_rate: 0.5,
+        error_rate: 1.0,
         error_statuses: vec![503],
         ..Default::default()
     });
@@ -134,7 +135,11 @@ async fn transient_graph_failures_are_retried_until_the_object_is_written() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    stack
+        .eventually("a retry was scheduled", Duration::from_secs(20), || async {
+            outcomes(&stack, "retrying").await > 0
+        })
+        .await;
     stack.graph().set_faults(FaultConfig::default());
     stack
         .eventually(
