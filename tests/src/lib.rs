@@ -172,6 +172,30 @@ impl Stack {
 
     /// Rewrites the configuration file from [`Stack::providers`].
     pub fn write_config(&self) {
+        self.write_config_to(&self.config_path(), "127.0.0.1:0", "127.0.0.1:0");
+    }
+
+    /// Writes a configuration file for one `entra-sync` process, with its own
+    /// free producer and worker ports.
+    pub fn process_config(&self) -> ProcessConfig {
+        let producer_port = free_port();
+        let worker_port = free_port();
+        let path = self
+            .dir
+            .join(format!("config-{producer_port}-{worker_port}.toml"));
+        self.write_config_to(
+            &path,
+            &format!("127.0.0.1:{producer_port}"),
+            &format!("127.0.0.1:{worker_port}"),
+        );
+        ProcessConfig {
+            path,
+            producer_port,
+            worker_port,
+        }
+    }
+
+    fn write_config_to(&self, path: &std::path::Path, producer_listen: &str, worker_listen: &str) {
         let mut t = format!(
             r#"
 [database]
@@ -183,14 +207,14 @@ url = "{amqp}"
 queue_prefix = "{QUEUE_PREFIX}"
 
 [producer]
-listen = "127.0.0.1:0"
+listen = "{producer_listen}"
 events_poll_interval = "300ms"
 watermark_poll_interval = "500ms"
 
 [worker]
 concurrency = 4
 max_attempts = 5
-listen = "127.0.0.1:0"
+listen = "{worker_listen}"
 
 [authentik]
 url = "{ak}"
@@ -204,7 +228,7 @@ webhook_secret_file = "webhook-secret"
         for p in &self.providers {
             t.push_str(&p.toml(&self.graphs[p.graph].base_url()));
         }
-        std::fs::write(self.config_path(), t).expect("write config");
+        std::fs::write(path, t).expect("write config");
     }
 
     /// The parsed configuration.
@@ -246,6 +270,7 @@ webhook_secret_file = "webhook-secret"
                 shutdown_grace: Duration::from_secs(5),
                 retry_base: Duration::from_millis(200),
             },
+            listen: None,
         };
         Service::spawn(|shutdown| async move {
             entra_sync_worker::runner::run(parts, shutdown)
@@ -418,6 +443,25 @@ impl Drop for Stack {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A configuration file for one process and the ports it serves on.
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    /// The file.
+    pub path: PathBuf,
+    /// `[producer] listen` port.
+    pub producer_port: u16,
+    /// `[worker] listen` port.
+    pub worker_port: u16,
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// A directory's users (by lower-case UPN), groups (by name) and memberships

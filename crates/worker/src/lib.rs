@@ -8,6 +8,7 @@
 //! configuration, and [`budget`] shares the tenant's Graph budget.
 
 pub mod budget;
+pub mod health;
 pub mod provider;
 pub mod runner;
 pub mod users;

@@ -5,6 +5,7 @@
 //! recorded, configuration → the provider is halted.
 
 use crate::ReconcileError;
+use crate::health::{self, HealthState, WorkerMetrics};
 use crate::provider::ProviderWorker;
 use crate::users::UserAction;
 use entra_sync_authentik::AuthentikClient;
@@ -21,6 +22,7 @@ use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, Semaphore};
@@ -68,6 +70,8 @@ pub struct WorkerParts {
     pub providers: Vec<ProviderConfig>,
     /// Loop settings.
     pub settings: WorkerSettings,
+    /// Where to serve `/healthz`, `/readyz` and `/metrics`, if anywhere.
+    pub listen: Option<SocketAddr>,
 }
 
 /// The worker could not start or lost its broker.
@@ -76,6 +80,15 @@ pub enum WorkerError {
     /// RabbitMQ failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The health and metrics address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Consumes tasks until `shutdown` resolves, then stops taking new ones, lets
@@ -85,7 +98,24 @@ pub async fn run(
     parts: WorkerParts,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
-    let connection = entra_sync_queue::connect(&parts.amqp_url).await?;
+    let connection = Arc::new(entra_sync_queue::connect(&parts.amqp_url).await?);
+    let metrics = Arc::new(WorkerMetrics::default());
+    if let Some(addr) = parts.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| WorkerError::Listen { addr, source })?;
+        let app = health::router(HealthState {
+            store: parts.store.clone(),
+            broker: connection.clone(),
+            metrics: metrics.clone(),
+        });
+        tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "serving /healthz, /readyz, /metrics");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "health server stopped");
+            }
+        });
+    }
     let publisher = Publisher::open(&connection, parts.topology.clone()).await?;
     let concurrency = parts.settings.concurrency.max(1);
     let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
@@ -104,6 +134,7 @@ pub async fn run(
         workers: Mutex::new(HashMap::new()),
         publisher,
         settings: parts.settings.clone(),
+        metrics,
     });
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut in_flight = JoinSet::new();
@@ -191,11 +222,15 @@ struct Handler {
     workers: Mutex<HashMap<String, Arc<ProviderWorker>>>,
     publisher: Publisher,
     settings: WorkerSettings,
+    metrics: Arc<WorkerMetrics>,
 }
 
 impl Handler {
     async fn handle(&self, lane: Lane, delivery: Delivery) {
-        match self.process(lane, &delivery.data).await {
+        self.metrics.in_flight(1);
+        let processed = self.process(lane, &delivery.data).await;
+        self.metrics.in_flight(-1);
+        match processed {
             Ok(()) => {
                 if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
                     tracing::warn!(error = %e, "cannot ack; the task may come again");
@@ -236,6 +271,8 @@ impl Handler {
         };
         if self.store.halt_of(&task.provider).await?.is_some() {
             tracing::debug!(provider = %task.provider, kind = %task.kind, id = %task.object_id, "provider halted; task dropped");
+            self.metrics
+                .task_finished(&task.provider, task.kind.as_str(), "dropped");
             return Ok(());
         }
         let span = tracing::info_span!("task", provider = %task.provider, kind = %task.kind, id = %task.object_id, run = ?task.run_id, attempt = task.attempt);
@@ -379,13 +416,16 @@ impl Handler {
         Ok(())
     }
 
+    /// Appends to the provisioning log and counts the result.
     async fn record(
         &self,
         task: &Task,
         action: &str,
-        result: &str,
+        result: &'static str,
         detail: Option<Value>,
     ) -> Result<(), StoreError> {
+        self.metrics
+            .task_finished(&task.provider, task.kind.as_str(), result);
         self.store
             .record_outcome(&Outcome {
                 provider: &task.provider,

@@ -23,6 +23,7 @@ pub async fn run(config: Option<&Path>, concurrency: Option<usize>) -> anyhow::R
         authentik: super::authentik(&config)?,
         providers: config.providers.clone(),
         settings,
+        listen: Some(config.worker.listen),
     };
     runner::run(parts, super::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
