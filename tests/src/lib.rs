@@ -422,6 +422,11 @@ webhook_secret_file = "webhook-secret"
         dir
     }
 
+    /// Requests of `method` on the Graph path class `path` (e.g. `users/{id}`) so far.
+    pub fn requests(&self, method: &str, path: &str) -> u64 {
+        self.graph().counters().get(method, path)
+    }
+
     /// Waits until `check` holds; panics with `what` after `timeout`.
     pub async fn eventually<F, Fut>(&self, what: &str, timeout: Duration, mut check: F)
     where
@@ -442,6 +447,25 @@ webhook_secret_file = "webhook-secret"
 impl Drop for Stack {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An authentik user `name` with the e-mail `name@contoso.com`.
+pub fn new_user(name: &str) -> entra_sync_sim::authentik::NewUser {
+    entra_sync_sim::authentik::NewUser {
+        username: name.to_owned(),
+        name: format!("{name} (display)"),
+        email: format!("{name}@contoso.com"),
+        is_active: true,
+        ..Default::default()
+    }
+}
+
+/// An authentik group `name`.
+pub fn new_group(name: &str) -> entra_sync_sim::authentik::NewGroup {
+    entra_sync_sim::authentik::NewGroup {
+        name: name.to_owned(),
+        ..Default::default()
     }
 }
 
