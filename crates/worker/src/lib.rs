@@ -2,9 +2,13 @@
 //!
 //! [`users::UserReconciler`] does one user: read what authentik wants, map
 //! it, compare it with what Entra last received, write only the difference,
-//! and keep the link. The loop over RabbitMQ, the per-object lock and retries
-//! through the delay queues build on it.
+//! and keep the link. [`groups::GroupReconciler`] does the same for one
+//! group, and [`memberships::MembershipReconciler`] brings one group's Entra
+//! members in line, sending only the difference both ways. The loop over
+//! RabbitMQ, the per-object lock and retries through the delay queues build on them.
 
+pub mod groups;
+pub mod memberships;
 pub mod users;
 
 use entra_sync_core::failure::FailureClass;
