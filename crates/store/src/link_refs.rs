@@ -1,9 +1,11 @@
 //! Links looked up in bulk from either side, without their attributes: what
-//! reconciling memberships and adopting groups need (one query for a whole group).
+//! reconciling memberships and adopting groups need (one query for a whole
+//! group); and recording memberships only while the group is still linked to
+//! the Entra group they were written to.
 
 use crate::links::{LinkKey, LinkState, entra_id, state};
 use crate::{Store, StoreError, query_error};
-use entra_sync_core::ids::EntraObjectId;
+use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use std::time::SystemTime;
 use tokio_postgres::Row;
 
@@ -70,5 +72,49 @@ impl Store {
             .await
             .map_err(query_error("reading links by Entra id"))?;
         rows.iter().map(LinkRef::from_row).collect()
+    }
+
+    /// Records `users` as members written to Entra group `entra_group`, if
+    /// authentik group `group` is still linked to it (a group re-created
+    /// meanwhile has a new link, which these members are not in). Returns
+    /// whether they were recorded.
+    pub async fn add_written_members_to(
+        &self,
+        provider: &str,
+        group: AkGroupPk,
+        entra_group: &EntraObjectId,
+        users: &[AkUserPk],
+    ) -> Result<bool, StoreError> {
+        let pks: Vec<i64> = users.iter().map(|u| u.0).collect();
+        let mut conn = self.conn().await?;
+        let tx = conn
+            .transaction()
+            .await
+            .map_err(query_error("recording memberships"))?;
+        // The key-share lock keeps the link from being dropped until the commit.
+        let linked = tx
+            .query_opt(
+                "SELECT 1 FROM group_links WHERE provider = $1 AND ak_group_pk = $2 AND entra_id = $3 FOR KEY SHARE",
+                &[&provider, &group.0, &entra_group.as_str()],
+            )
+            .await
+            .map_err(query_error("checking a group link"))?;
+        if linked.is_none() {
+            tx.rollback()
+                .await
+                .map_err(query_error("recording memberships"))?;
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO membership_links (provider, ak_group_pk, ak_user_pk)
+             SELECT $1, $2, unnest($3::bigint[]) ON CONFLICT DO NOTHING",
+            &[&provider, &group.0, &pks],
+        )
+        .await
+        .map_err(query_error("recording memberships"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("recording memberships"))?;
+        Ok(true)
     }
 }

@@ -83,3 +83,59 @@ async fn links_are_found_in_bulk_by_either_id_and_kind() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn memberships_are_recorded_only_while_the_group_is_linked_to_that_entra_group() {
+    let db = TestDatabase::migrated().await;
+    db.store.register_provider("p", "h").await.unwrap();
+    let group = AkGroupPk(uuid::Uuid::from_u128(9));
+    db.store
+        .save_link("p", &link(group, entra(9), LinkState::Active))
+        .await
+        .unwrap()
+        .unwrap();
+    for pk in 1..=2 {
+        db.store
+            .save_link(
+                "p",
+                &link(AkUserPk(pk), entra(pk as u128), LinkState::Active),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert!(
+        db.store
+            .add_written_members_to("p", group, &entra(9), &[AkUserPk(1)])
+            .await
+            .unwrap()
+    );
+    // The group was re-created meanwhile: writes to the old Entra group are not its members.
+    db.store.delete_link("p", group).await.unwrap();
+    db.store
+        .save_link("p", &link(group, entra(10), LinkState::Active))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !db.store
+            .add_written_members_to("p", group, &entra(9), &[AkUserPk(2)])
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.store
+            .written_members("p", group)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let other = AkGroupPk(uuid::Uuid::from_u128(11));
+    assert!(
+        !db.store
+            .add_written_members_to("p", other, &entra(9), &[AkUserPk(2)])
+            .await
+            .unwrap(),
+        "an unlinked group records nothing"
+    );
+}

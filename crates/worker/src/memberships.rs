@@ -197,8 +197,7 @@ impl MembershipReconciler {
                 .chain(&report.already_present)
                 .map(ak)
                 .collect();
-            self.store
-                .add_written_members(&self.provider, changes.group, &done)
+            self.record(changes.group, &changes.entra_group, &done)
                 .await?;
             added.extend(done);
             failures
@@ -222,6 +221,16 @@ impl MembershipReconciler {
         }
         failures.into_result(changes.group)?;
         Ok((added, removed))
+    }
+
+    /// Records members as written to `entra_group`.
+    async fn record(
+        &self,
+        group: AkGroupPk,
+        entra_group: &EntraObjectId,
+        members: &[AkUserPk],
+    ) -> Result<(), ReconcileError> {
+        record(&self.store, &self.provider, group, entra_group, members).await
     }
 
     /// Adds up to 20 members with one request. If Graph answers "not found"
@@ -366,6 +375,30 @@ pub async fn record_existing_members(
         .map(|l| l.ak_id)
         .collect();
     linked.sort();
-    store.add_written_members(provider, group, &linked).await?;
+    record(store, provider, group, entra_group, &linked).await?;
     Ok(linked)
+}
+
+/// Records members as written to `entra_group`, unless authentik group `group`
+/// was re-linked meanwhile (then the task is retried against the new link).
+async fn record(
+    store: &Store,
+    provider: &str,
+    group: AkGroupPk,
+    entra_group: &EntraObjectId,
+    members: &[AkUserPk],
+) -> Result<(), ReconcileError> {
+    if store
+        .add_written_members_to(provider, group, entra_group, members)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ReconcileError::Transient {
+            detail: format!(
+                "group {group}: no longer linked to Entra group {entra_group} while its members were written"
+            ),
+            retry_after: None,
+        })
+    }
 }
