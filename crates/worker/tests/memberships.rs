@@ -384,3 +384,42 @@ async fn not_found_soon_after_linking_is_retried_later_not_failed() {
     );
     assert!(env.db.store.link("p", group).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_suspended_member_is_removed_and_waits() {
+    let env = Env::new().await;
+    let filter = env.add_group("entra users");
+    let members = users(&env, "u", 2, false).await;
+    let scoped = UserReconciler {
+        scope: Scope {
+            filter_group: Some(filter),
+            exclude_service_accounts: true,
+        },
+        on_delete: DeleteAction::Suspend,
+        ..env.users()
+    };
+    for m in &members {
+        env.authentik.sim.add_member(filter.0, m.0, Mode::Evented);
+        assert_eq!(scoped.reconcile(*m).await.unwrap(), UserAction::Created);
+    }
+    let group = group_with(&env, "Team", &members).await;
+    let r = env.memberships(false);
+    r.reconcile(group).await.unwrap();
+    env.authentik
+        .sim
+        .remove_member(filter.0, members[0].0, Mode::Evented);
+    assert_eq!(
+        scoped.reconcile(members[0]).await.unwrap(),
+        UserAction::Suspended
+    );
+    assert_eq!(
+        r.reconcile(group).await.unwrap(),
+        MembershipAction::Synced {
+            added: vec![],
+            removed: vec![members[0]],
+            waiting: vec![members[0]],
+        },
+        "out of scope: out of the Entra group, and back in once re-enabled"
+    );
+    assert_eq!(entra_members(&env, group).await.len(), 1);
+}
