@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod cursor;
 pub mod leader;
+pub mod link_refs;
 pub mod links;
 pub mod locks;
 pub mod migrate;

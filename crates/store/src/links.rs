@@ -87,12 +87,12 @@ fn attributes(row: &Row, i: usize) -> Body {
     }
 }
 
-fn entra_id(row: &Row, i: usize) -> Result<EntraObjectId, StoreError> {
+pub(crate) fn entra_id(row: &Row, i: usize) -> Result<EntraObjectId, StoreError> {
     let text: String = row.get(i);
     EntraObjectId::parse(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn state(s: &str) -> LinkState {
+pub(crate) fn state(s: &str) -> LinkState {
     if s == "suspended" {
         LinkState::Suspended
     } else {

@@ -4,11 +4,16 @@
 //! first), takes the object's lock and hands the object to its reconciler.
 //! [`users::UserReconciler`] does one user: read what authentik wants, map
 //! it, compare it with what Entra last received, write only the difference,
-//! and keep the link. [`provider`] builds a provider's reconcilers from its
-//! configuration, and [`budget`] shares the tenant's Graph budget.
+//! and keep the link. [`groups::GroupReconciler`] does the same for one
+//! group, and [`memberships::MembershipReconciler`] brings one group's Entra
+//! members in line, sending only the difference both ways. [`provider`]
+//! builds a provider's reconcilers from its configuration, and [`budget`]
+//! shares the tenant's Graph budget.
 
 pub mod budget;
+pub mod groups;
 pub mod health;
+pub mod memberships;
 pub mod provider;
 pub mod runner;
 pub mod users;

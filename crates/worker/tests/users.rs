@@ -1,74 +1,26 @@
 //! Reconciling users against the Graph and authentik simulators and the real PostgreSQL.
 
-use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig};
-use entra_sync_core::ids::{AkGroupPk, AkUserPk};
-use entra_sync_core::mapping::{AppliesTo, CompiledMapping, Mapper, ProviderInfo};
+use entra_sync_core::mapping::{AppliesTo, CompiledMapping, Mapper};
 use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_core::scope::Scope;
-use entra_sync_graph::{GraphClient, GraphConfig, Secret};
-use entra_sync_sim::authentik::{Mode, NewGroup, NewUser, RunningSim, UserPatch};
-use entra_sync_sim::graph::{GraphSim, SimConfig};
-use entra_sync_store::testing::TestDatabase;
+use entra_sync_sim::authentik::{Mode, UserPatch};
 use entra_sync_worker::ReconcileError;
 use entra_sync_worker::users::{UserAction, UserReconciler};
-use serde_json::{Value, json};
+use serde_json::json;
 
-struct Env {
-    db: TestDatabase,
-    graph: GraphSim,
-    authentik: RunningSim,
-}
+mod common;
 
-impl Env {
-    async fn new() -> Self {
-        let db = TestDatabase::migrated().await;
-        db.store.register_provider("p", "h").await.unwrap();
-        let graph = GraphSim::start(SimConfig::default()).await.unwrap();
-        let authentik =
-            entra_sync_sim::authentik::start(entra_sync_sim::authentik::SimConfig::new("ak-token"))
-                .await
-                .unwrap();
-        Self {
-            db,
-            graph,
-            authentik,
-        }
-    }
+use common::Env;
 
-    fn graph_client(&self, dry_run: bool) -> GraphClient {
-        let mut config = GraphConfig::new(
-            SimConfig::TENANT_ID,
-            SimConfig::CLIENT_ID,
-            Secret::new(SimConfig::CLIENT_SECRET),
-        )
-        .with_base_url(&self.graph.base_url());
-        config.dry_run = dry_run;
-        GraphClient::new(config).unwrap()
-    }
-
+/// Building user reconcilers on the shared environment.
+trait UserEnv {
     fn reconciler(
         &self,
         on_delete: DeleteAction,
         scope: Scope,
         mapper: Mapper,
         dry_run: bool,
-    ) -> UserReconciler {
-        let url = url::Url::parse(&self.authentik.base_url()).unwrap();
-        UserReconciler {
-            provider: ProviderInfo {
-                name: "p".into(),
-                domains: vec!["contoso.com".into()],
-                ..Default::default()
-            },
-            graph: self.graph_client(dry_run),
-            authentik: AuthentikClient::new(ClientConfig::new(url, ApiToken::new("ak-token")))
-                .unwrap(),
-            store: self.db.store.clone(),
-            mapper,
-            scope,
-            on_delete,
-        }
-    }
+    ) -> UserReconciler;
 
     fn default_reconciler(&self) -> UserReconciler {
         self.reconciler(
@@ -78,22 +30,25 @@ impl Env {
             false,
         )
     }
+}
 
-    fn add_user(&self, username: &str, email: &str) -> AkUserPk {
-        let user = NewUser {
-            username: username.into(),
-            name: format!("{username} name"),
-            email: email.into(),
-            ..Default::default()
-        };
-        AkUserPk(self.authentik.sim.create_user(user, Mode::Evented))
-    }
-
-    fn entra_users(&self) -> Vec<Value> {
-        self.graph.state()["users"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+impl UserEnv for Env {
+    fn reconciler(
+        &self,
+        on_delete: DeleteAction,
+        scope: Scope,
+        mapper: Mapper,
+        dry_run: bool,
+    ) -> UserReconciler {
+        UserReconciler {
+            provider: self.provider(),
+            graph: self.graph_client(dry_run),
+            authentik: self.authentik_client(),
+            store: self.db.store.clone(),
+            mapper,
+            scope,
+            on_delete,
+        }
     }
 }
 
@@ -103,7 +58,7 @@ async fn a_new_user_is_created_once_and_an_unchanged_one_costs_no_write() {
     let pk = env.add_user("adele", "adele@contoso.com");
     let r = env.default_reconciler();
     assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Created);
-    let users = env.entra_users();
+    let users = env.entra("users");
     assert_eq!(users.len(), 1);
     assert_eq!(users[0]["userPrincipalName"], "adele@contoso.com");
     assert_eq!(users[0]["displayName"], "adele name");
@@ -139,7 +94,7 @@ async fn a_rename_patches_only_the_display_name() {
         r.reconcile(pk).await.unwrap(),
         UserAction::Updated(vec!["displayName".into()])
     );
-    assert_eq!(env.entra_users()[0]["displayName"], "Adele Vance");
+    assert_eq!(env.entra("users")[0]["displayName"], "Adele Vance");
 }
 
 #[tokio::test]
@@ -151,7 +106,7 @@ async fn a_taken_upn_is_adopted_not_duplicated() {
     let pk = env.add_user("adele", "adele@contoso.com");
     let r = env.default_reconciler();
     assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Adopted);
-    let users = env.entra_users();
+    let users = env.entra("users");
     assert_eq!(users.len(), 1, "no second Entra user");
     assert_eq!(
         users[0]["displayName"], "adele name",
@@ -179,7 +134,7 @@ async fn a_stale_link_is_recreated() {
     assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Recreated);
     let new = env.db.store.link("p", pk).await.unwrap().unwrap().entra_id;
     assert_ne!(old, new);
-    assert_eq!(env.entra_users().len(), 1);
+    assert_eq!(env.entra("users").len(), 1);
 }
 
 #[tokio::test]
@@ -206,7 +161,7 @@ async fn a_deleted_user_is_suspended_or_deleted_per_config() {
         delete.reconcile(deleted).await.unwrap(),
         UserAction::Deleted
     );
-    let users = env.entra_users();
+    let users = env.entra("users");
     assert_eq!(users.len(), 1);
     assert_eq!(users[0]["accountEnabled"], false);
     assert!(env.db.store.link("p", deleted).await.unwrap().is_none());
@@ -222,18 +177,14 @@ async fn a_deleted_user_is_suspended_or_deleted_per_config() {
 #[tokio::test]
 async fn a_user_leaving_the_filter_group_is_deprovisioned_and_never_an_unlinked_one() {
     let env = Env::new().await;
-    let group = env.authentik.sim.create_group(
-        NewGroup {
-            name: "entra".into(),
-            ..Default::default()
-        },
-        Mode::Evented,
-    );
+    let group = env.add_group("entra");
     let member = env.add_user("in", "in@contoso.com");
     let outsider = env.add_user("out", "out@contoso.com");
-    env.authentik.sim.add_member(group, member.0, Mode::Evented);
+    env.authentik
+        .sim
+        .add_member(group.0, member.0, Mode::Evented);
     let scope = Scope {
-        filter_group: Some(AkGroupPk(group)),
+        filter_group: Some(group),
         exclude_service_accounts: true,
     };
     let r = env.reconciler(DeleteAction::Delete, scope, Mapper::default(), false);
@@ -245,9 +196,9 @@ async fn a_user_leaving_the_filter_group_is_deprovisioned_and_never_an_unlinked_
     );
     env.authentik
         .sim
-        .remove_member(group, member.0, Mode::Evented);
+        .remove_member(group.0, member.0, Mode::Evented);
     assert_eq!(r.reconcile(member).await.unwrap(), UserAction::Deleted);
-    assert!(env.entra_users().is_empty());
+    assert!(env.entra("users").is_empty());
 }
 
 #[tokio::test]

@@ -1,0 +1,104 @@
+//! The test environment shared by the reconciler tests: a per-test PostgreSQL
+//! schema with provider `p`, and both simulators.
+
+#![allow(dead_code, reason = "each test binary uses a different part of it")]
+
+use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig};
+use entra_sync_core::ids::{AkGroupPk, AkUserPk};
+use entra_sync_core::mapping::ProviderInfo;
+use entra_sync_graph::{GraphClient, GraphConfig, Secret};
+use entra_sync_sim::authentik::{Mode, NewGroup, NewUser, RunningSim};
+use entra_sync_sim::graph::{GraphSim, SimConfig};
+use entra_sync_store::testing::TestDatabase;
+use serde_json::Value;
+
+/// A database, a Graph simulator and an authentik simulator.
+pub struct Env {
+    pub db: TestDatabase,
+    pub graph: GraphSim,
+    pub authentik: RunningSim,
+}
+
+impl Env {
+    pub async fn new() -> Self {
+        let db = TestDatabase::migrated().await;
+        db.store.register_provider("p", "h").await.unwrap();
+        let graph = GraphSim::start(SimConfig::default()).await.unwrap();
+        let authentik =
+            entra_sync_sim::authentik::start(entra_sync_sim::authentik::SimConfig::new("ak-token"))
+                .await
+                .unwrap();
+        Self {
+            db,
+            graph,
+            authentik,
+        }
+    }
+
+    pub fn graph_client(&self, dry_run: bool) -> GraphClient {
+        let mut config = GraphConfig::new(
+            SimConfig::TENANT_ID,
+            SimConfig::CLIENT_ID,
+            Secret::new(SimConfig::CLIENT_SECRET),
+        )
+        .with_base_url(&self.graph.base_url());
+        config.dry_run = dry_run;
+        GraphClient::new(config).unwrap()
+    }
+
+    pub fn authentik_client(&self) -> AuthentikClient {
+        let url = url::Url::parse(&self.authentik.base_url()).unwrap();
+        AuthentikClient::new(ClientConfig::new(url, ApiToken::new("ak-token"))).unwrap()
+    }
+
+    /// Provider `p` with the simulator's verified domain.
+    pub fn provider(&self) -> ProviderInfo {
+        ProviderInfo {
+            name: "p".into(),
+            domains: vec!["contoso.com".into()],
+            ..Default::default()
+        }
+    }
+
+    pub fn add_user(&self, username: &str, email: &str) -> AkUserPk {
+        let user = NewUser {
+            username: username.into(),
+            name: format!("{username} name"),
+            email: email.into(),
+            ..Default::default()
+        };
+        AkUserPk(self.authentik.sim.create_user(user, Mode::Evented))
+    }
+
+    pub fn add_group(&self, name: &str) -> AkGroupPk {
+        let group = NewGroup {
+            name: name.into(),
+            ..Default::default()
+        };
+        AkGroupPk(self.authentik.sim.create_group(group, Mode::Evented))
+    }
+
+    /// The simulator's users or groups (`"users"` / `"groups"`).
+    pub fn entra(&self, kind: &str) -> Vec<Value> {
+        self.graph.state()[kind]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Makes every link older than Graph's replication window, so that a "not
+/// found" means gone rather than "not replicated yet".
+pub async fn age_links(env: &Env) {
+    env.db
+        .store
+        .conn()
+        .await
+        .unwrap()
+        .batch_execute(
+            "UPDATE user_links SET created_at = now() - interval '1 hour';
+             UPDATE group_links SET created_at = now() - interval '1 hour';",
+        )
+        .await
+        .unwrap();
+}
