@@ -422,6 +422,19 @@ webhook_secret_file = "webhook-secret"
         dir
     }
 
+    /// Deletes a user in Entra behind entra-sync's back, through Graph itself.
+    pub async fn delete_user_in_entra(&self, graph: usize, id: &str) {
+        let config = entra_sync_graph::GraphConfig::new(
+            SimConfig::TENANT_ID,
+            SimConfig::CLIENT_ID,
+            entra_sync_graph::Secret::new(SimConfig::CLIENT_SECRET),
+        )
+        .with_base_url(&self.graphs[graph].base_url());
+        let client = entra_sync_graph::GraphClient::new(config).unwrap();
+        let id = entra_sync_core::ids::EntraObjectId::parse(id).unwrap();
+        client.delete_user(&id).await.expect("delete in Entra");
+    }
+
     /// Requests of `method` on the Graph path class `path` (e.g. `users/{id}`) so far.
     pub fn requests(&self, method: &str, path: &str) -> u64 {
         self.graph().counters().get(method, path)

@@ -18,11 +18,21 @@ async fn quiet() {
 }
 
 async fn user_links(stack: &Stack) -> i64 {
-    stack.db.store.link_count::<AkUserPk>("entra").await.unwrap()
+    stack
+        .db
+        .store
+        .link_count::<AkUserPk>("entra")
+        .await
+        .unwrap()
 }
 
 async fn group_links(stack: &Stack) -> i64 {
-    stack.db.store.link_count::<AkGroupPk>("entra").await.unwrap()
+    stack
+        .db
+        .store
+        .link_count::<AkGroupPk>("entra")
+        .await
+        .unwrap()
 }
 
 async fn started(spec: ProviderSpec) -> (Stack, entra_sync_tests::Services) {
@@ -34,9 +44,14 @@ async fn started(spec: ProviderSpec) -> (Stack, entra_sync_tests::Services) {
 #[tokio::test(flavor = "multi_thread")]
 async fn user_create_makes_one_post_and_a_link() {
     let (stack, services) = started(ProviderSpec::new("entra")).await;
-    stack.authentik.sim.create_user(new_user("jdoe"), Mode::Evented);
     stack
-        .eventually("user linked", SOON, || async { user_links(&stack).await == 1 })
+        .authentik
+        .sim
+        .create_user(new_user("jdoe"), Mode::Evented);
+    stack
+        .eventually("user linked", SOON, || async {
+            user_links(&stack).await == 1
+        })
         .await;
     quiet().await;
     assert_eq!(stack.requests("POST", "users"), 1);
@@ -48,7 +63,10 @@ async fn user_create_in_dry_run_makes_no_link_and_no_write() {
     let mut spec = ProviderSpec::new("entra");
     spec.dry_run = true;
     let (stack, services) = started(spec).await;
-    let pk = stack.authentik.sim.create_user(new_user("jdoe"), Mode::Evented);
+    let pk = stack
+        .authentik
+        .sim
+        .create_user(new_user("jdoe"), Mode::Evented);
     stack
         .eventually("the would-be request is recorded", SOON, || async {
             let conn = stack.db.store.conn().await.unwrap();
@@ -74,9 +92,13 @@ async fn user_create_in_dry_run_makes_no_link_and_no_write() {
 async fn a_user_a_mapping_skips_is_not_created() {
     // authentik clears the provider's user mappings; here a mapping skips every user.
     let mut spec = ProviderSpec::new("entra");
-    spec.mappings.push(("10-skip".into(), "user".into(), "skip_object()".into()));
+    spec.mappings
+        .push(("10-skip".into(), "user".into(), "skip_object()".into()));
     let (stack, services) = started(spec).await;
-    let pk = stack.authentik.sim.create_user(new_user("jdoe"), Mode::Evented);
+    let pk = stack
+        .authentik
+        .sim
+        .create_user(new_user("jdoe"), Mode::Evented);
     stack
         .eventually("the skip is recorded", SOON, || async {
             let conn = stack.db.store.conn().await.unwrap();
@@ -97,9 +119,14 @@ async fn a_user_a_mapping_skips_is_not_created() {
 #[tokio::test(flavor = "multi_thread")]
 async fn user_create_then_rename_makes_one_post_and_one_patch() {
     let (stack, services) = started(ProviderSpec::new("entra")).await;
-    let pk = stack.authentik.sim.create_user(new_user("jdoe"), Mode::Evented);
+    let pk = stack
+        .authentik
+        .sim
+        .create_user(new_user("jdoe"), Mode::Evented);
     stack
-        .eventually("user linked", SOON, || async { user_links(&stack).await == 1 })
+        .eventually("user linked", SOON, || async {
+            user_links(&stack).await == 1
+        })
         .await;
     quiet().await;
     stack.authentik.sim.update_user(
@@ -125,9 +152,14 @@ async fn create_then_delete(action: &str) -> (Stack, entra_sync_tests::Services)
     let mut spec = ProviderSpec::new("entra");
     spec.user_delete_action = action.into();
     let (stack, services) = started(spec).await;
-    let pk = stack.authentik.sim.create_user(new_user("jdoe"), Mode::Evented);
+    let pk = stack
+        .authentik
+        .sim
+        .create_user(new_user("jdoe"), Mode::Evented);
     stack
-        .eventually("user linked", SOON, || async { user_links(&stack).await == 1 })
+        .eventually("user linked", SOON, || async {
+            user_links(&stack).await == 1
+        })
         .await;
     quiet().await;
     stack.authentik.sim.delete_user(pk, Mode::Evented);
@@ -139,7 +171,10 @@ async fn user_delete_makes_one_delete() {
     let (stack, services) = create_then_delete("delete").await;
     stack
         .eventually("deleted in Entra", SOON, || async {
-            stack.graph().state()["users"].as_array().unwrap().is_empty()
+            stack.graph().state()["users"]
+                .as_array()
+                .unwrap()
+                .is_empty()
         })
         .await;
     quiet().await;
@@ -168,7 +203,9 @@ async fn user_delete_with_suspend_disables_and_keeps_the_link() {
 async fn user_delete_with_do_nothing_only_drops_the_link() {
     let (stack, services) = create_then_delete("do_nothing").await;
     stack
-        .eventually("link dropped", SOON, || async { user_links(&stack).await == 0 })
+        .eventually("link dropped", SOON, || async {
+            user_links(&stack).await == 0
+        })
         .await;
     quiet().await;
     assert_eq!(stack.requests("PATCH", "users/{id}"), 0);
@@ -188,13 +225,24 @@ async fn full_sync_discovers_an_existing_user_by_mail_and_lists_users_once() {
             "mail": "jdoe@contoso.com", "mailNickname": "jdoe", "accountEnabled": true
         }))
         .unwrap();
-    stack.authentik.sim.create_user(new_user("jdoe"), Mode::Silent);
+    stack
+        .authentik
+        .sim
+        .create_user(new_user("jdoe"), Mode::Silent);
     let services = stack.services().await;
     let users = stack.graph().state()["users"].clone();
-    assert_eq!(users.as_array().unwrap().len(), 1, "no second user: {users}");
+    assert_eq!(
+        users.as_array().unwrap().len(),
+        1,
+        "no second user: {users}"
+    );
     assert_eq!(users[0]["id"], json!(entra_id));
     assert_eq!(stack.requests("POST", "users"), 0);
-    assert_eq!(stack.requests("GET", "users"), 1, "discovery lists users once");
+    assert_eq!(
+        stack.requests("GET", "users"),
+        1,
+        "discovery lists users once"
+    );
     assert_eq!(user_links(&stack).await, 1);
     services.stop().await;
 }
@@ -202,9 +250,14 @@ async fn full_sync_discovers_an_existing_user_by_mail_and_lists_users_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn group_create_makes_one_post_and_a_link() {
     let (stack, services) = started(ProviderSpec::new("entra")).await;
-    stack.authentik.sim.create_group(new_group("staff"), Mode::Evented);
     stack
-        .eventually("group linked", SOON, || async { group_links(&stack).await == 1 })
+        .authentik
+        .sim
+        .create_group(new_group("staff"), Mode::Evented);
+    stack
+        .eventually("group linked", SOON, || async {
+            group_links(&stack).await == 1
+        })
         .await;
     quiet().await;
     assert_eq!(stack.requests("POST", "groups"), 1);
@@ -214,9 +267,13 @@ async fn group_create_makes_one_post_and_a_link() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_group_a_mapping_skips_is_not_created() {
     let mut spec = ProviderSpec::new("entra");
-    spec.mappings.push(("10-skip".into(), "group".into(), "skip_object()".into()));
+    spec.mappings
+        .push(("10-skip".into(), "group".into(), "skip_object()".into()));
     let (stack, services) = started(spec).await;
-    let pk = stack.authentik.sim.create_group(new_group("staff"), Mode::Evented);
+    let pk = stack
+        .authentik
+        .sim
+        .create_group(new_group("staff"), Mode::Evented);
     stack
         .eventually("the skip is recorded", SOON, || async {
             let conn = stack.db.store.conn().await.unwrap();
@@ -237,9 +294,14 @@ async fn a_group_a_mapping_skips_is_not_created() {
 #[tokio::test(flavor = "multi_thread")]
 async fn group_create_then_rename_makes_one_post_and_one_patch() {
     let (stack, services) = started(ProviderSpec::new("entra")).await;
-    let pk = stack.authentik.sim.create_group(new_group("staff"), Mode::Evented);
+    let pk = stack
+        .authentik
+        .sim
+        .create_group(new_group("staff"), Mode::Evented);
     stack
-        .eventually("group linked", SOON, || async { group_links(&stack).await == 1 })
+        .eventually("group linked", SOON, || async {
+            group_links(&stack).await == 1
+        })
         .await;
     quiet().await;
     stack.authentik.sim.update_group(
@@ -264,14 +326,22 @@ async fn group_create_then_rename_makes_one_post_and_one_patch() {
 #[tokio::test(flavor = "multi_thread")]
 async fn group_delete_makes_one_delete() {
     let (stack, services) = started(ProviderSpec::new("entra")).await;
-    let pk = stack.authentik.sim.create_group(new_group("staff"), Mode::Evented);
+    let pk = stack
+        .authentik
+        .sim
+        .create_group(new_group("staff"), Mode::Evented);
     stack
-        .eventually("group linked", SOON, || async { group_links(&stack).await == 1 })
+        .eventually("group linked", SOON, || async {
+            group_links(&stack).await == 1
+        })
         .await;
     stack.authentik.sim.delete_group(pk, Mode::Evented);
     stack
         .eventually("deleted in Entra", SOON, || async {
-            stack.graph().state()["groups"].as_array().unwrap().is_empty()
+            stack.graph().state()["groups"]
+                .as_array()
+                .unwrap()
+                .is_empty()
         })
         .await;
     quiet().await;
@@ -284,13 +354,20 @@ async fn group_delete_with_do_nothing_only_drops_the_link() {
     let mut spec = ProviderSpec::new("entra");
     spec.group_delete_action = "do_nothing".into();
     let (stack, services) = started(spec).await;
-    let pk = stack.authentik.sim.create_group(new_group("staff"), Mode::Evented);
+    let pk = stack
+        .authentik
+        .sim
+        .create_group(new_group("staff"), Mode::Evented);
     stack
-        .eventually("group linked", SOON, || async { group_links(&stack).await == 1 })
+        .eventually("group linked", SOON, || async {
+            group_links(&stack).await == 1
+        })
         .await;
     stack.authentik.sim.delete_group(pk, Mode::Evented);
     stack
-        .eventually("link dropped", SOON, || async { group_links(&stack).await == 0 })
+        .eventually("link dropped", SOON, || async {
+            group_links(&stack).await == 0
+        })
         .await;
     quiet().await;
     assert_eq!(stack.requests("DELETE", "groups/{id}"), 0);
@@ -301,8 +378,14 @@ async fn group_delete_with_do_nothing_only_drops_the_link() {
 #[tokio::test(flavor = "multi_thread")]
 async fn adding_then_removing_a_member_writes_each_once() {
     let (stack, services) = started(ProviderSpec::new("entra")).await;
-    let user = stack.authentik.sim.create_user(new_user("jdoe"), Mode::Evented);
-    let group = stack.authentik.sim.create_group(new_group("staff"), Mode::Evented);
+    let user = stack
+        .authentik
+        .sim
+        .create_user(new_user("jdoe"), Mode::Evented);
+    let group = stack
+        .authentik
+        .sim
+        .create_group(new_group("staff"), Mode::Evented);
     stack
         .eventually("both linked", SOON, || async {
             user_links(&stack).await == 1 && group_links(&stack).await == 1
@@ -317,15 +400,22 @@ async fn adding_then_removing_a_member_writes_each_once() {
         state["memberships"][gid].as_array().map_or(0, |m| m.len())
     };
     stack
-        .eventually("member added in Entra", SOON, || async { member_of(&stack) == 1 })
+        .eventually("member added in Entra", SOON, || async {
+            member_of(&stack) == 1
+        })
         .await;
     quiet().await;
     // One write for the add (authentik: one POST members/$ref per member; we
     // PATCH members@odata.bind, 20 per request).
     assert_eq!(stack.graph().mutating_requests() - writes_before, 1);
-    stack.authentik.sim.remove_member(group, user, Mode::Evented);
     stack
-        .eventually("member removed in Entra", SOON, || async { member_of(&stack) == 0 })
+        .authentik
+        .sim
+        .remove_member(group, user, Mode::Evented);
+    stack
+        .eventually("member removed in Entra", SOON, || async {
+            member_of(&stack) == 0
+        })
         .await;
     quiet().await;
     assert_eq!(stack.requests("DELETE", "groups/{id}/members/{id}/$ref"), 1);
@@ -344,11 +434,21 @@ async fn full_sync_links_an_existing_group_by_display_name_not_unique_name() {
             "securityEnabled": true, "mailNickname": "staff"
         }))
         .unwrap();
-    stack.authentik.sim.create_user(new_user("jdoe"), Mode::Silent);
-    stack.authentik.sim.create_group(new_group("staff"), Mode::Silent);
+    stack
+        .authentik
+        .sim
+        .create_user(new_user("jdoe"), Mode::Silent);
+    stack
+        .authentik
+        .sim
+        .create_group(new_group("staff"), Mode::Silent);
     let services = stack.services().await;
     let groups = stack.graph().state()["groups"].clone();
-    assert_eq!(groups.as_array().unwrap().len(), 1, "no second group: {groups}");
+    assert_eq!(
+        groups.as_array().unwrap().len(),
+        1,
+        "no second group: {groups}"
+    );
     assert_eq!(groups[0]["id"], json!(entra_id));
     assert_eq!(stack.requests("POST", "groups"), 0);
     assert_eq!(stack.requests("GET", "users"), 1);

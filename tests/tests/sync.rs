@@ -37,7 +37,10 @@ fn organisation(stack: &Stack, n: usize) -> Vec<i64> {
 async fn assert_converged(stack: &Stack, provider: &str, graph: usize) {
     let expected = stack.expected(provider).await;
     let actual = stack.actual(graph, &expected);
-    assert_eq!(actual, expected, "Entra differs from authentik's mapped state");
+    assert_eq!(
+        actual, expected,
+        "Entra differs from authentik's mapped state"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -48,13 +51,17 @@ async fn a_first_full_sync_links_what_exists_creates_the_rest_and_a_second_write
     // a group by displayName with some members already in it.
     let by_upn = stack
         .graph()
-        .seed_user(json!({"displayName": "old", "userPrincipalName": "USER001@contoso.com",
-            "mailNickname": "user001", "accountEnabled": true}))
+        .seed_user(
+            json!({"displayName": "old", "userPrincipalName": "USER001@contoso.com",
+            "mailNickname": "user001", "accountEnabled": true}),
+        )
         .unwrap();
     let by_mail = stack
         .graph()
-        .seed_user(json!({"displayName": "old", "userPrincipalName": "legacy2@contoso.com",
-            "mail": "user002@contoso.com", "mailNickname": "legacy2", "accountEnabled": false}))
+        .seed_user(
+            json!({"displayName": "old", "userPrincipalName": "legacy2@contoso.com",
+            "mail": "user002@contoso.com", "mailNickname": "legacy2", "accountEnabled": false}),
+        )
         .unwrap();
     let staff = stack
         .graph()
@@ -74,7 +81,10 @@ async fn a_first_full_sync_links_what_exists_creates_the_rest_and_a_second_write
         .iter()
         .map(|u| u["id"].as_str().unwrap())
         .collect();
-    assert!(ids.contains(&by_upn.as_str()) && ids.contains(&by_mail.as_str()), "adopted, not duplicated");
+    assert!(
+        ids.contains(&by_upn.as_str()) && ids.contains(&by_mail.as_str()),
+        "adopted, not duplicated"
+    );
     assert_eq!(
         stack.requests("POST", "users"),
         44,
@@ -140,7 +150,10 @@ async fn direct_changes_of_every_kind_reach_entra_within_5_s() {
     sim.add_member(group, user, Mode::Evented);
     let members = || {
         let s = state();
-        let gid = s["groups"][0]["id"].as_str().unwrap_or_default().to_lowercase();
+        let gid = s["groups"][0]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase();
         s["memberships"][gid].as_array().map_or(0, |m| m.len())
     };
     stack
@@ -226,7 +239,10 @@ async fn a_dry_run_sends_nothing_and_reports_what_it_would_do() {
     assert_eq!(stack.graph().mutating_requests(), 0);
     let conn = stack.db.store.conn().await.unwrap();
     let would: i64 = conn
-        .query_one("SELECT count(*) FROM object_outcomes WHERE action = 'dry_run'", &[])
+        .query_one(
+            "SELECT count(*) FROM object_outcomes WHERE action = 'dry_run'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -241,19 +257,25 @@ async fn a_upn_conflict_is_adopted_and_a_stale_link_is_recreated() {
     // Created in Entra by someone else after discovery ran.
     let existing = stack
         .graph()
-        .seed_user(json!({"displayName": "someone", "userPrincipalName": "bob@contoso.com",
-            "mailNickname": "bob", "accountEnabled": true}))
+        .seed_user(
+            json!({"displayName": "someone", "userPrincipalName": "bob@contoso.com",
+            "mailNickname": "bob", "accountEnabled": true}),
+        )
         .unwrap();
-    let bob = stack.authentik.sim.create_user(new_user("bob"), Mode::Evented);
+    let bob = stack
+        .authentik
+        .sim
+        .create_user(new_user("bob"), Mode::Evented);
     stack
         .eventually("adopted and patched", SOON, || async {
             let s = stack.graph().state();
-            s["users"].as_array().unwrap().len() == 1 && s["users"][0]["displayName"] == "bob (display)"
+            s["users"].as_array().unwrap().len() == 1
+                && s["users"][0]["displayName"] == "bob (display)"
         })
         .await;
     assert_eq!(stack.graph().state()["users"][0]["id"], json!(existing));
     // Deleted in Entra behind our back; the next change re-creates it.
-    stack.graph().delete_object(&existing);
+    stack.delete_user_in_entra(0, &existing).await;
     stack.authentik.sim.update_user(
         bob,
         UserPatch {
@@ -298,7 +320,10 @@ async fn a_user_leaving_scope_is_suspended_when_so_configured() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|u| u["userPrincipalName"] == "carol@contoso.com" && u["accountEnabled"] == json!(false))
+                .any(|u| {
+                    u["userPrincipalName"] == "carol@contoso.com"
+                        && u["accountEnabled"] == json!(false)
+                })
         })
         .await;
     services.stop().await;
@@ -332,8 +357,14 @@ async fn the_deletion_threshold_stops_a_mass_delete() {
     let run = stack.wait_for_run(id, RUN).await;
     assert_eq!(run.state, RunState::Failed);
     let error = run.error.unwrap_or_default();
-    assert!(error.contains("8") && error.contains("deletion_threshold"), "{error}");
-    assert_eq!(stack.graph().state()["users"].as_array().unwrap().len(), before);
+    assert!(
+        error.contains("8") && error.contains("deletion_threshold"),
+        "{error}"
+    );
+    assert_eq!(
+        stack.graph().state()["users"].as_array().unwrap().len(),
+        before
+    );
     assert_eq!(stack.requests("DELETE", "users/{id}"), 0);
     services.stop().await;
 }
@@ -366,7 +397,12 @@ async fn a_silent_change_is_fixed_by_the_next_full_sync() {
     assert_eq!(run.state, RunState::Done, "{run:?}");
     assert_converged(&stack, "entra", 0).await;
     assert_eq!(
-        stack.db.store.link_count::<AkUserPk>("entra").await.unwrap(),
+        stack
+            .db
+            .store
+            .link_count::<AkUserPk>("entra")
+            .await
+            .unwrap(),
         11
     );
     services.stop().await;

@@ -3,6 +3,8 @@
 
 use crate::ReconcileError;
 use crate::budget::BudgetGate;
+use crate::groups::GroupReconciler;
+use crate::memberships::MembershipReconciler;
 use crate::users::UserReconciler;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_config::ProviderConfig;
@@ -77,6 +79,10 @@ pub async fn scope(
 pub struct ProviderWorker {
     /// Users.
     pub users: UserReconciler,
+    /// Groups.
+    pub groups: GroupReconciler,
+    /// Group memberships.
+    pub memberships: MembershipReconciler,
 }
 
 impl ProviderWorker {
@@ -107,13 +113,27 @@ impl ProviderWorker {
         let scope = scope(config, authentik).await?;
         Ok(Self {
             users: UserReconciler {
-                provider: info,
-                graph,
+                provider: info.clone(),
+                graph: graph.clone(),
                 authentik: authentik.clone(),
                 store: store.clone(),
                 mapper: mapper(config)?,
                 scope,
                 on_delete: config.user_delete_action.into(),
+            },
+            groups: GroupReconciler {
+                provider: info,
+                graph: graph.clone(),
+                authentik: authentik.clone(),
+                store: store.clone(),
+                mapper: mapper(config)?,
+                on_delete: config.group_delete_action.into(),
+            },
+            memberships: MembershipReconciler {
+                provider: config.name.clone(),
+                graph,
+                authentik: authentik.clone(),
+                store: store.clone(),
             },
         })
     }

@@ -5,7 +5,9 @@
 //! recorded, configuration → the provider is halted.
 
 use crate::ReconcileError;
+use crate::groups::GroupAction;
 use crate::health::{self, HealthState, WorkerMetrics};
+use crate::memberships::MembershipAction;
 use crate::provider::ProviderWorker;
 use crate::users::UserAction;
 use entra_sync_authentik::AuthentikClient;
@@ -211,7 +213,6 @@ enum FollowUp {
     /// The user's memberships may differ from what we wrote.
     UserGroups(AkUserPk),
     /// The group was just linked: its memberships can now be written.
-    #[expect(dead_code, reason = "group tasks land next")]
     GroupMembers(AkGroupPk),
 }
 
@@ -361,10 +362,16 @@ impl Handler {
                 let action = worker.users.reconcile(pk).await?;
                 Ok(user_done(pk, action))
             }
-            ObjectKind::Group | ObjectKind::Membership => Err(ReconcileError::Permanent(format!(
-                "{} tasks are not handled yet",
-                task.kind
-            ))),
+            ObjectKind::Group => {
+                let pk = group_pk(task).map_err(|e| invalid(&e))?;
+                let action = worker.groups.reconcile(pk).await?;
+                Ok(group_done(pk, action))
+            }
+            ObjectKind::Membership => {
+                let pk = group_pk(task).map_err(|e| invalid(&e))?;
+                let action = worker.memberships.reconcile(pk).await?;
+                Ok(membership_done(action))
+            }
         }
     }
 
@@ -499,6 +506,78 @@ fn request_detail(request: &RequestRecord) -> Value {
     json!({ "method": request.method, "url": request.url, "body": request.body })
 }
 
+fn group_pk(task: &Task) -> Result<AkGroupPk, uuid::Error> {
+    uuid::Uuid::parse_str(&task.object_id).map(AkGroupPk)
+}
+
+fn dry_run_done(request: &RequestRecord) -> Done {
+    tracing::info!(method = %request.method, url = %request.url, body = ?request.body, "dry run: request not sent");
+    Done {
+        action: "dry_run",
+        detail: Some(request_detail(request)),
+        follow_up: FollowUp::None,
+    }
+}
+
+fn group_done(pk: AkGroupPk, action: GroupAction) -> Done {
+    let (action, detail, follow_up) = match action {
+        GroupAction::Created => ("created", None, FollowUp::GroupMembers(pk)),
+        GroupAction::Adopted => ("adopted", None, FollowUp::GroupMembers(pk)),
+        GroupAction::Recreated => ("recreated", None, FollowUp::GroupMembers(pk)),
+        GroupAction::Updated(props) => (
+            "updated",
+            Some(json!({ "properties": props })),
+            FollowUp::None,
+        ),
+        GroupAction::Unchanged => ("unchanged", None, FollowUp::None),
+        GroupAction::Skipped(by) => ("skipped", Some(json!({ "mapping": by })), FollowUp::None),
+        GroupAction::Deleted => ("deleted", None, FollowUp::None),
+        GroupAction::Unlinked => ("unlinked", None, FollowUp::None),
+        GroupAction::DryRun(request) => return dry_run_done(&request),
+    };
+    Done {
+        action,
+        detail,
+        follow_up,
+    }
+}
+
+fn membership_done(action: MembershipAction) -> Done {
+    let (action, detail) = match action {
+        MembershipAction::Synced {
+            added,
+            removed,
+            waiting,
+        } => {
+            let pks = |v: &[AkUserPk]| v.iter().map(|p| p.0).collect::<Vec<_>>();
+            let action = if added.is_empty() && removed.is_empty() {
+                "unchanged"
+            } else {
+                "updated"
+            };
+            (
+                action,
+                Some(
+                    json!({ "added": pks(&added), "removed": pks(&removed), "waiting_for_user_link": pks(&waiting) }),
+                ),
+            )
+        }
+        MembershipAction::GroupNotLinked => ("group_not_linked", None),
+        MembershipAction::DryRun(requests) => {
+            for request in &requests {
+                tracing::info!(method = %request.method, url = %request.url, body = ?request.body, "dry run: request not sent");
+            }
+            let requests: Vec<Value> = requests.iter().map(request_detail).collect();
+            ("dry_run", Some(json!({ "requests": requests })))
+        }
+    };
+    Done {
+        action,
+        detail,
+        follow_up: FollowUp::None,
+    }
+}
+
 fn user_done(pk: AkUserPk, action: UserAction) -> Done {
     let follow = FollowUp::UserGroups(pk);
     let (action, detail, follow_up) = match action {
@@ -511,10 +590,7 @@ fn user_done(pk: AkUserPk, action: UserAction) -> Done {
         UserAction::Deleted => ("deleted", None, FollowUp::None),
         UserAction::Suspended => ("suspended", None, FollowUp::None),
         UserAction::Unlinked => ("unlinked", None, FollowUp::None),
-        UserAction::DryRun(request) => {
-            tracing::info!(method = %request.method, url = %request.url, body = ?request.body, "dry run: request not sent");
-            ("dry_run", Some(request_detail(&request)), FollowUp::None)
-        }
+        UserAction::DryRun(request) => return dry_run_done(&request),
     };
     Done {
         action,
