@@ -2,4 +2,6 @@
 //! webhook, and task publishing.
 
 pub mod events;
+pub mod full_sync;
+pub mod metrics;
 pub mod webhook;
