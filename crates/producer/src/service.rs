@@ -28,8 +28,8 @@ use axum::routing::get;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_core::secret::Secret;
 use entra_sync_queue::{Publisher, Topology};
+use entra_sync_store::Store;
 use entra_sync_store::leader::Leadership;
-use entra_sync_store::{Store, StoreError};
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -37,8 +37,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-/// The leadership role name (the lock also names the database schema, so
-/// deployments sharing one database in different schemas elect separately).
+/// The leadership role name (the store's lock key also names the database and
+/// schema, so installations sharing one server elect separately).
 pub const LEADER_ROLE: &str = "producer";
 
 /// How long the producer waits for its parts to stop on shutdown or on losing
@@ -244,20 +244,6 @@ async fn metrics_text(State(health): State<Arc<Health>>) -> impl IntoResponse {
     )
 }
 
-/// The leadership role including the current schema.
-async fn leader_role(store: &Store) -> Result<String, StoreError> {
-    let conn = store.conn().await?;
-    let row = conn
-        .query_one("SELECT current_schema()::text", &[])
-        .await
-        .map_err(|source| StoreError::Query {
-            doing: "reading the current schema",
-            source,
-        })?;
-    let schema: Option<String> = row.get(0);
-    Ok(format!("{LEADER_ROLE}@{}", schema.unwrap_or_default()))
-}
-
 /// Tries to lead until stopped; leads while it can.
 async fn lead_loop(
     parts: ProducerParts,
@@ -269,11 +255,7 @@ async fn lead_loop(
         if *stop.borrow() {
             return;
         }
-        let attempt = async {
-            let role = leader_role(&parts.store).await?;
-            parts.store.try_lead(&role).await
-        };
-        match attempt.await {
+        match parts.store.try_lead(LEADER_ROLE).await {
             Ok(Some(leadership)) => {
                 lead(&parts, &health, &wake, leadership, stop.clone()).await;
                 continue;

@@ -170,13 +170,18 @@ async fn a_leader_whose_lock_session_dies_steps_down() {
     let env = Env::new().await;
     let a = Running::start(parts(&env, env.store().clone(), vec![])).await;
     eventually("a leads", async || a.is_leader().await).await;
-    let role = format!(
-        "{}@{}",
-        entra_sync_producer::service::LEADER_ROLE,
+    let role = entra_sync_producer::service::LEADER_ROLE;
+    let conn = env.store().conn().await.unwrap();
+    // The store's advisory-lock key: `entra-sync/<database>/<connection options>/leader/<role>`.
+    let database: String = conn
+        .query_one("SELECT current_database()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let key = format!(
+        "entra-sync/{database}/-c search_path={}/leader/{role}",
         env.db.schema
     );
-    let key = format!("entra-sync-leader:{role}");
-    let conn = env.store().conn().await.unwrap();
     let killed = conn
         .query_one(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_locks
@@ -194,7 +199,7 @@ async fn a_leader_whose_lock_session_dies_steps_down() {
     // Take the lock before the producer can take it back.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let held = loop {
-        if let Some(l) = env.store().try_lead(&role).await.unwrap() {
+        if let Some(l) = env.store().try_lead(role).await.unwrap() {
             break l;
         }
         assert!(
