@@ -355,7 +355,8 @@ impl Execution<'_> {
             .try_concat()
             .await
             .map_err(authentik_stop)?;
-        let graph = &self.target.graph;
+        // Discovery is background traffic: Graph may throttle it first.
+        let graph = &self.target.graph.bulk();
         let entra_users: Vec<EntraUser> =
             graph.list_users().collect_all().await.map_err(graph_stop)?;
         let entra_groups: Vec<EntraGroup> = graph

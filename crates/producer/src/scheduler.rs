@@ -41,6 +41,7 @@ pub struct Scheduler {
     ctx: SyncContext,
     providers: Vec<(Arc<SyncTarget>, ProviderSchedule)>,
     executing: HashMap<String, (Uuid, JoinHandle<()>)>,
+    registered: bool,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -62,6 +63,7 @@ impl Scheduler {
                 .map(|p| (Arc::new(p.target.clone()), p))
                 .collect(),
             executing: HashMap::new(),
+            registered: false,
         }
     }
 
@@ -98,6 +100,7 @@ impl Scheduler {
             }
             self.start(name, trigger).await?;
         }
+        self.registered = true;
         Ok(())
     }
 
@@ -167,9 +170,10 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Registers the providers, then ticks every `every` (or at once when
-    /// `kick` is notified) until `shutdown` completes; the runs being executed
-    /// are then aborted and stay `running` for the next leader.
+    /// Registers the providers (unless [`Scheduler::register`] already did),
+    /// then ticks every `every` (or at once when `kick` is notified) until
+    /// `shutdown` completes; the runs being executed are then aborted and stay
+    /// `running` for the next leader.
     pub async fn run(
         mut self,
         every: Duration,
@@ -177,15 +181,15 @@ impl Scheduler {
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
-        let mut registered = false;
         loop {
-            if !registered {
-                match self.register().await {
-                    Ok(()) => registered = true,
-                    Err(e) => tracing::warn!(error = %e, "registering providers failed; retrying"),
-                }
+            if !self.registered
+                && let Err(e) = self.register().await
+            {
+                tracing::warn!(error = %e, "registering providers failed; retrying");
             }
-            if registered && let Err(e) = self.tick().await {
+            if self.registered
+                && let Err(e) = self.tick().await
+            {
                 tracing::warn!(error = %e, "scheduling full syncs failed; retrying");
             }
             tokio::select! {

@@ -366,7 +366,12 @@ async fn lead_connected(
     let sink = TaskSink::new(ctx.clone(), names.clone(), kick.clone());
     let (children_tx, children_rx) = watch::channel(false);
     let mut children = tokio::task::JoinSet::new();
-    let scheduler = Scheduler::new(ctx.clone(), parts.providers.clone());
+    let mut scheduler = Scheduler::new(ctx.clone(), parts.providers.clone());
+    // Register before following authentik, so the first runs say why they
+    // started (a new provider, changed settings) rather than "events_gap".
+    if let Err(e) = scheduler.register().await {
+        tracing::warn!(error = %e, "registering providers failed; the scheduler retries");
+    }
     children.spawn(scheduler.run(
         parts.intervals.schedule_tick,
         kick,

@@ -1,6 +1,7 @@
 //! The [`ChangeSink`] of the running producer: changes become direct-lane
 //! tasks for every provider that is not halted; a gap in the feed starts a
-//! full sync of every provider.
+//! full sync of every provider that is not halted (`resume` starts one for a
+//! halted provider).
 
 use crate::events::{ChangeSink, Handoff, SinkError};
 use crate::full_sync::SyncContext;
@@ -47,6 +48,10 @@ impl ChangeSink for TaskSink {
             }
             Handoff::FullSyncNeeded(reason) => {
                 for provider in &self.providers {
+                    if let Some(halt) = self.ctx.store.halt_of(provider).await? {
+                        tracing::info!(provider, reason = %halt.reason, "provider halted: no full sync started (`resume` starts one)");
+                        continue;
+                    }
                     match self.ctx.store.start_run(provider, "events_gap").await? {
                         RunStart::Started(run) => {
                             tracing::info!(provider, %run, ?reason, "full sync started: changes may have been missed");

@@ -180,6 +180,18 @@ async fn a_halted_providers_run_is_failed_and_no_new_one_starts() {
         "a halted provider is not scheduled"
     );
     assert!(scheduler.executing().is_empty());
+    Scheduler::new(
+        env.ctx.clone(),
+        vec![schedule(&env, "p", "changed", Duration::ZERO)],
+    )
+    .register()
+    .await
+    .unwrap();
+    assert_eq!(
+        latest(&env, "p").await.id,
+        run,
+        "changed settings of a halted provider wait for `resume`"
+    );
 }
 
 #[tokio::test]
@@ -242,8 +254,11 @@ async fn a_gap_in_the_feed_starts_a_full_sync_per_provider_and_wakes_the_schedul
     let store = env.store();
     store.register_provider("p", "h").await.unwrap();
     store.register_provider("q", "h").await.unwrap();
+    store.register_provider("halted", "h").await.unwrap();
+    store.halt("halted", "bad credentials").await.unwrap();
     let kick = Arc::new(Notify::new());
-    let mut sink = TaskSink::new(env.ctx.clone(), vec!["p".into(), "q".into()], kick.clone());
+    let providers = vec!["p".into(), "q".into(), "halted".into()];
+    let mut sink = TaskSink::new(env.ctx.clone(), providers, kick.clone());
     sink.handle(Handoff::FullSyncNeeded(FullSyncReason::NoCursor))
         .await
         .unwrap();
@@ -252,6 +267,10 @@ async fn a_gap_in_the_feed_starts_a_full_sync_per_provider_and_wakes_the_schedul
         assert_eq!(run.trigger, "events_gap");
         assert_eq!(run.state, RunState::Running);
     }
+    assert!(
+        store.latest_run("halted").await.unwrap().is_none(),
+        "a halted provider waits for `resume`"
+    );
     tokio::time::timeout(Duration::from_secs(1), kick.notified())
         .await
         .expect("the scheduler is woken");
