@@ -381,3 +381,35 @@ async fn executing_a_run_again_publishes_only_what_is_still_pending() {
         .collect();
     assert_eq!(users, vec![b.to_string()]);
 }
+
+#[tokio::test]
+async fn rejected_graph_credentials_halt_the_provider_during_discovery() {
+    let env = Env::new().await;
+    env.add_user("adele", "adele@contoso.com");
+    let run = start(&env, "p").await;
+    let mut target = env.target("p");
+    let config = entra_sync_graph::GraphConfig::new(
+        entra_sync_sim::graph::SimConfig::TENANT_ID,
+        entra_sync_sim::graph::SimConfig::CLIENT_ID,
+        entra_sync_graph::Secret::new("not-the-secret"),
+    )
+    .with_base_url(&env.graph.base_url());
+    target.graph = entra_sync_graph::GraphClient::new(config).unwrap();
+    let finished = full_sync(&env.ctx, &target, run).await.unwrap();
+    assert_eq!(finished.state, RunState::Failed);
+    let halt = env.store().halt_of("p").await.unwrap().expect("halted");
+    assert!(
+        halt.reason.starts_with("Microsoft Graph: "),
+        "{}",
+        halt.reason
+    );
+    assert!(
+        !halt.reason.contains("not-the-secret"),
+        "no secret in the reason"
+    );
+    assert_eq!(
+        finished.error.unwrap(),
+        format!("provider halted: {}", halt.reason)
+    );
+    assert_eq!(env.ctx.metrics.tasks_published(Lane::Bulk), 0);
+}
