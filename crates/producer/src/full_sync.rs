@@ -450,9 +450,11 @@ impl Execution<'_> {
                 .iter()
                 .filter_map(|m| user_by_entra.get(&m.id).copied())
                 .collect();
+            // Recorded only while the group is still linked to this Entra group
+            // (a worker re-creating it meanwhile must not inherit them).
             if !known.is_empty() {
                 store
-                    .add_written_members(provider, link.ak_id, &known)
+                    .add_written_members_to(provider, link.ak_id, &link.entra_id, &known)
                     .await?;
             }
         }
