@@ -261,6 +261,31 @@ impl Store {
         Ok(row.get(0))
     }
 
+    /// Every link of one kind of a provider, with its Entra id, attributes and state.
+    pub async fn links_of<K: LinkKey>(&self, provider: &str) -> Result<Vec<Link<K>>, StoreError> {
+        let conn = self.conn().await?;
+        let sql = format!(
+            "SELECT {c}, entra_id, attributes, origin, state FROM {} WHERE provider = $1 ORDER BY {c}",
+            K::TABLE,
+            c = K::COLUMN
+        );
+        let rows = conn
+            .query(&sql, &[&provider])
+            .await
+            .map_err(query_error("listing links"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(Link {
+                    ak_id: K::from_row(r, 0),
+                    entra_id: entra_id(r, 1)?,
+                    attributes: attributes(r, 2),
+                    origin: LinkOrigin::parse(r.get(3)),
+                    state: state(r.get(4)),
+                })
+            })
+            .collect()
+    }
+
     /// The members of a group we last wrote to Entra.
     pub async fn written_members(
         &self,
