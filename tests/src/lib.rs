@@ -4,19 +4,21 @@
 //! processes, for the crash tests).
 
 use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig, GroupQuery, UserQuery};
+use entra_sync_cli::wiring;
 use entra_sync_config::{Config, ProcessEnv};
 use entra_sync_core::authentik::{AkGroup, AkUser};
 use entra_sync_core::mapping::{
     CompiledMapping, Mapped, Mapper, MappingInput, ProviderInfo, Subject,
 };
 use entra_sync_core::scope::Scope;
+use entra_sync_producer::events::{EVENTS_CURSOR, WATERMARK_CURSOR};
+use entra_sync_producer::service::Intervals;
 use entra_sync_queue::Topology;
 use entra_sync_queue::testing::TestVhost;
 use entra_sync_sim::authentik::RunningSim;
 use entra_sync_sim::graph::{GraphSim, SimConfig};
 use entra_sync_store::runs::{Run, RunStart, RunState};
 use entra_sync_store::testing::TestDatabase;
-use entra_sync_worker::runner::{WorkerParts, WorkerSettings};
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -254,29 +256,79 @@ webhook_secret_file = "webhook-secret"
         )
     }
 
-    /// Starts an in-process worker.
+    /// Starts an in-process worker, wired as `entra-sync worker` is, with
+    /// short retry delays.
     pub fn worker(&self, concurrency: usize) -> Service {
         let config = self.config();
-        let parts = WorkerParts {
-            store: self.db.store.clone(),
-            amqp_url: self.vhost.url(),
-            topology: Self::topology(),
-            authentik: self.authentik_client(),
-            providers: config.providers.clone(),
-            settings: WorkerSettings {
-                concurrency,
-                max_attempts: config.worker.max_attempts,
-                lock_timeout: Duration::from_secs(10),
-                shutdown_grace: Duration::from_secs(5),
-                retry_base: Duration::from_millis(200),
-            },
-            listen: None,
-        };
+        let mut parts =
+            wiring::worker_parts(&config, self.db.store.clone(), Some(concurrency)).unwrap();
+        parts.topology = Self::topology();
+        parts.listen = None;
+        parts.settings.lock_timeout = Duration::from_secs(10);
+        parts.settings.shutdown_grace = Duration::from_secs(5);
+        parts.settings.retry_base = Duration::from_millis(200);
         Service::spawn(|shutdown| async move {
             entra_sync_worker::runner::run(parts, shutdown)
                 .await
                 .expect("worker runs");
         })
+    }
+
+    /// Starts an in-process producer, wired as `entra-sync producer` is, with
+    /// short poll intervals.
+    pub fn producer(&self) -> Service {
+        let config = self.config();
+        let mut parts = wiring::producer_parts(&config, self.db.store.clone()).unwrap();
+        parts.topology = Self::topology();
+        parts.intervals = Intervals {
+            events_poll: Duration::from_millis(300),
+            watermark_poll: Some(Duration::from_millis(500)),
+            run_poll: Duration::from_millis(100),
+            schedule_tick: Duration::from_millis(200),
+            leader_retry: Duration::from_millis(200),
+            leader_check: Duration::from_millis(500),
+        };
+        Service::spawn(|shutdown| async move {
+            entra_sync_producer::service::run(parts, shutdown)
+                .await
+                .expect("producer runs");
+        })
+    }
+
+    /// A producer and a worker, started; returns once the first full syncs
+    /// (the new providers' and the events feed's initial one) are over.
+    pub async fn services(&self) -> Services {
+        let services = self.services_unsettled();
+        self.settle().await;
+        services
+    }
+
+    /// A producer and a worker, started; returns at once.
+    pub fn services_unsettled(&self) -> Services {
+        Services {
+            producer: self.producer(),
+            worker: self.worker(4),
+        }
+    }
+
+    /// Waits until both change followers hold a cursor and no full sync runs.
+    pub async fn settle(&self) {
+        let store = &self.db.store;
+        self.eventually("services settled", Duration::from_secs(60), || async {
+            for cursor in [EVENTS_CURSOR, WATERMARK_CURSOR] {
+                if store.load_cursor(cursor).await.unwrap().is_none() {
+                    return false;
+                }
+            }
+            for p in &self.providers {
+                match store.latest_run(&p.name).await.unwrap() {
+                    Some(run) if run.state != RunState::Running => {}
+                    _ => return false,
+                }
+            }
+            true
+        })
+        .await;
     }
 
     /// Requests a full sync of `provider` the way `entra-sync sync` does.
@@ -522,6 +574,22 @@ fn restrict(object: &Value, like: Option<&Map<String, Value>>) -> Map<String, Va
             .keys()
             .map(|k| (k.clone(), all.get(k).cloned().unwrap_or(Value::Null)))
             .collect(),
+    }
+}
+
+/// A producer and a worker.
+pub struct Services {
+    /// The producer.
+    pub producer: Service,
+    /// The worker.
+    pub worker: Service,
+}
+
+impl Services {
+    /// Stops both.
+    pub async fn stop(self) {
+        self.producer.stop().await;
+        self.worker.stop().await;
     }
 }
 

@@ -36,6 +36,8 @@ enum Command {
     Migrate,
     /// Validates the configuration and compiles every property mapping.
     CheckConfig,
+    /// Schedules full syncs, follows authentik's changes, serves the webhook, health and metrics.
+    Producer,
     /// Consumes tasks and writes to Microsoft Graph until SIGTERM.
     Worker {
         /// Tasks reconciled at once (overrides `[worker] concurrency`).
@@ -124,6 +126,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Migrate => commands::migrate::run(cli.config.as_deref()).await,
             Command::CheckConfig => commands::check_config::run(cli.config.as_deref()),
+            Command::Producer => commands::producer::run(cli.config.as_deref()).await,
             Command::Worker { concurrency } => {
                 commands::worker::run(cli.config.as_deref(), concurrency).await
             }

@@ -2,6 +2,7 @@
 
 pub mod check_config;
 pub mod migrate;
+pub mod producer;
 pub mod resume;
 pub mod sim;
 pub mod status;
@@ -9,30 +10,14 @@ pub mod sync;
 pub mod worker;
 
 use anyhow::Context;
-use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig};
+pub use entra_sync_cli::wiring::store;
 use entra_sync_config::{Config, ProcessEnv};
-use entra_sync_store::Store;
 use std::path::Path;
 
 /// Loads the configuration named by `--config` / `ENTRA_SYNC_CONFIG`.
 pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     let path = path.context("no configuration: pass --config FILE or set ENTRA_SYNC_CONFIG")?;
     Ok(Config::load(path, &ProcessEnv)?)
-}
-
-/// The database pool, with at least `min_size` connections allowed.
-pub fn store(config: &Config, min_size: usize) -> anyhow::Result<Store> {
-    let size = config.database.max_connections.max(min_size);
-    Ok(Store::connect(config.database.url.expose(), size, None)?)
-}
-
-/// The authentik API client.
-pub fn authentik(config: &Config) -> anyhow::Result<AuthentikClient> {
-    let client = AuthentikClient::new(ClientConfig::new(
-        config.authentik.url.clone(),
-        ApiToken::new(config.authentik.token.expose()),
-    ))?;
-    Ok(client)
 }
 
 /// The provider named `name`, or an error listing the configured ones.

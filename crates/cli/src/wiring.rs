@@ -1,0 +1,102 @@
+//! Builds the producer's and the worker's parts from a [`Config`].
+
+use anyhow::Context;
+use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig};
+use entra_sync_config::{Config, ProviderConfig};
+use entra_sync_graph::GraphClient;
+use entra_sync_producer::full_sync::{ScopeSettings, SyncTarget};
+use entra_sync_producer::scheduler::ProviderSchedule;
+use entra_sync_producer::service::{Intervals, ProducerParts};
+use entra_sync_producer::webhook::WebhookSecret;
+use entra_sync_queue::Topology;
+use entra_sync_store::Store;
+use entra_sync_worker::provider::graph_config;
+use entra_sync_worker::runner::{WorkerParts, WorkerSettings};
+
+/// The database pool, with at least `min_size` connections allowed.
+pub fn store(config: &Config, min_size: usize) -> anyhow::Result<Store> {
+    let size = config.database.max_connections.max(min_size);
+    Ok(Store::connect(config.database.url.expose(), size, None)?)
+}
+
+/// The authentik API client.
+pub fn authentik(config: &Config) -> anyhow::Result<AuthentikClient> {
+    let client = AuthentikClient::new(ClientConfig::new(
+        config.authentik.url.clone(),
+        ApiToken::new(config.authentik.token.expose()),
+    ))?;
+    Ok(client)
+}
+
+/// The full-sync schedule of one provider. Discovery only reads, so its Graph
+/// client is not gated by the write budget.
+pub fn provider_schedule(provider: &ProviderConfig) -> anyhow::Result<ProviderSchedule> {
+    let graph = GraphClient::new(graph_config(provider))
+        .with_context(|| format!("providers[{}]", provider.name))?;
+    Ok(ProviderSchedule {
+        target: SyncTarget {
+            name: provider.name.clone(),
+            graph,
+            scope: ScopeSettings {
+                filter_group: provider.filter_group.clone(),
+                exclude_service_accounts: provider.exclude_users_service_account,
+            },
+            user_delete: provider.user_delete_action.into(),
+            group_delete: provider.group_delete_action.into(),
+            deletion_threshold: provider.deletion_threshold,
+        },
+        settings_hash: provider.settings_hash(),
+        full_sync_interval: provider.full_sync_interval,
+    })
+}
+
+/// Everything `entra-sync producer` runs on.
+pub fn producer_parts(config: &Config, store: Store) -> anyhow::Result<ProducerParts> {
+    let providers = config
+        .providers
+        .iter()
+        .map(provider_schedule)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(ProducerParts {
+        store,
+        amqp_url: config.amqp.url.clone(),
+        topology: Topology::new(&config.amqp.queue_prefix),
+        authentik: authentik(config)?,
+        webhook_secret: WebhookSecret::new(config.authentik.webhook_secret.expose()),
+        listen: config.producer.listen,
+        intervals: Intervals {
+            events_poll: config.producer.events_poll_interval,
+            watermark_poll: Some(config.producer.watermark_poll_interval),
+            ..Intervals::default()
+        },
+        providers,
+    })
+}
+
+/// Everything `entra-sync worker` runs on; `concurrency` overrides the configuration.
+pub fn worker_parts(
+    config: &Config,
+    store: Store,
+    concurrency: Option<usize>,
+) -> anyhow::Result<WorkerParts> {
+    let concurrency = concurrency.unwrap_or(config.worker.concurrency).max(1);
+    Ok(WorkerParts {
+        store,
+        amqp_url: config.amqp.url.expose().to_owned(),
+        topology: Topology::new(&config.amqp.queue_prefix),
+        authentik: authentik(config)?,
+        providers: config.providers.clone(),
+        settings: WorkerSettings {
+            concurrency,
+            max_attempts: config.worker.max_attempts,
+            ..WorkerSettings::default()
+        },
+        listen: Some(config.worker.listen),
+    })
+}
+
+/// The pool size a worker with `concurrency` needs: each in-flight task holds
+/// its object's lock on one connection and uses another.
+pub fn worker_pool_size(concurrency: usize) -> usize {
+    concurrency * 2 + 2
+}
