@@ -59,9 +59,11 @@ async fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitSta
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_worker_serves_health_and_metrics_and_exits_within_10_s_of_sigterm() {
+async fn sigterm_mid_sync_stops_a_worker_within_10_s_and_loses_no_task() {
+    use entra_sync_sim::graph::FaultConfig;
+    use entra_sync_store::runs::RunState;
     let stack = Stack::start(vec![ProviderSpec::new("p")]).await;
-    for n in 0..20 {
+    for n in 0..150 {
         stack.authentik.sim.create_user(
             NewUser {
                 username: format!("u{n}"),
@@ -70,24 +72,251 @@ async fn a_worker_serves_health_and_metrics_and_exits_within_10_s_of_sigterm() {
                 is_active: true,
                 ..Default::default()
             },
-            Mode::Evented,
+            Mode::Silent,
         );
     }
+    stack.graph().set_faults(FaultConfig {
+        latency_min_ms: 50,
+        latency_max_ms: 100,
+        ..Default::default()
+    });
     let config = stack.process_config();
-    let mut worker = spawn(&config.path, &["worker", "--concurrency", "2"]);
+    let mut worker = spawn(&config.path, &["worker", "--concurrency", "4"]);
     wait_healthy(config.worker_port, &mut worker).await;
     let ready = reqwest::get(format!("http://127.0.0.1:{}/readyz", config.worker_port))
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+    let mut producer = spawn(&config.path, &["producer"]);
+    wait_healthy(config.producer_port, &mut producer).await;
+    let store = &stack.db.store;
+    stack
+        .eventually("tasks in flight", Duration::from_secs(60), || async {
+            store
+                .latest_run("p")
+                .await
+                .unwrap()
+                .is_some_and(|r| r.objects_done >= 20)
+        })
+        .await;
     let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", config.worker_port))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("entra_sync_worker_tasks_in_flight"));
+    assert!(
+        metrics
+            .contains("entra_sync_worker_tasks_total{provider=\"p\",kind=\"user\",result=\"ok\"}")
+    );
     signal(&worker, "TERM");
     let status = wait_exit(&mut worker, Duration::from_secs(10)).await;
     assert!(status.success(), "clean exit after SIGTERM: {status}");
+    // A new worker picks up what the stopped one requeued; nothing is lost.
+    let other = stack.process_config();
+    let mut replacement = spawn(&other.path, &["worker", "--concurrency", "4"]);
+    stack
+        .eventually("the sync ends", Duration::from_secs(90), || async {
+            store
+                .latest_run("p")
+                .await
+                .unwrap()
+                .is_some_and(|r| r.state != RunState::Running)
+        })
+        .await;
+    let run = store.latest_run("p").await.unwrap().unwrap();
+    assert_eq!(
+        (run.state, run.objects_failed),
+        (RunState::Done, 0),
+        "{run:?}"
+    );
+    assert_eq!(
+        stack.graph().state()["users"].as_array().unwrap().len(),
+        150
+    );
+    signal(&producer, "TERM");
+    let status = wait_exit(&mut producer, Duration::from_secs(10)).await;
+    assert!(
+        status.success(),
+        "producer exits cleanly after SIGTERM: {status}"
+    );
+    let _ = replacement.kill();
+    let _ = replacement.wait();
+}
+
+fn run_cli(config: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_entra-sync"))
+        .args(args)
+        .env("ENTRA_SYNC_CONFIG", config)
+        .env_remove("DATABASE_URL")
+        .env_remove("AMQP_URL")
+        .output()
+        .expect("run entra-sync");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn kill_on_drop(children: Vec<Child>) -> impl Drop {
+    struct Killer(Vec<Child>);
+    impl Drop for Killer {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    Killer(children)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_worker_processes_converge_exactly_when_one_is_killed_halfway() {
+    use entra_sync_sim::graph::FaultConfig;
+    use entra_sync_store::runs::RunState;
+    let stack = Stack::start(vec![ProviderSpec::new("p")]).await;
+    let sim = &stack.authentik.sim;
+    let users: Vec<i64> = (0..300)
+        .map(|n| {
+            sim.create_user(
+                entra_sync_tests::new_user(&format!("k{n:03}")),
+                Mode::Silent,
+            )
+        })
+        .collect();
+    for g in 0..4 {
+        let group = sim.create_group(
+            entra_sync_tests::new_group(&format!("team{g}")),
+            Mode::Silent,
+        );
+        for pk in users.iter().skip(g).step_by(4) {
+            sim.add_member(group, *pk, Mode::Silent);
+        }
+    }
+    // Slow Graph down so the kill lands in the middle of the users phase.
+    stack.graph().set_faults(FaultConfig {
+        latency_min_ms: 20,
+        latency_max_ms: 40,
+        ..Default::default()
+    });
+    let producer_config = stack.process_config();
+    let a = stack.process_config();
+    let b = stack.process_config();
+    let mut victim = spawn(&a.path, &["worker", "--concurrency", "4"]);
+    let survivor = spawn(&b.path, &["worker", "--concurrency", "4"]);
+    let producer = spawn(&producer_config.path, &["producer"]);
+    wait_healthy(a.worker_port, &mut victim).await;
+    let store = &stack.db.store;
+    stack
+        .eventually(
+            "a third of the users done",
+            Duration::from_secs(60),
+            || async {
+                store
+                    .latest_run("p")
+                    .await
+                    .unwrap()
+                    .is_some_and(|r| r.objects_done >= 100)
+            },
+        )
+        .await;
+    signal(&victim, "KILL");
+    victim.wait().unwrap();
+    let _guard = kill_on_drop(vec![survivor, producer]);
+    stack
+        .eventually("the sync ends", Duration::from_secs(120), || async {
+            store
+                .latest_run("p")
+                .await
+                .unwrap()
+                .is_some_and(|r| r.state != RunState::Running)
+        })
+        .await;
+    let run = store.latest_run("p").await.unwrap().unwrap();
+    assert_eq!(run.state, RunState::Done, "{run:?}");
+    assert_eq!(run.objects_failed, 0, "{run:?}");
+    let expected = stack.expected("p").await;
+    assert_eq!(stack.actual(0, &expected), expected);
+    // Created exactly once each: a create repeated after the kill is adopted, not duplicated.
+    assert_eq!(
+        stack.graph().counters().with_status("POST", "users", 201),
+        300
+    );
+    assert_eq!(
+        stack.graph().counters().with_status("POST", "groups", 201),
+        4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_wait_exit_codes_status_json_and_resume() {
+    let stack = Stack::start(vec![ProviderSpec::new("p")]).await;
+    let sim = &stack.authentik.sim;
+    sim.create_user(entra_sync_tests::new_user("ok1"), Mode::Silent);
+    let producer_config = stack.process_config();
+    let worker_config = stack.process_config();
+    let producer = spawn(&producer_config.path, &["producer"]);
+    let worker = spawn(&worker_config.path, &["worker"]);
+    let _guard = kill_on_drop(vec![producer, worker]);
+    let config = stack.config_path();
+    let config = config.as_path();
+
+    // Everything synced: 0.
+    let (code, _) = run_cli(
+        config,
+        &["sync", "--provider", "p", "--wait", "--timeout", "60"],
+    );
+    assert_eq!(code, 0);
+
+    // One object Graph rejects for good (a UPN on a domain the tenant has not verified): 1.
+    let mut foreign = entra_sync_tests::new_user("stranger");
+    foreign.email = "stranger@fabrikam.example".into();
+    sim.create_user(foreign, Mode::Silent);
+    let (code, _) = run_cli(
+        config,
+        &["sync", "--provider", "p", "--wait", "--timeout", "60"],
+    );
+    assert_eq!(code, 1);
+
+    let (code, out) = run_cli(config, &["status", "--provider", "p", "--json"]);
+    assert_eq!(code, 0);
+    let status: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
+    assert_eq!(status["name"], "p");
+    assert_eq!(status["halted"], false);
+    assert!(status["halt_reason"].is_null());
+    let last = &status["last_full_sync"];
+    assert_eq!(last["state"], "done");
+    assert_eq!(last["objects_failed"], 1);
+    assert!(
+        last["id"].is_string() && last["started_at"].is_string() && last["finished_at"].is_string()
+    );
+    assert!(last["objects_total"].as_i64().unwrap() >= 2);
+    assert_eq!(status["links"]["users"], 1);
+    assert_eq!(status["links"]["groups"], 0);
+    assert_eq!(status["dead_letters"], 0);
+    let (_, all) = run_cli(config, &["status", "--json"]);
+    let all: serde_json::Value = serde_json::from_str(&all).unwrap();
+    assert_eq!(all["providers"][0]["name"], "p");
+
+    // Halted: 2, until resumed.
+    stack.db.store.halt("p", "test halt").await.unwrap();
+    let (code, _) = run_cli(config, &["sync", "--provider", "p", "--wait"]);
+    assert_eq!(code, 2);
+    let (_, out) = run_cli(config, &["status", "--provider", "p", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["halted"], true);
+    assert_eq!(status["halt_reason"], "test halt");
+    let (code, _) = run_cli(config, &["resume", "--provider", "p"]);
+    assert_eq!(code, 0);
+    assert!(stack.db.store.halt_of("p").await.unwrap().is_none());
+
+    // An unknown provider is an error naming it: 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_entra-sync"))
+        .args(["sync", "--provider", "nope"])
+        .env("ENTRA_SYNC_CONFIG", config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
 }
