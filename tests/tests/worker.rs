@@ -208,3 +208,51 @@ async fn a_broken_mapping_halts_its_provider_after_few_writes_and_tasks_stop_qui
     assert_eq!(outcomes(&stack, "failed").await, 0);
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_direct_task_overtakes_a_bulk_backlog() {
+    let stack = Stack::start(vec![ProviderSpec::new("p")]).await;
+    let bulk: Vec<i64> = (0..80)
+        .map(|n| stack.authentik.sim.create_user(user(n), Mode::Silent))
+        .collect();
+    let urgent = stack.authentik.sim.create_user(user(999), Mode::Silent);
+    // Each write takes ~100 ms and the worker does one at a time: an 8 s backlog.
+    stack.graph().set_faults(FaultConfig {
+        latency_min_ms: 100,
+        latency_max_ms: 100,
+        ..Default::default()
+    });
+    let publisher = publisher(&stack).await;
+    for pk in &bulk {
+        publisher
+            .publish(Lane::Bulk, &user_task("p", *pk))
+            .await
+            .unwrap();
+    }
+    let worker = stack.worker(1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    publisher
+        .publish(Lane::Direct, &user_task("p", urgent))
+        .await
+        .unwrap();
+    let created = |upn: &str| {
+        stack.graph().state()["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["userPrincipalName"] == upn)
+    };
+    stack
+        .eventually(
+            "the direct task is done",
+            Duration::from_secs(5),
+            || async { created("user999@contoso.com") },
+        )
+        .await;
+    let bulk_done = stack.graph().state()["users"].as_array().unwrap().len() - 1;
+    assert!(
+        bulk_done < 40,
+        "the direct task waited behind {bulk_done} of 80 bulk tasks"
+    );
+    worker.stop().await;
+}
