@@ -17,7 +17,7 @@ checks that the objects fit together and keep the product's contract:
   the direct and bulk queues of the configured prefix, and the Deployment
   leaves its replica count to KEDA.
 
-Usage: rendered.py MANIFESTS.yaml --keda yes|no --service-monitor yes|no
+Usage: chart_objects.py MANIFESTS.yaml --keda yes|no --service-monitor yes|no
                    [--producer-replicas N] [--binary ENTRA_SYNC]
 Exits 1 listing every problem found.
 """
@@ -112,6 +112,14 @@ def run_check_config(binary, text, config):
         )
         if result.returncode == 0:
             print(result.stdout, end="")
+
+
+def containers_image(docs):
+    """The entra-sync image: the one the producer Deployment runs."""
+    for d in docs:
+        if d["kind"] == "Deployment" and d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "producer":
+            return d["spec"]["template"]["spec"]["containers"][0]["image"]
+    return None
 
 
 def main():
@@ -285,11 +293,23 @@ def main():
     else:
         check(not monitors, "ServiceMonitor rendered while disabled")
 
+    # --- every command line parses --------------------------------------------
+    if args.binary:
+        for d in docs:
+            spec = d.get("spec", {}).get("template", {}).get("spec", {})
+            for c in spec.get("containers", []):
+                if c.get("image") != containers_image(docs):
+                    continue
+                argv = list(c.get("command", [])[1:]) + list(c.get("args", []))
+                r = subprocess.run([args.binary, *argv, "--help"], capture_output=True, text=True)
+                check(r.returncode == 0,
+                      f"{d['kind']} {d['metadata']['name']}: `entra-sync {' '.join(argv)}` does not parse: {r.stderr.strip()}")
+
     if problems:
         for p in problems:
-            print(f"rendered.py: {args.manifests}: {p}", file=sys.stderr)
+            print(f"chart_objects.py: {args.manifests}: {p}", file=sys.stderr)
         sys.exit(1)
-    print(f"rendered.py: {args.manifests}: {len(docs)} objects fit together")
+    print(f"chart_objects.py: {args.manifests}: {len(docs)} objects fit together")
 
 
 if __name__ == "__main__":
