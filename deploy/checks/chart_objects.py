@@ -55,7 +55,7 @@ def env_of(c):
     return {e["name"]: e for e in c.get("env", [])}
 
 
-def secret_files(pod_spec, c, config_dir):
+def secret_files(pod_spec, c):
     """Paths (under config_dir) that a projected Secret volume provides."""
     volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
     files = set()
@@ -197,7 +197,7 @@ def main():
         for var in ("DATABASE_URL", "AMQP_URL"):
             check("secretKeyRef" in env.get(var, {}).get("valueFrom", {}),
                   f"{name}: {var} must come from a Secret")
-        provided = secret_files(spec, c, posixpath.dirname(config_path))
+        provided = secret_files(spec, c)
         for path in config_paths(config):
             full = posixpath.normpath(posixpath.join(posixpath.dirname(config_path), path))
             check(full in provided, f"{name}: {full} (named in config.toml) is not mounted from a Secret")
