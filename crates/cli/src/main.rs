@@ -4,6 +4,7 @@ mod commands;
 mod telemetry;
 
 use clap::{Parser, Subcommand};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -82,7 +83,10 @@ enum Command {
 enum SimSystem {
     /// The Microsoft Graph simulator (token endpoint, users, groups, members, $batch).
     Graph {
-        /// Port on 127.0.0.1.
+        /// Address to listen on (0.0.0.0 to be reachable from other containers).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        /// Port to listen on.
         #[arg(long, default_value_t = 9100)]
         port: u16,
         /// JSON settings (tenant, domains, apps, throttling, faults); defaults otherwise.
@@ -91,7 +95,10 @@ enum SimSystem {
     },
     /// The authentik simulator (core users and groups, events feed, webhooks, control API).
     Authentik {
-        /// Port on 127.0.0.1.
+        /// Address to listen on (0.0.0.0 to be reachable from other containers).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        /// Port to listen on.
         #[arg(long, default_value_t = 9000)]
         port: u16,
         /// Environment variable holding the API token the simulator accepts.
@@ -145,11 +152,17 @@ fn main() -> ExitCode {
                 commands::resume::run(cli.config.as_deref(), &provider).await
             }
             Command::Sim {
-                system: SimSystem::Graph { port, settings },
-            } => commands::sim::graph(port, settings.as_deref()).await,
+                system:
+                    SimSystem::Graph {
+                        host,
+                        port,
+                        settings,
+                    },
+            } => commands::sim::graph(SocketAddr::new(host, port), settings.as_deref()).await,
             Command::Sim {
                 system:
                     SimSystem::Authentik {
+                        host,
                         port,
                         token_env,
                         users,
@@ -158,7 +171,7 @@ fn main() -> ExitCode {
                     },
             } => {
                 let args = commands::sim::AuthentikSimArgs {
-                    port,
+                    addr: SocketAddr::new(host, port),
                     token_env,
                     users,
                     groups,

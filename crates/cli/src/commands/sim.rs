@@ -1,13 +1,13 @@
 //! `entra-sync sim …`: the simulators of the remote systems, as servers.
 
 use anyhow::Context;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Serves the Microsoft Graph simulator on `port` until interrupted. Its
+/// Serves the Microsoft Graph simulator on `addr` until SIGTERM or Ctrl-C. Its
 /// settings come from a JSON file (`SimConfig`'s fields), else the defaults.
-pub async fn graph(port: u16, settings: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub async fn graph(addr: SocketAddr, settings: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config: entra_sync_sim::graph::SimConfig = match settings {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -17,9 +17,9 @@ pub async fn graph(port: u16, settings: Option<&Path>) -> anyhow::Result<ExitCod
         }
         None => Default::default(),
     };
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on port {port}"))?;
+        .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(
         url = %format!("http://{}", listener.local_addr()?),
         tenant = %config.tenant_id,
@@ -28,7 +28,7 @@ pub async fn graph(port: u16, settings: Option<&Path>) -> anyhow::Result<ExitCod
     );
     tokio::select! {
         served = entra_sync_sim::graph::serve(listener, config) => served?,
-        _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+        _ = super::shutdown_signal() => tracing::info!("stopping"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -36,8 +36,8 @@ pub async fn graph(port: u16, settings: Option<&Path>) -> anyhow::Result<ExitCod
 /// What `entra-sync sim authentik` builds and serves.
 #[derive(Debug)]
 pub struct AuthentikSimArgs {
-    /// Port on 127.0.0.1.
-    pub port: u16,
+    /// Address to listen on.
+    pub addr: SocketAddr,
     /// Environment variable holding the API token clients must send.
     pub token_env: String,
     /// Users to generate (0 for an empty directory).
@@ -49,7 +49,7 @@ pub struct AuthentikSimArgs {
 }
 
 /// Serves the authentik simulator, optionally with a generated organisation,
-/// until interrupted.
+/// until SIGTERM or Ctrl-C.
 pub async fn authentik(args: AuthentikSimArgs) -> anyhow::Result<ExitCode> {
     use entra_sync_sim::authentik::{AuthentikSim, OrgSpec, SimConfig};
     let token = std::env::var(&args.token_env).with_context(|| {
@@ -68,14 +68,13 @@ pub async fn authentik(args: AuthentikSimArgs) -> anyhow::Result<ExitCode> {
             "generated an organisation"
         );
     }
-    let listener =
-        tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
-            .await
-            .with_context(|| format!("cannot listen on port {}", args.port))?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
     tracing::info!(url = %format!("http://{}", listener.local_addr()?), "authentik simulator listening");
     tokio::select! {
         served = sim.serve_on(listener) => served?,
-        _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+        _ = super::shutdown_signal() => tracing::info!("stopping"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,281 @@
+{{/*
+Expand the name of the chart.
+*/}}
+{{- define "entra-sync.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Create a default fully qualified app name.
+We truncate at 63 chars because some Kubernetes name fields are limited to this (by the DNS naming spec).
+If release name contains chart name it will be used as a full name.
+*/}}
+{{- define "entra-sync.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The name of one component's objects: <fullname>-<component>, within 63 characters.
+*/}}
+{{- define "entra-sync.componentName" -}}
+{{- printf "%s-%s" (include "entra-sync.fullname" .root | trunc (int (sub 62 (len .component))) | trimSuffix "-") .component }}
+{{- end }}
+
+{{/*
+Create chart name and version as used by the chart label.
+*/}}
+{{- define "entra-sync.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels
+*/}}
+{{- define "entra-sync.labels" -}}
+helm.sh/chart: {{ include "entra-sync.chart" . }}
+{{ include "entra-sync.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: entra-sync
+{{- end }}
+
+{{/*
+Selector labels
+*/}}
+{{- define "entra-sync.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "entra-sync.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels and selector labels of one component: pass (dict "root" $ "component" "worker").
+*/}}
+{{- define "entra-sync.componentLabels" -}}
+{{ include "entra-sync.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "entra-sync.componentSelectorLabels" -}}
+{{ include "entra-sync.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Create the name of the service account to use
+*/}}
+{{- define "entra-sync.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "entra-sync.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret holding the URLs and secrets.
+*/}}
+{{- define "entra-sync.secretName" -}}
+{{- default (include "entra-sync.fullname" .) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{/*
+The image reference.
+*/}}
+{{- define "entra-sync.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/*
+Where the configuration and the secret files are mounted. Secret paths in
+config.toml are relative to the configuration file.
+*/}}
+{{- define "entra-sync.configDir" -}}
+/etc/entra-sync
+{{- end }}
+
+{{/*
+config.toml, rendered from the values. Strings are written with toJson, which
+is a valid TOML basic string for any value (quotes, backslashes, newlines).
+Provider keys left out of the values take entra-sync's own defaults.
+*/}}
+{{- define "entra-sync.configToml" -}}
+# Rendered by the entra-sync Helm chart from its values. DATABASE_URL and
+# AMQP_URL come from the Secret as environment variables; the other secrets are
+# files under secrets/, next to this file.
+
+[database]
+max_connections = {{ int .Values.database.maxConnections }}
+
+[amqp]
+queue_prefix = {{ .Values.amqp.queuePrefix | toJson }}
+
+[producer]
+listen = {{ printf "0.0.0.0:%d" (int .Values.producer.port) | toJson }}
+events_poll_interval = {{ .Values.producer.eventsPollInterval | toJson }}
+watermark_poll_interval = {{ .Values.producer.watermarkPollInterval | toJson }}
+
+[worker]
+concurrency = {{ int .Values.worker.concurrency }}
+max_attempts = {{ int .Values.worker.maxAttempts }}
+listen = {{ printf "0.0.0.0:%d" (int .Values.worker.port) | toJson }}
+
+[authentik]
+url = {{ .Values.authentik.url | toJson }}
+token_file = "secrets/authentik-token"
+webhook_secret_file = "secrets/webhook-secret"
+{{- range .Values.providers }}
+
+[[providers]]
+name = {{ .name | toJson }}
+tenant_id = {{ .tenantId | toJson }}
+client_id = {{ .clientId | toJson }}
+client_secret_file = {{ printf "secrets/providers/%s/client-secret" .name | toJson }}
+{{- with .graphUrl }}
+graph_url = {{ . | toJson }}
+{{- end }}
+{{- with .loginUrl }}
+login_url = {{ . | toJson }}
+{{- end }}
+{{- with .filterGroup }}
+filter_group = {{ . | toJson }}
+{{- end }}
+{{- if hasKey . "excludeUsersServiceAccount" }}
+exclude_users_service_account = {{ .excludeUsersServiceAccount }}
+{{- end }}
+{{- with .userDeleteAction }}
+user_delete_action = {{ . | toJson }}
+{{- end }}
+{{- with .groupDeleteAction }}
+group_delete_action = {{ . | toJson }}
+{{- end }}
+{{- if hasKey . "dryRun" }}
+dry_run = {{ .dryRun }}
+{{- end }}
+{{- with .fullSyncInterval }}
+full_sync_interval = {{ . | toJson }}
+{{- end }}
+{{- if hasKey . "deletionThreshold" }}
+deletion_threshold = {{ int .deletionThreshold }}
+{{- end }}
+{{- if hasKey . "writeQuota" }}
+write_quota = {{ int .writeQuota }}
+{{- end }}
+{{- with .writeWindow }}
+write_window = {{ . | toJson }}
+{{- end }}
+{{- range .mappings }}
+
+[[providers.mappings]]
+name = {{ .name | toJson }}
+applies_to = {{ .appliesTo | toJson }}
+expression = {{ .expression | toJson }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Environment of every entra-sync container that reads the configuration.
+*/}}
+{{- define "entra-sync.env" -}}
+- name: ENTRA_SYNC_CONFIG
+  value: {{ include "entra-sync.configDir" . }}/config.toml
+- name: ENTRA_SYNC_LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
+- name: RUST_LOG
+  value: {{ .Values.rustLog | quote }}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "entra-sync.secretName" . }}
+      key: {{ .Values.secrets.databaseUrlKey }}
+- name: AMQP_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "entra-sync.secretName" . }}
+      key: {{ .Values.secrets.amqpUrlKey }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Volumes of every entra-sync pod that reads the configuration: the ConfigMap,
+the secret files (projected from one or more Secrets) and a writable /tmp.
+*/}}
+{{- define "entra-sync.volumes" -}}
+- name: config
+  configMap:
+    name: {{ include "entra-sync.fullname" . }}
+- name: secrets
+  projected:
+    defaultMode: 0440
+    sources:
+      - secret:
+          name: {{ include "entra-sync.secretName" . }}
+          items:
+            - key: {{ .Values.secrets.authentikTokenKey }}
+              path: authentik-token
+            - key: {{ .Values.secrets.webhookSecretKey }}
+              path: webhook-secret
+      {{- range .Values.providers }}
+      {{- $ref := .clientSecret | default dict }}
+      - secret:
+          name: {{ $ref.secretName | default (include "entra-sync.secretName" $) }}
+          items:
+            - key: {{ $ref.key | default (printf "%s-client-secret" .name) }}
+              path: providers/{{ .name }}/client-secret
+      {{- end }}
+- name: tmp
+  emptyDir:
+    medium: Memory
+    sizeLimit: 16Mi
+{{- end }}
+
+{{- define "entra-sync.volumeMounts" -}}
+- name: config
+  mountPath: {{ include "entra-sync.configDir" . }}/config.toml
+  subPath: config.toml
+  readOnly: true
+- name: secrets
+  mountPath: {{ include "entra-sync.configDir" . }}/secrets
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
+{{- end }}
+
+{{/*
+Pod-level settings shared by the producer, worker and migrate pods.
+*/}}
+{{- define "entra-sync.podSpecCommon" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.podSecurityContext }}
+securityContext:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
