@@ -56,6 +56,8 @@ pub struct ProviderSpec {
     pub deletion_threshold: u32,
     /// Custom mappings: (name, applies_to, expression).
     pub mappings: Vec<(String, String, String)>,
+    /// `write_quota` and `write_window` (in seconds).
+    pub write_budget: (u32, u64),
 }
 
 impl ProviderSpec {
@@ -71,6 +73,7 @@ impl ProviderSpec {
             dry_run: false,
             deletion_threshold: 500,
             mappings: Vec::new(),
+            write_budget: (3000, 150),
         }
     }
 
@@ -90,6 +93,8 @@ group_delete_action = "{gda}"
 dry_run = {dry}
 full_sync_interval = "4h"
 deletion_threshold = {threshold}
+write_quota = {quota}
+write_window = "{window}s"
 "#,
             name = self.name,
             tenant = SimConfig::TENANT_ID,
@@ -99,6 +104,8 @@ deletion_threshold = {threshold}
             gda = self.group_delete_action,
             dry = self.dry_run,
             threshold = self.deletion_threshold,
+            quota = self.write_budget.0,
+            window = self.write_budget.1,
         );
         if let Some(group) = &self.filter_group {
             t.push_str(&format!("filter_group = {group:?}\n"));
@@ -131,14 +138,15 @@ pub struct Stack {
 impl Stack {
     /// Starts everything for `providers`, with as many Graph simulators as they name.
     pub async fn start(providers: Vec<ProviderSpec>) -> Self {
+        Self::start_with(providers, SimConfig::default()).await
+    }
+
+    /// Like [`Stack::start`], with Graph simulators configured by `graph`.
+    pub async fn start_with(providers: Vec<ProviderSpec>, graph: SimConfig) -> Self {
         let graph_count = providers.iter().map(|p| p.graph + 1).max().unwrap_or(1);
         let mut graphs = Vec::new();
         for _ in 0..graph_count {
-            graphs.push(
-                GraphSim::start(SimConfig::default())
-                    .await
-                    .expect("graph sim"),
-            );
+            graphs.push(GraphSim::start(graph.clone()).await.expect("graph sim"));
         }
         let authentik = entra_sync_sim::authentik::start(
             entra_sync_sim::authentik::SimConfig::new(AUTHENTIK_TOKEN),

@@ -305,6 +305,9 @@ async fn leaving_scope(action: &str) -> (Stack, entra_sync_tests::Services) {
     let dave = sim.create_user(new_user("dave"), Mode::Silent);
     sim.add_member(filter, carol, Mode::Silent);
     sim.add_member(filter, dave, Mode::Silent);
+    let team = sim.create_group(new_group("team"), Mode::Silent);
+    sim.add_member(team, carol, Mode::Silent);
+    sim.add_member(team, dave, Mode::Silent);
     let services = stack.services().await;
     assert_eq!(stack.graph().state()["users"].as_array().unwrap().len(), 2);
     sim.remove_member(filter, carol, Mode::Evented);
@@ -324,6 +327,14 @@ async fn a_user_leaving_scope_is_suspended_when_so_configured() {
                     u["userPrincipalName"] == "carol@contoso.com"
                         && u["accountEnabled"] == json!(false)
                 })
+        })
+        .await;
+    // Out of scope, so out of the Entra groups entra-sync manages; dave stays.
+    stack
+        .eventually("carol left the Entra group", SOON, || async {
+            let expected = stack.expected("entra").await;
+            let actual = stack.actual(0, &expected);
+            actual.members["team"] == ["dave@contoso.com".to_owned()].into()
         })
         .await;
     services.stop().await;

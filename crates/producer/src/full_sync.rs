@@ -563,7 +563,7 @@ impl Execution<'_> {
             self.ctx.publish(Lane::Bulk, &task).await?;
         }
         loop {
-            if store.pending_run_objects(self.run, kind).await?.is_empty() {
+            if store.pending_run_object_count(self.run, kind).await? == 0 {
                 return Ok(());
             }
             if let Some(h) = store.halt_of(&self.target.name).await? {

@@ -218,6 +218,23 @@ impl Store {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    /// How many objects of a kind a run still waits for.
+    pub async fn pending_run_object_count(
+        &self,
+        run: Uuid,
+        kind: ObjectKind,
+    ) -> Result<i64, StoreError> {
+        let conn = self.conn().await?;
+        let row = conn
+            .query_one(
+                "SELECT count(*) FROM sync_run_objects WHERE run_id = $1 AND kind = $2 AND status = 'pending'",
+                &[&run, &kind.as_str()],
+            )
+            .await
+            .map_err(query_error("counting pending run objects"))?;
+        Ok(row.get(0))
+    }
+
     /// Ends a run as done or failed.
     pub async fn finish_run(
         &self,

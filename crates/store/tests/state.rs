@@ -216,6 +216,13 @@ async fn one_run_at_a_time_and_each_object_counted_once() {
             .unwrap(),
         vec!["3".to_owned()]
     );
+    assert_eq!(
+        db.store
+            .pending_run_object_count(run, ObjectKind::User)
+            .await
+            .unwrap(),
+        1
+    );
     let r = db.store.run(run).await.unwrap().unwrap();
     assert_eq!(
         (r.objects_total, r.objects_done, r.objects_failed),

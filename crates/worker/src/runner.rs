@@ -210,8 +210,15 @@ struct Done {
 /// Work a successful reconcile may cause outside a full sync.
 enum FollowUp {
     None,
-    /// The user's memberships may differ from what we wrote.
-    UserGroups(AkUserPk),
+    /// The user's memberships may differ from what we wrote: check the groups
+    /// where they differ, or with `every`, all the user's groups on either side
+    /// (a suspended user leaves every group we manage).
+    UserGroups {
+        /// The user.
+        user: AkUserPk,
+        /// Check every group, not only those whose membership differs.
+        every: bool,
+    },
     /// The group was just linked: its memberships can now be written.
     GroupMembers(AkGroupPk),
 }
@@ -461,7 +468,7 @@ impl Handler {
         let groups: Vec<AkGroupPk> = match follow_up {
             FollowUp::None => return Ok(()),
             FollowUp::GroupMembers(group) => vec![group],
-            FollowUp::UserGroups(pk) => {
+            FollowUp::UserGroups { user: pk, every } => {
                 let wanted: BTreeSet<AkGroupPk> = match self.authentik.user(pk).await {
                     Ok(Some(user)) => user.groups.into_iter().collect(),
                     Ok(None) => BTreeSet::new(),
@@ -476,7 +483,11 @@ impl Handler {
                     .await?
                     .into_iter()
                     .collect();
-                wanted.symmetric_difference(&written).copied().collect()
+                if every {
+                    wanted.union(&written).copied().collect()
+                } else {
+                    wanted.symmetric_difference(&written).copied().collect()
+                }
             }
         };
         for group in groups {
@@ -579,7 +590,10 @@ fn membership_done(action: MembershipAction) -> Done {
 }
 
 fn user_done(pk: AkUserPk, action: UserAction) -> Done {
-    let follow = FollowUp::UserGroups(pk);
+    let follow = FollowUp::UserGroups {
+        user: pk,
+        every: false,
+    };
     let (action, detail, follow_up) = match action {
         UserAction::Created => ("created", None, follow),
         UserAction::Adopted => ("adopted", None, follow),
@@ -588,7 +602,14 @@ fn user_done(pk: AkUserPk, action: UserAction) -> Done {
         UserAction::Unchanged => ("unchanged", None, follow),
         UserAction::Skipped(by) => ("skipped", Some(json!({ "mapping": by })), FollowUp::None),
         UserAction::Deleted => ("deleted", None, FollowUp::None),
-        UserAction::Suspended => ("suspended", None, FollowUp::None),
+        UserAction::Suspended => (
+            "suspended",
+            None,
+            FollowUp::UserGroups {
+                user: pk,
+                every: true,
+            },
+        ),
         UserAction::Unlinked => ("unlinked", None, FollowUp::None),
         UserAction::DryRun(request) => return dry_run_done(&request),
     };
