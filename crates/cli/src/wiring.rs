@@ -95,8 +95,8 @@ pub fn worker_parts(
     })
 }
 
-/// The pool size a worker with `concurrency` needs: each in-flight task holds
-/// its object's lock on one connection and uses another.
+/// The pool size a worker with `concurrency` needs besides the connections
+/// that hold object locks (a pool of their own): one per task, and the loop's.
 pub fn worker_pool_size(concurrency: usize) -> usize {
-    concurrency * 2 + 2
+    concurrency + 2
 }

@@ -55,6 +55,11 @@ pub struct Store {
     /// Prefixes advisory-lock keys, so databases or schemas sharing one
     /// PostgreSQL server (tests, several installations) never block each other.
     lock_namespace: String,
+    /// The connection settings, for a second pool.
+    config: tokio_postgres::Config,
+    /// Connections that hold object locks, apart from `pool`, so tasks that
+    /// hold a lock and need another connection can never starve each other.
+    lock_pool: Option<Pool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -85,24 +90,29 @@ impl Store {
             config.get_dbname().unwrap_or("postgres"),
             config.get_options().unwrap_or("public")
         );
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(max_size)
-            .wait_timeout(Some(std::time::Duration::from_secs(30)))
-            .create_timeout(Some(std::time::Duration::from_secs(10)))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Url(e.to_string()))?;
         Ok(Self {
-            pool,
+            pool: pool(&config, max_size)?,
             lock_namespace,
+            config,
+            lock_pool: None,
         })
+    }
+
+    /// This store with a separate pool of `size` connections for object locks
+    /// (one per task a worker runs at once).
+    pub fn with_lock_pool(&self, size: usize) -> Result<Self, StoreError> {
+        Ok(Self {
+            lock_pool: Some(pool(&self.config, size)?),
+            ..self.clone()
+        })
+    }
+
+    /// A connection to hold an object lock on.
+    pub(crate) async fn lock_conn(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        match &self.lock_pool {
+            Some(pool) => Ok(pool.get().await?),
+            None => self.conn().await,
+        }
     }
 
     /// An advisory-lock key for `name`, unique to this database and schema.
@@ -124,6 +134,24 @@ impl Store {
             .map_err(query_error("pinging the database"))?;
         Ok(())
     }
+}
+
+/// A pool of at most `max_size` connections.
+fn pool(config: &tokio_postgres::Config, max_size: usize) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        config.clone(),
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_size)
+        .wait_timeout(Some(std::time::Duration::from_secs(30)))
+        .create_timeout(Some(std::time::Duration::from_secs(10)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| StoreError::Url(e.to_string()))
 }
 
 /// The parse error of a URL, without the URL (it may hold a password).

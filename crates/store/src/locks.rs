@@ -33,7 +33,7 @@ impl Store {
         timeout: Duration,
     ) -> Result<Option<ObjectLock>, StoreError> {
         let key = &self.lock_key(&format!("object/{provider}/{object}"));
-        let conn = self.conn().await?;
+        let conn = self.lock_conn().await?;
         let timeout_ms = timeout.as_millis().max(1).to_string();
         conn.execute(
             "SELECT set_config('lock_timeout', $1, false)",

@@ -432,3 +432,23 @@ async fn locks_of_two_schemas_never_block_each_other() {
     assert!(other.is_some(), "a lock in another schema blocked this one");
     held.release().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_held_lock_leaves_the_main_pool_to_the_work_it_guards() {
+    let db = db_with_provider().await;
+    let store = entra_sync_store::Store::connect(&db.url_with_schema(), 1, None)
+        .unwrap()
+        .with_lock_pool(1)
+        .unwrap();
+    let lock = store
+        .lock_object("p", "user/1", Duration::from_secs(1))
+        .await
+        .unwrap()
+        .unwrap();
+    // With one pool of one connection this would wait for the lock's connection.
+    tokio::time::timeout(Duration::from_secs(2), store.ping())
+        .await
+        .expect("a connection besides the lock's")
+        .unwrap();
+    lock.release().await.unwrap();
+}

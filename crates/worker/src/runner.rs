@@ -82,6 +82,9 @@ pub enum WorkerError {
     /// RabbitMQ failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The database pools cannot be built.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The health and metrics address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -126,7 +129,8 @@ pub async fn run(
     let (bulk_channel, mut bulk) =
         entra_sync_queue::consume(&connection, &parts.topology, Lane::Bulk, prefetch).await?;
     let handler = Arc::new(Handler {
-        store: parts.store,
+        // Locks come from their own pool: a task holds one while it uses others.
+        store: parts.store.with_lock_pool(concurrency)?,
         authentik: parts.authentik,
         configs: parts
             .providers
