@@ -295,6 +295,15 @@ async fn sync_wait_exit_codes_status_json_and_resume() {
     assert_eq!(status["links"]["users"], 1);
     assert_eq!(status["links"]["groups"], 0);
     assert_eq!(status["dead_letters"], 0);
+    let failure = &status["recent_failures"][0];
+    assert_eq!(failure["kind"], "user");
+    assert!(
+        failure["error"]
+            .as_str()
+            .unwrap()
+            .contains("fabrikam.example"),
+        "the failure says why: {failure}"
+    );
     let (_, all) = run_cli(config, &["status", "--json"]);
     let all: serde_json::Value = serde_json::from_str(&all).unwrap();
     assert_eq!(all["providers"][0]["name"], "p");

@@ -79,4 +79,51 @@ impl Store {
             .map_err(query_error("counting dead letters"))?;
         Ok(row.get(0))
     }
+
+    /// The newest failures of a provider's objects (failed for good, dead-lettered
+    /// or halting the provider), newest first, at most `limit`.
+    pub async fn recent_failures(
+        &self,
+        provider: &str,
+        limit: i64,
+    ) -> Result<Vec<Failure>, StoreError> {
+        let conn = self.conn().await?;
+        let rows = conn
+            .query(
+                "SELECT kind, object_id, result, detail->>'error', at, run_id FROM object_outcomes
+                 WHERE provider = $1 AND result IN ('failed', 'dead', 'halted')
+                 ORDER BY at DESC, id DESC LIMIT $2",
+                &[&provider, &limit],
+            )
+            .await
+            .map_err(query_error("reading recent failures"))?;
+        Ok(rows
+            .iter()
+            .map(|r| Failure {
+                kind: r.get(0),
+                object_id: r.get(1),
+                result: r.get(2),
+                error: r.get(3),
+                at: r.get(4),
+                run_id: r.get(5),
+            })
+            .collect())
+    }
+}
+
+/// One failed attempt at an object, from the provisioning log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Failure {
+    /// user, group or membership.
+    pub kind: String,
+    /// The authentik id.
+    pub object_id: String,
+    /// failed, dead or halted.
+    pub result: String,
+    /// Why.
+    pub error: Option<String>,
+    /// When.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The full sync it belonged to, if any.
+    pub run_id: Option<Uuid>,
 }

@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::process::ExitCode;
 
+/// How many of the newest object failures the status shows.
+const RECENT_FAILURES: i64 = 20;
+
 /// Prints the status of one provider, or of all of them: JSON with `as_json`,
 /// else one line per provider.
 pub async fn run(
@@ -104,5 +107,6 @@ async fn provider_status(store: &Store, name: &str) -> anyhow::Result<Value> {
             "groups": store.link_count::<AkGroupPk>(name).await?,
         },
         "dead_letters": store.dead_letter_count(name).await?,
+        "recent_failures": store.recent_failures(name, RECENT_FAILURES).await?,
     }))
 }
