@@ -146,8 +146,12 @@ pub async fn run_on(
         metrics: metrics.clone(),
         amqp: Mutex::new(None),
     });
+    // The webhook wakes `hook`; the relay passes it on to the active
+    // producer's events follower (`wake`), wherever that runs.
+    let hook = Arc::new(Notify::new());
     let wake = Arc::new(Notify::new());
-    let app = webhook::router(parts.webhook_secret.clone(), wake.clone()).merge(
+    let relay = tokio::spawn(relay_wakes(parts.store.clone(), hook.clone(), wake.clone()));
+    let app = webhook::router(parts.webhook_secret.clone(), hook).merge(
         Router::new()
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
@@ -167,6 +171,7 @@ pub async fn run_on(
         result = &mut server => Some(result),
     };
     let _ = stop_tx.send(true);
+    relay.abort();
     let leading_abort = leading.abort_handle();
     if tokio::time::timeout(STOP_GRACE * 2, leading).await.is_err() {
         leading_abort.abort();
@@ -377,6 +382,11 @@ async fn lead_connected(
         kick,
         stopped(children_rx.clone()),
     ));
+    children.spawn(listen_for_wakes(
+        parts.store.clone(),
+        wake.clone(),
+        stopped(children_rx.clone()),
+    ));
     let events = EventFollower::new(
         parts.authentik.clone(),
         parts.store.clone(),
@@ -475,6 +485,43 @@ async fn follow<F: Follower + 'static>(
         tokio::select! {
             _ = stopped(stop.clone()) => return,
             _ = tokio::time::sleep(FOLLOWER_RESTART) => {}
+        }
+    }
+}
+
+/// Passes every webhook on to the active producer, which may be another
+/// replica, through PostgreSQL; wakes this process's follower too, in case
+/// it leads and its listener is reconnecting.
+async fn relay_wakes(store: Store, hook: Arc<Notify>, wake: Arc<Notify>) {
+    loop {
+        hook.notified().await;
+        wake.notify_one();
+        if let Err(e) = store.send_wake().await {
+            tracing::warn!(error = %e, "cannot relay a webhook to the active producer; it sees the change at its next poll");
+        }
+    }
+}
+
+/// The active producer's side of [`relay_wakes`]: wakes the events follower
+/// on every relayed webhook until `stop`.
+async fn listen_for_wakes(store: Store, wake: Arc<Notify>, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        match store.listen_wakes().await {
+            Ok(mut listener) => loop {
+                tokio::select! {
+                    _ = &mut stop => return,
+                    next = listener.next() => match next {
+                        Some(()) => wake.notify_one(),
+                        None => break,
+                    },
+                }
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot listen for relayed webhooks; retrying"),
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
 }

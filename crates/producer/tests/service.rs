@@ -259,3 +259,63 @@ async fn a_rejected_authentik_token_halts_every_provider_from_the_events_followe
     }
     producer.stop().await;
 }
+
+#[tokio::test]
+async fn a_webhook_that_reaches_a_standby_wakes_the_active_producer() {
+    let env = Env::new().await;
+    let provider = || ProviderSchedule {
+        target: env.target("p"),
+        settings_hash: "h".into(),
+        full_sync_interval: Duration::from_secs(3600),
+    };
+    // Polls so rare that only a webhook can explain a quick hand-off.
+    let rarely = |mut p: ProducerParts| {
+        p.intervals.events_poll = Duration::from_secs(120);
+        p
+    };
+    let _worker = env.worker(Duration::ZERO).await;
+    let a = Running::start(rarely(parts(&env, env.store().clone(), vec![provider()]))).await;
+    eventually("a leads", async || a.is_leader().await).await;
+    let b = Running::start(rarely(parts(&env, env.store().clone(), vec![provider()]))).await;
+    eventually("the events cursor exists", async || {
+        env.store()
+            .load_cursor(entra_sync_producer::events::EVENTS_CURSOR)
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    let published = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("entra_sync_tasks_published_total{lane=\"direct\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = published(&a.get("/metrics").await.1);
+    env.authentik.sim.create_user(
+        entra_sync_sim::authentik::NewUser {
+            username: "hooked".into(),
+            name: "Hooked".into(),
+            email: "hooked@contoso.com".into(),
+            is_active: true,
+            ..Default::default()
+        },
+        entra_sync_sim::authentik::Mode::Evented,
+    );
+    assert!(!b.is_leader().await);
+    let hook = reqwest::Client::new()
+        .post(format!("http://{}/hooks/authentik", b.addr))
+        .bearer_auth(HOOK_SECRET)
+        .json(&serde_json::json!({"body": "model_created"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status().as_u16(), 204);
+    eventually("the leader handed the change off", async || {
+        published(&a.get("/metrics").await.1) > before
+    })
+    .await;
+    b.stop().await;
+    a.stop().await;
+}

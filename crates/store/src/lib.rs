@@ -13,6 +13,7 @@ pub mod providers;
 pub mod runs;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod wake;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::str::FromStr;
