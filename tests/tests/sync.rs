@@ -72,6 +72,18 @@ async fn a_first_full_sync_links_what_exists_creates_the_rest_and_a_second_write
     let services = stack.services().await;
     let run = stack.db.store.latest_run("entra").await.unwrap().unwrap();
     assert_eq!(run.state, RunState::Done, "{run:?}");
+    // Users made just before the first start are the first full sync's work,
+    // not also direct tasks from the `last_updated` watermark.
+    let conn = stack.db.store.conn().await.unwrap();
+    let direct: i64 = conn
+        .query_one(
+            "SELECT count(*) FROM object_outcomes WHERE kind = 'user' AND run_id IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(direct, 0, "users reconciled outside the full sync");
     assert_eq!(run.objects_failed, 0, "{run:?}");
     assert_converged(&stack, "entra", 0).await;
     let state = stack.graph().state();
@@ -366,7 +378,7 @@ async fn the_deletion_threshold_stops_a_mass_delete() {
     }
     let id = stack.request_full_sync("entra").await;
     let run = stack.wait_for_run(id, RUN).await;
-    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(run.state, RunState::Failed, "{run:?}");
     let error = run.error.unwrap_or_default();
     assert!(
         error.contains("8") && error.contains("deletion_threshold"),

@@ -475,14 +475,13 @@ impl WatermarkFollower {
 impl Follower for WatermarkFollower {
     async fn poll_once<S: ChangeSink>(&self, sink: &mut S) -> Result<PollOutcome, FollowError> {
         let Some(cursor) = self.store.load_cursor(&self.config.cursor_name).await? else {
-            // Start from now: whatever changed before is the first full sync's
-            // (the events follower requests it when it starts without a cursor).
-            let settle = chrono::Duration::from_std(self.config.settle).unwrap_or_default();
+            // Start from now, without the settle window: whatever changed
+            // before is the first full sync's, which the events follower
+            // requests when it starts without a cursor and which lists users
+            // after this instant. (Going back by the window would also send
+            // every user edited just before the first start as a direct task.)
             self.store
-                .save_cursor(
-                    &self.config.cursor_name,
-                    &SourceCursor::at(Utc::now() - settle),
-                )
+                .save_cursor(&self.config.cursor_name, &SourceCursor::at(Utc::now()))
                 .await?;
             return Ok(PollOutcome::default());
         };
