@@ -56,10 +56,6 @@ async fn main() {
             sim.add_member(group, *pk, Mode::Silent);
         }
     }
-    // Start after the watermark's settle window, so the organisation is the
-    // first full sync's work only (users edited just before a producer's first
-    // start are also sent as direct changes).
-    tokio::time::sleep(Duration::from_secs(6)).await;
     let started = Instant::now();
     let producer = stack.producer();
     let mut running = Vec::new();
