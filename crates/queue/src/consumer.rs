@@ -15,11 +15,7 @@ pub async fn consume(
     lane: Lane,
     prefetch: u16,
 ) -> Result<(Channel, Consumer), QueueError> {
-    let channel = connection
-        .create_channel()
-        .await
-        .map_err(broker_error("opening a channel"))?;
-    topology.declare(&channel).await?;
+    let channel = topology.open_channel(connection).await?;
     channel
         .basic_qos(prefetch, BasicQosOptions { global: false })
         .await

@@ -34,11 +34,7 @@ impl std::fmt::Debug for Publisher {
 impl Publisher {
     /// Opens a channel, declares the topology and turns on confirms.
     pub async fn open(connection: &Connection, topology: Topology) -> Result<Self, QueueError> {
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(broker_error("opening a channel"))?;
-        topology.declare(&channel).await?;
+        let channel = topology.open_channel(connection).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await

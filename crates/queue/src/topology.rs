@@ -3,7 +3,7 @@
 use crate::{QueueError, broker_error};
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 use std::time::Duration;
 
 /// Which work queue a task goes to.
@@ -117,6 +117,16 @@ impl Topology {
             .copied()
             .find(|t| t.delay() >= delay)
             .unwrap_or(self.tiers[self.tiers.len() - 1])
+    }
+
+    /// Opens a channel on `connection` and declares everything on it.
+    pub async fn open_channel(&self, connection: &Connection) -> Result<Channel, QueueError> {
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(broker_error("opening a channel"))?;
+        self.declare(&channel).await?;
+        Ok(channel)
     }
 
     /// Declares everything; idempotent.

@@ -525,8 +525,13 @@ fn group_pk(task: &Task) -> Result<AkGroupPk, uuid::Error> {
     uuid::Uuid::parse_str(&task.object_id).map(AkGroupPk)
 }
 
-fn dry_run_done(request: &RequestRecord) -> Done {
+/// Logs a request dry run withheld.
+fn log_dry_run(request: &RequestRecord) {
     tracing::info!(method = %request.method, url = %request.url, body = ?request.body, "dry run: request not sent");
+}
+
+fn dry_run_done(request: &RequestRecord) -> Done {
+    log_dry_run(request);
     Done {
         action: "dry_run",
         detail: Some(request_detail(request)),
@@ -579,9 +584,7 @@ fn membership_done(action: MembershipAction) -> Done {
         }
         MembershipAction::GroupNotLinked => ("group_not_linked", None),
         MembershipAction::DryRun(requests) => {
-            for request in &requests {
-                tracing::info!(method = %request.method, url = %request.url, body = ?request.body, "dry run: request not sent");
-            }
+            requests.iter().for_each(log_dry_run);
             let requests: Vec<Value> = requests.iter().map(request_detail).collect();
             ("dry_run", Some(json!({ "requests": requests })))
         }
