@@ -1,8 +1,9 @@
 //! PostgreSQL state of entra-sync: links, runs, per-object outcomes, cursors,
-//! halts and the shared rate budget. The schema lives in `migrations/`.
+//! halts, the deletion guard's count, the shared scope and the shared rate budget. The schema lives in `migrations/`.
 
 pub mod budget;
 pub mod cursor;
+pub mod guard;
 pub mod leader;
 pub mod link_refs;
 pub mod links;
@@ -11,6 +12,7 @@ pub mod migrate;
 pub mod outcomes;
 pub mod providers;
 pub mod runs;
+pub mod scope;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod wake;

@@ -14,11 +14,47 @@ pub enum SettingsChange {
     Unchanged,
 }
 
+/// Why a provider halted, which decides how the halt is cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HaltKind {
+    /// A mapping, credential, permission or setting is wrong: the operator
+    /// fixes it and runs `resume`.
+    Configuration,
+    /// The deletion guard held deletions back: `resume --allow-deletions`
+    /// lets them through, plain `resume` keeps the guard.
+    DeletionGuard,
+    /// The filter group does not exist: the halt clears itself once a group of
+    /// that name exists again.
+    FilterGroupMissing,
+}
+
+impl HaltKind {
+    /// The name stored in `provider_halts.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Configuration => "configuration",
+            Self::DeletionGuard => "deletion_guard",
+            Self::FilterGroupMissing => "filter_group_missing",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "configuration" => Ok(Self::Configuration),
+            "deletion_guard" => Ok(Self::DeletionGuard),
+            "filter_group_missing" => Ok(Self::FilterGroupMissing),
+            other => Err(StoreError::Corrupt(format!("unknown halt kind {other:?}"))),
+        }
+    }
+}
+
 /// Why and when a provider was halted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Halt {
     /// The reason, naming the mapping or setting at fault.
     pub reason: String,
+    /// What kind of halt it is.
+    pub kind: HaltKind,
     /// When.
     pub halted_at: DateTime<Utc>,
 }
@@ -51,17 +87,47 @@ impl Store {
         })
     }
 
-    /// Halts a provider. The first reason stays until `resume`; returns whether
-    /// this call halted it.
+    /// Halts a provider for a configuration reason. The first reason stays
+    /// until `resume`; returns whether this call halted it.
     pub async fn halt(&self, provider: &str, reason: &str) -> Result<bool, StoreError> {
+        self.halt_as(provider, HaltKind::Configuration, reason)
+            .await
+    }
+
+    /// Halts a provider with a halt of `kind`. The first halt stays until it is
+    /// cleared; returns whether this call halted it.
+    pub async fn halt_as(
+        &self,
+        provider: &str,
+        kind: HaltKind,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
         let conn = self.conn().await?;
         let n = conn
             .execute(
-                "INSERT INTO provider_halts (provider, reason) VALUES ($1, $2) ON CONFLICT (provider) DO NOTHING",
-                &[&provider, &reason],
+                "INSERT INTO provider_halts (provider, reason, kind) VALUES ($1, $2, $3)
+                 ON CONFLICT (provider) DO NOTHING",
+                &[&provider, &reason, &kind.as_str()],
             )
             .await
             .map_err(query_error("halting a provider"))?;
+        Ok(n == 1)
+    }
+
+    /// Clears a halt only if it is of `kind`; returns whether it did.
+    pub async fn clear_halt_of_kind(
+        &self,
+        provider: &str,
+        kind: HaltKind,
+    ) -> Result<bool, StoreError> {
+        let conn = self.conn().await?;
+        let n = conn
+            .execute(
+                "DELETE FROM provider_halts WHERE provider = $1 AND kind = $2",
+                &[&provider, &kind.as_str()],
+            )
+            .await
+            .map_err(query_error("clearing a provider's halt"))?;
         Ok(n == 1)
     }
 
@@ -96,14 +162,18 @@ impl Store {
         let conn = self.conn().await?;
         let row = conn
             .query_opt(
-                "SELECT reason, halted_at FROM provider_halts WHERE provider = $1",
+                "SELECT reason, kind, halted_at FROM provider_halts WHERE provider = $1",
                 &[&provider],
             )
             .await
             .map_err(query_error("reading a provider's halt"))?;
-        Ok(row.map(|r| Halt {
-            reason: r.get(0),
-            halted_at: r.get(1),
-        }))
+        row.map(|r| {
+            Ok(Halt {
+                reason: r.get(0),
+                kind: HaltKind::parse(r.get(1))?,
+                halted_at: r.get(2),
+            })
+        })
+        .transpose()
     }
 }

@@ -63,6 +63,8 @@ pub struct Run {
     pub objects_done: i32,
     /// Objects that failed permanently or exhausted their retries.
     pub objects_failed: i32,
+    /// Started by `resume --allow-deletions`: the deletion guard is waived for it.
+    pub deletions_allowed: bool,
 }
 
 /// The result of asking for a run.
@@ -84,7 +86,7 @@ impl RunStart {
 }
 
 const RUN_COLUMNS: &str = "id, provider, state, phase, trigger, error, started_at, finished_at, \
-                           objects_total, objects_done, objects_failed";
+                           objects_total, objects_done, objects_failed, deletions_allowed";
 
 fn run(row: &tokio_postgres::Row) -> Run {
     Run {
@@ -99,19 +101,40 @@ fn run(row: &tokio_postgres::Row) -> Run {
         objects_total: row.get(8),
         objects_done: row.get(9),
         objects_failed: row.get(10),
+        deletions_allowed: row.get(11),
     }
 }
 
 impl Store {
     /// Starts a run, unless one is already running for the provider (one at a time).
     pub async fn start_run(&self, provider: &str, trigger: &str) -> Result<RunStart, StoreError> {
+        self.insert_run(provider, trigger, false).await
+    }
+
+    /// Starts a run for which the deletion guard is waived (`resume
+    /// --allow-deletions`); a run already running gets the waiver instead.
+    pub async fn start_run_allowing_deletions(
+        &self,
+        provider: &str,
+        trigger: &str,
+    ) -> Result<RunStart, StoreError> {
+        self.insert_run(provider, trigger, true).await
+    }
+
+    async fn insert_run(
+        &self,
+        provider: &str,
+        trigger: &str,
+        deletions_allowed: bool,
+    ) -> Result<RunStart, StoreError> {
         let conn = self.conn().await?;
         let id = Uuid::now_v7();
         let inserted = conn
             .execute(
-                "INSERT INTO sync_runs (id, provider, state, trigger) VALUES ($1, $2, 'running', $3)
+                "INSERT INTO sync_runs (id, provider, state, trigger, deletions_allowed)
+                 VALUES ($1, $2, 'running', $3, $4)
                  ON CONFLICT (provider) WHERE state = 'running' DO NOTHING",
-                &[&id, &provider, &trigger],
+                &[&id, &provider, &trigger, &deletions_allowed],
             )
             .await
             .map_err(query_error("starting a run"))?;
@@ -120,8 +143,9 @@ impl Store {
         }
         let row = conn
             .query_one(
-                "SELECT id FROM sync_runs WHERE provider = $1 AND state = 'running'",
-                &[&provider],
+                "UPDATE sync_runs SET deletions_allowed = deletions_allowed OR $2
+                 WHERE provider = $1 AND state = 'running' RETURNING id",
+                &[&provider, &deletions_allowed],
             )
             .await
             .map_err(query_error("finding the running run"))?;
