@@ -6,8 +6,9 @@
 
 use crate::ReconcileError;
 use crate::groups::GroupAction;
-use crate::health::{self, HealthState, WorkerMetrics};
+use crate::health;
 use crate::memberships::MembershipAction;
+use crate::metrics::WorkerMetrics;
 use crate::provider::ProviderWorker;
 use crate::users::UserAction;
 use entra_sync_authentik::AuthentikClient;
@@ -106,20 +107,9 @@ pub async fn run(
     let connection = Arc::new(entra_sync_queue::connect(&parts.amqp_url).await?);
     let metrics = Arc::new(WorkerMetrics::default());
     if let Some(addr) = parts.listen {
-        let listener = tokio::net::TcpListener::bind(addr)
+        health::serve(addr, parts.store.clone(), connection.clone(), &metrics)
             .await
             .map_err(|source| WorkerError::Listen { addr, source })?;
-        let app = health::router(HealthState {
-            store: parts.store.clone(),
-            broker: connection.clone(),
-            metrics: metrics.clone(),
-        });
-        tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "serving /healthz, /readyz, /metrics");
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "health server stopped");
-            }
-        });
     }
     let publisher = Publisher::open(&connection, parts.topology.clone()).await?;
     let concurrency = parts.settings.concurrency.max(1);
