@@ -62,13 +62,14 @@ pub struct Intervals {
     pub leader_check: Duration,
 }
 
-impl Default for Intervals {
-    /// Events every 10 s, watermark every 30 s, run progress every 2 s,
-    /// schedule every 5 s, leadership every 3 s.
-    fn default() -> Self {
+impl Intervals {
+    /// Polls authentik's events every `events_poll` and the watermark every
+    /// `watermark_poll` (both configured); checks run progress every 2 s,
+    /// the schedule every 5 s and the leadership every 3 s.
+    pub fn new(events_poll: Duration, watermark_poll: Option<Duration>) -> Self {
         Self {
-            events_poll: Duration::from_secs(10),
-            watermark_poll: Some(Duration::from_secs(30)),
+            events_poll,
+            watermark_poll,
             run_poll: Duration::from_secs(2),
             schedule_tick: Duration::from_secs(5),
             leader_retry: Duration::from_secs(3),
@@ -216,32 +217,24 @@ impl Health {
     }
 }
 
-async fn healthz() -> StatusCode {
-    StatusCode::OK
-}
-
-async fn readyz(State(health): State<Arc<Health>>) -> (StatusCode, &'static str) {
-    let db = tokio::time::timeout(Duration::from_secs(2), health.store.ping()).await;
-    if !matches!(db, Ok(Ok(()))) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "PostgreSQL does not answer\n",
-        );
-    }
-    if health.metrics.is_leader() && !health.amqp_connected() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "leader without a RabbitMQ connection\n",
-        );
-    }
-    (StatusCode::OK, "ready\n")
-}
-
-async fn metrics_text(State(health): State<Arc<Health>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        health.metrics.render(),
-    )
+/// `/readyz`: PostgreSQL answers and, on the active producer, RabbitMQ is
+/// connected (a standby needs no broker).
+fn readiness(store: &Store, health: &Arc<Health>) -> Readiness {
+    let store = store.clone();
+    let health = health.clone();
+    Readiness::new()
+        .check("PostgreSQL", move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|e| e.to_string()) }
+        })
+        .check("RabbitMQ", move || {
+            let usable = !health.metrics.is_leader() || health.amqp_connected();
+            async move {
+                usable
+                    .then_some(())
+                    .ok_or_else(|| "the active producer has no connection".to_owned())
+            }
+        })
 }
 
 /// Tries to lead until stopped; leads while it can.

@@ -47,11 +47,13 @@ pub struct WorkerSettings {
     pub retry_base: Duration,
 }
 
-impl Default for WorkerSettings {
-    fn default() -> Self {
+impl WorkerSettings {
+    /// `concurrency` and `max_attempts` as configured; a 30 s lock timeout,
+    /// 7 s of shutdown grace and a first retry after 5 s.
+    pub fn new(concurrency: usize, max_attempts: u32) -> Self {
         Self {
-            concurrency: 16,
-            max_attempts: 8,
+            concurrency,
+            max_attempts,
             lock_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(7),
             retry_base: Duration::from_secs(5),
