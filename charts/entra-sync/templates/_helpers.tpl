@@ -168,6 +168,9 @@ full_sync_interval = {{ . | toJson }}
 {{- if hasKey . "deletionThreshold" }}
 deletion_threshold = {{ int .deletionThreshold }}
 {{- end }}
+{{- with .deletionWindow }}
+deletion_window = {{ . | toJson }}
+{{- end }}
 {{- if hasKey . "writeQuota" }}
 write_quota = {{ int .writeQuota }}
 {{- end }}

@@ -38,12 +38,19 @@ enum Command {
     /// Validates the configuration and compiles every property mapping.
     CheckConfig,
     /// Schedules full syncs, follows authentik's changes, serves the webhook, health and metrics.
-    Producer,
+    Producer {
+        /// Address of the webhook, health and metrics (overrides `[producer] listen`).
+        #[arg(long, env = "ENTRA_SYNC_LISTEN", value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
     /// Consumes tasks and writes to Microsoft Graph until SIGTERM.
     Worker {
         /// Tasks reconciled at once (overrides `[worker] concurrency`).
         #[arg(long)]
         concurrency: Option<usize>,
+        /// Address of health and metrics (overrides `[worker] listen`; port 0 takes a free port).
+        #[arg(long, env = "ENTRA_SYNC_LISTEN", value_name = "ADDR")]
+        listen: Option<SocketAddr>,
     },
     /// Starts a full sync of a provider now.
     Sync {
@@ -133,10 +140,13 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Migrate => commands::migrate::run(cli.config.as_deref()).await,
             Command::CheckConfig => commands::check_config::run(cli.config.as_deref()),
-            Command::Producer => commands::producer::run(cli.config.as_deref()).await,
-            Command::Worker { concurrency } => {
-                commands::worker::run(cli.config.as_deref(), concurrency).await
+            Command::Producer { listen } => {
+                commands::producer::run(cli.config.as_deref(), listen).await
             }
+            Command::Worker {
+                concurrency,
+                listen,
+            } => commands::worker::run(cli.config.as_deref(), concurrency, listen).await,
             Command::Sync {
                 provider,
                 wait,

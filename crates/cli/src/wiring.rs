@@ -64,11 +64,10 @@ pub fn producer_parts(config: &Config, store: Store) -> anyhow::Result<ProducerP
         authentik: authentik(config)?,
         webhook_secret: WebhookSecret::new(config.authentik.webhook_secret.expose()),
         listen: config.producer.listen,
-        intervals: Intervals {
-            events_poll: config.producer.events_poll_interval,
-            watermark_poll: Some(config.producer.watermark_poll_interval),
-            ..Intervals::default()
-        },
+        intervals: Intervals::new(
+            config.producer.events_poll_interval,
+            Some(config.producer.watermark_poll_interval),
+        ),
         providers,
     })
 }
@@ -86,11 +85,7 @@ pub fn worker_parts(
         topology: Topology::new(&config.amqp.queue_prefix),
         authentik: authentik(config)?,
         providers: config.providers.clone(),
-        settings: WorkerSettings {
-            concurrency,
-            max_attempts: config.worker.max_attempts,
-            ..WorkerSettings::default()
-        },
+        settings: WorkerSettings::new(concurrency, config.worker.max_attempts),
         listen: Some(config.worker.listen),
     })
 }

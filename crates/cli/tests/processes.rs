@@ -3,19 +3,85 @@
 
 use entra_sync_sim::authentik::{Mode, NewUser};
 use entra_sync_tests::{ProviderSpec, Stack};
+use std::io::BufRead;
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn spawn(config: &std::path::Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_entra-sync"))
+fn command(config: &std::path::Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_entra-sync"));
+    command
         .args(args)
         .env("ENTRA_SYNC_CONFIG", config)
         .env_remove("DATABASE_URL")
         .env_remove("AMQP_URL")
-        .stdout(Stdio::null())
+        .env_remove("ENTRA_SYNC_LISTEN")
+        .stdout(Stdio::null());
+    command
+}
+
+fn spawn(config: &std::path::Path, args: &[&str]) -> Child {
+    command(config, args)
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start entra-sync")
+}
+
+/// A process that is killed when dropped, e.g. when an assertion fails.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a worker logging JSON; returns it and a channel that receives the
+/// address it logs serving health on. Its log lines are passed on to stderr.
+fn spawn_worker(mut command: Command) -> (Killed, mpsc::Receiver<SocketAddr>) {
+    let mut child = command
+        .args(["--log-format", "json"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start entra-sync");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            eprintln!("{line}");
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let fields = &entry["fields"];
+            if fields["message"] == "serving /healthz, /readyz, /metrics"
+                && let Some(addr) = fields["addr"].as_str().and_then(|a| a.parse().ok())
+            {
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    (Killed(child), rx)
+}
+
+/// The address `child` logged serving health on.
+async fn logged_addr(child: &mut Child, addr: &mpsc::Receiver<SocketAddr>) -> SocketAddr {
+    let started = Instant::now();
+    loop {
+        if let Ok(addr) = addr.try_recv() {
+            return addr;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "process exited early");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no health address logged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn signal(child: &Child, name: &str) {
@@ -328,4 +394,55 @@ async fn sync_wait_exit_codes_status_json_and_resume() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_workers_with_one_configuration_both_run_and_serve_health() {
+    let stack = Stack::start(vec![ProviderSpec::new("p")]).await;
+    let config = stack.process_config();
+    // One configuration for both, with `[worker] listen` left out.
+    let text = std::fs::read_to_string(&config.path).unwrap();
+    let worker_listen = format!("listen = \"127.0.0.1:{}\"\n", config.worker_port);
+    assert!(text.contains(&worker_listen), "{text}");
+    std::fs::write(&config.path, text.replace(&worker_listen, "")).unwrap();
+
+    let (mut first, first_log) = spawn_worker(command(&config.path, &["worker"]));
+    let (mut second, second_log) = spawn_worker(command(&config.path, &["worker"]));
+    let first_addr = logged_addr(&mut first.0, &first_log).await;
+    let second_addr = logged_addr(&mut second.0, &second_log).await;
+    assert_ne!(first_addr, second_addr);
+    wait_healthy(first_addr.port(), &mut first.0).await;
+    wait_healthy(second_addr.port(), &mut second.0).await;
+    for addr in [first_addr, second_addr] {
+        let ready = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+        assert_eq!(ready.status(), 200, "{addr}");
+    }
+
+    // `--listen` gives a fixed address; one that is taken (ENTRA_SYNC_LISTEN
+    // here) stops the process loudly.
+    let fixed = entra_sync_tests::free_port();
+    let (mut third, third_log) = spawn_worker(command(
+        &config.path,
+        &["worker", "--listen", &format!("127.0.0.1:{fixed}")],
+    ));
+    assert_eq!(logged_addr(&mut third.0, &third_log).await.port(), fixed);
+    wait_healthy(fixed, &mut third.0).await;
+    let taken = command(&config.path, &["worker"])
+        .env("ENTRA_SYNC_LISTEN", first_addr.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(taken.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&taken.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {first_addr}")),
+        "{stderr}"
+    );
+
+    for worker in [&first, &second, &third] {
+        signal(&worker.0, "TERM");
+    }
+    for worker in [&mut first, &mut second, &mut third] {
+        let status = wait_exit(&mut worker.0, Duration::from_secs(10)).await;
+        assert!(status.success(), "clean exit after SIGTERM: {status}");
+    }
 }

@@ -69,26 +69,53 @@ pub struct AmqpConfig {
     pub queue_prefix: String,
 }
 
-/// `[producer]`.
-#[derive(Debug, Clone)]
+/// `[producer]`; keys left out take the defaults of [`ProducerConfig::default`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProducerConfig {
     /// Address for the webhook, health and metrics.
     pub listen: SocketAddr,
     /// How often the events feed is polled when no webhook wakes it.
+    #[serde(deserialize_with = "raw::duration_value")]
     pub events_poll_interval: Duration,
     /// How often the users' `last_updated` watermark is polled.
+    #[serde(deserialize_with = "raw::duration_value")]
     pub watermark_poll_interval: Duration,
 }
 
-/// `[worker]`.
-#[derive(Debug, Clone)]
+impl Default for ProducerConfig {
+    /// Listen on `127.0.0.1:8080`; poll events every 5 s and the watermark every 10 s.
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            events_poll_interval: Duration::from_secs(5),
+            watermark_poll_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[worker]`; keys left out take the defaults of [`WorkerConfig::default`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
     /// Tasks one worker process handles at once.
     pub concurrency: usize,
     /// Attempts before a task goes to the dead-letter queue.
     pub max_attempts: u32,
-    /// Address for health and metrics.
+    /// Address for health and metrics. Port 0 takes a free port (logged at
+    /// start), so several workers with one configuration run on one host.
     pub listen: SocketAddr,
+}
+
+impl Default for WorkerConfig {
+    /// 16 tasks at once, 8 attempts, health and metrics on a free port of 127.0.0.1.
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            max_attempts: 8,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
 }
 
 /// `[authentik]`.
@@ -151,8 +178,10 @@ pub struct ProviderConfig {
     pub dry_run: bool,
     /// Time between scheduled full syncs.
     pub full_sync_interval: Duration,
-    /// Most deletes and suspends one full sync may make before it stops and reports.
+    /// Most deletes and suspends within `deletion_window` (at least 1).
     pub deletion_threshold: u32,
+    /// The rolling window `deletion_threshold` counts over.
+    pub deletion_window: Duration,
     /// Graph write quota per (app, tenant): requests per window.
     pub write_quota: u32,
     /// The window of the write quota.
@@ -324,8 +353,80 @@ client_secret_env = "ENTRA_CLIENT_SECRET"
         assert_eq!(p.group_delete_action, GroupDeleteAction::Delete);
         assert_eq!(p.graph_url.as_str(), "https://graph.microsoft.com/");
         assert_eq!(p.deletion_threshold, 500);
+        assert_eq!(p.deletion_window, Duration::from_secs(3600));
         assert!(!p.dry_run);
         assert_eq!(c.producer.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.producer.events_poll_interval, Duration::from_secs(5));
+        assert_eq!(c.producer.watermark_poll_interval, Duration::from_secs(10));
+        assert_eq!((c.worker.concurrency, c.worker.max_attempts), (16, 8));
+        assert_eq!(c.worker.listen.to_string(), "127.0.0.1:0");
+    }
+
+    #[test]
+    fn keys_left_out_of_a_section_keep_their_defaults() {
+        let c = parse(&format!(
+            "[producer]\nevents_poll_interval = \"1s\"\n[worker]\nlisten = \"0.0.0.0:9000\"\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(c.producer.events_poll_interval, Duration::from_secs(1));
+        assert_eq!(c.producer.watermark_poll_interval, Duration::from_secs(10));
+        assert_eq!(c.worker.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.worker.concurrency, 16);
+    }
+
+    #[test]
+    fn the_deletion_guard_needs_a_positive_threshold_and_window() {
+        let p = parse(&format!(
+            "{MINIMAL}deletion_threshold = 20\ndeletion_window = \"30m\""
+        ))
+        .unwrap()
+        .providers
+        .remove(0);
+        assert_eq!(p.deletion_threshold, 20);
+        assert_eq!(p.deletion_window, Duration::from_secs(1800));
+        let cases = [
+            (
+                "deletion_threshold = 0",
+                "providers[contoso].deletion_threshold",
+                "not a count",
+            ),
+            (
+                "deletion_threshold = -5",
+                "providers[contoso].deletion_threshold",
+                "-5",
+            ),
+            (
+                "deletion_threshold = \"many\"",
+                "providers[0].deletion_threshold",
+                "many",
+            ),
+            (
+                "deletion_threshold = 2.5",
+                "providers[0].deletion_threshold",
+                "2.5",
+            ),
+            (
+                "deletion_window = \"0s\"",
+                "providers[contoso].deletion_window",
+                "longer than zero",
+            ),
+            (
+                "deletion_window = \"-1h\"",
+                "providers[contoso].deletion_window",
+                "not a duration",
+            ),
+            (
+                "deletion_window = \"soon\"",
+                "providers[contoso].deletion_window",
+                "not a duration",
+            ),
+            ("deletion_window = 60", "providers[0].deletion_window", "60"),
+        ];
+        for (line, key, message) in cases {
+            let e = error(&format!("{MINIMAL}{line}"));
+            assert_eq!(e.key, key, "{line}: {e}");
+            assert!(e.message.contains(message), "{line}: {e}");
+        }
     }
 
     #[test]
@@ -417,7 +518,7 @@ client_secret_env = "ENTRA_CLIENT_SECRET"
             ),
             (
                 MINIMAL.replace("[authentik]", "[authentik]\nbogus = 1"),
-                "line 3",
+                "authentik.bogus",
                 "unknown field `bogus`",
             ),
             (
@@ -426,9 +527,29 @@ client_secret_env = "ENTRA_CLIENT_SECRET"
                 "missing",
             ),
             (
+                format!("{MINIMAL}\n[[providers]"),
+                "file",
+                "(line 12)",
+            ),
+            (
                 format!("[amqp]\nurl = \"http://x\"\n{MINIMAL}"),
                 "amqp.url",
                 "amqp://",
+            ),
+            (
+                format!("[producer]\nevents_poll_interval = \"soon\"\n{MINIMAL}"),
+                "producer.events_poll_interval",
+                "not a duration",
+            ),
+            (
+                format!("[worker]\nlisten = \"localhost\"\n{MINIMAL}"),
+                "worker.listen",
+                "socket address",
+            ),
+            (
+                format!("[worker]\nconcurrency = 0\n{MINIMAL}"),
+                "worker.concurrency",
+                "at least 1",
             ),
         ];
         for (text, key, message) in cases {

@@ -17,9 +17,9 @@ struct RawConfig {
     database: Option<RawDatabase>,
     amqp: Option<RawAmqp>,
     #[serde(default)]
-    producer: RawProducer,
+    producer: ProducerConfig,
     #[serde(default)]
-    worker: RawWorker,
+    worker: WorkerConfig,
     authentik: RawAuthentik,
     #[serde(default)]
     providers: Vec<RawProvider>,
@@ -37,22 +37,6 @@ struct RawDatabase {
 struct RawAmqp {
     url: Option<String>,
     queue_prefix: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawProducer {
-    listen: Option<String>,
-    events_poll_interval: Option<String>,
-    watermark_poll_interval: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawWorker {
-    concurrency: Option<usize>,
-    max_attempts: Option<u32>,
-    listen: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -83,7 +67,8 @@ struct RawProvider {
     #[serde(default)]
     dry_run: bool,
     full_sync_interval: Option<String>,
-    deletion_threshold: Option<u32>,
+    deletion_threshold: Option<i64>,
+    deletion_window: Option<String>,
     write_quota: Option<u32>,
     write_window: Option<String>,
     #[serde(default)]
@@ -107,13 +92,7 @@ pub(crate) fn parse(
     base: &Path,
     env: &impl Environment,
 ) -> Result<Config, InvalidConfig> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let key = e
-            .span()
-            .map(|s| format!("line {}", line_of(text, s.start)))
-            .unwrap_or_else(|| "file".into());
-        InvalidConfig::new(key, e.message().to_owned())
-    })?;
+    let raw: RawConfig = deserialize(text)?;
 
     let database = raw.database.unwrap_or(RawDatabase {
         url: None,
@@ -160,34 +139,8 @@ pub(crate) fn parse(
         queue_prefix,
     };
 
-    let producer = ProducerConfig {
-        listen: address(
-            "producer.listen",
-            raw.producer.listen.as_deref().unwrap_or("127.0.0.1:8080"),
-        )?,
-        events_poll_interval: duration(
-            "producer.events_poll_interval",
-            raw.producer.events_poll_interval.as_deref().unwrap_or("5s"),
-        )?,
-        watermark_poll_interval: duration(
-            "producer.watermark_poll_interval",
-            raw.producer
-                .watermark_poll_interval
-                .as_deref()
-                .unwrap_or("10s"),
-        )?,
-    };
-    let worker = WorkerConfig {
-        concurrency: positive("worker.concurrency", raw.worker.concurrency.unwrap_or(16))?,
-        max_attempts: positive(
-            "worker.max_attempts",
-            raw.worker.max_attempts.unwrap_or(8) as usize,
-        )? as u32,
-        listen: address(
-            "worker.listen",
-            raw.worker.listen.as_deref().unwrap_or("127.0.0.1:8081"),
-        )?,
-    };
+    positive("worker.concurrency", raw.worker.concurrency)?;
+    positive("worker.max_attempts", raw.worker.max_attempts as usize)?;
 
     let a = raw.authentik;
     let authentik = AuthentikConfig {
@@ -222,8 +175,8 @@ pub(crate) fn parse(
     Ok(Config {
         database,
         amqp,
-        producer,
-        worker,
+        producer: raw.producer,
+        worker: raw.worker,
         authentik,
         providers,
     })
@@ -286,6 +239,26 @@ fn provider(
             "must be at least 1m",
         ));
     }
+    let deletion_threshold = p.deletion_threshold.unwrap_or(500);
+    let deletion_threshold = u32::try_from(deletion_threshold)
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            InvalidConfig::new(
+                k("deletion_threshold"),
+                format!("{deletion_threshold} is not a count from 1 to {}", u32::MAX),
+            )
+        })?;
+    let deletion_window = duration(
+        &k("deletion_window"),
+        p.deletion_window.as_deref().unwrap_or("1h"),
+    )?;
+    if deletion_window.is_zero() {
+        return Err(InvalidConfig::new(
+            k("deletion_window"),
+            "must be longer than zero",
+        ));
+    }
     let mut mapping_names = HashSet::new();
     let mappings = p
         .mappings
@@ -334,7 +307,8 @@ fn provider(
         group_delete_action,
         dry_run: p.dry_run,
         full_sync_interval,
-        deletion_threshold: p.deletion_threshold.unwrap_or(500),
+        deletion_threshold,
+        deletion_window,
         write_quota: positive(&k("write_quota"), p.write_quota.unwrap_or(3000) as usize)? as u32,
         write_window: duration(
             &k("write_window"),
@@ -428,22 +402,35 @@ fn secret(
     Ok(Secret::new(value))
 }
 
-fn duration(key: &str, text: &str) -> Result<Duration, InvalidConfig> {
-    humantime::parse_duration(text).map_err(|e| {
-        InvalidConfig::new(
-            key,
-            format!("{text:?} is not a duration like \"30s\" or \"4h\": {e}"),
-        )
+/// The file's keys and values, deserialised; a type error names its key.
+fn deserialize(text: &str) -> Result<RawConfig, InvalidConfig> {
+    let located = |e: &toml::de::Error| match e.span() {
+        Some(span) => format!("{} (line {})", e.message(), line_of(text, span.start)),
+        None => e.message().to_owned(),
+    };
+    let document =
+        toml::Deserializer::parse(text).map_err(|e| InvalidConfig::new("file", located(&e)))?;
+    serde_path_to_error::deserialize(document).map_err(|e| {
+        let key = e.path().to_string();
+        InvalidConfig::new(key, located(e.inner()))
     })
 }
 
-fn address(key: &str, text: &str) -> Result<std::net::SocketAddr, InvalidConfig> {
-    text.parse().map_err(|_| {
-        InvalidConfig::new(
-            key,
-            format!("{text:?} is not an address like \"127.0.0.1:8080\""),
-        )
-    })
+fn duration(key: &str, text: &str) -> Result<Duration, InvalidConfig> {
+    parse_duration(text).map_err(|message| InvalidConfig::new(key, message))
+}
+
+/// A duration such as `"30s"` or `"4h"`, as a configuration value.
+pub(crate) fn duration_value<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration like \"30s\" or \"4h\": {e}"))
 }
 
 fn http_url(key: &str, text: &str) -> Result<url::Url, InvalidConfig> {

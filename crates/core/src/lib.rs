@@ -1,10 +1,11 @@
 //! Pure decisions of entra-sync: domain types, property mappings, scope,
-//! matching, diffing and failure classification.
+//! matching, diffing, failure classification and retry backoff.
 //!
 //! Nothing in this crate does I/O or needs an async runtime, so every
 //! decision can be tested exhaustively and runs in microseconds.
 
 pub mod authentik;
+pub mod backoff;
 pub mod diff;
 pub mod entra;
 pub mod failure;

@@ -246,7 +246,7 @@ impl GraphClient {
         if inner.status == 429 {
             let pause = signals
                 .retry_after
-                .unwrap_or_else(|| self.inner.retry.backoff(1, 1.0));
+                .unwrap_or_else(|| self.inner.retry.backoff.ceiling(1));
             self.inner.gate.throttled(pause, &signals).await;
         }
         BatchItem {

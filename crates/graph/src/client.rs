@@ -250,7 +250,7 @@ impl GraphClient {
                     if failure.status == Some(429) {
                         let pause = failure
                             .retry_after
-                            .unwrap_or_else(|| inner.retry.backoff(attempts, 1.0));
+                            .unwrap_or_else(|| inner.retry.backoff.ceiling(attempts));
                         inner.gate.throttled(pause, &failure.signals).await;
                     }
                     failure

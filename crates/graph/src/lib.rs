@@ -24,4 +24,4 @@ pub use gate::{NoopGate, RequestCost, RequestGate};
 pub use ops::{GroupLookup, MemberRef, Pager, UserLookup, VerifiedDomain, eq_filter};
 pub use outcome::{GraphFailure, RequestRecord, Written};
 pub use retry::RetryPolicy;
-pub use signals::{ThrottleSignals, parse_retry_after};
+pub use signals::ThrottleSignals;

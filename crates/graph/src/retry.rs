@@ -5,6 +5,7 @@
 //! outlives the attempts, goes back to the caller with its `retry_after`, so the task
 //! can be requeued through a delay queue without holding a consumer.
 
+use entra_sync_core::backoff::Backoff;
 use entra_sync_core::failure::FailureClass;
 use std::time::Duration;
 
@@ -15,10 +16,8 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// The longest wait done inline; a longer Retry-After is returned to the caller.
     pub max_inline_wait: Duration,
-    /// First backoff for failures without Retry-After (5xx, network, replication delay).
-    pub base_backoff: Duration,
-    /// Cap of the exponential backoff.
-    pub max_backoff: Duration,
+    /// The wait after failures without Retry-After (5xx, network, replication delay).
+    pub backoff: Backoff,
 }
 
 impl Default for RetryPolicy {
@@ -26,8 +25,10 @@ impl Default for RetryPolicy {
         Self {
             max_attempts: 3,
             max_inline_wait: Duration::from_secs(10),
-            base_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(8),
+            backoff: Backoff {
+                base: Duration::from_millis(500),
+                max: Duration::from_secs(8),
+            },
         }
     }
 }
@@ -44,7 +45,7 @@ impl RetryPolicy {
     /// The wait before the next attempt, or `None` to give the failure back.
     ///
     /// `attempts_made` counts the attempts so far (1 after the first); `jitter` is a
-    /// number in `[0, 1)` that spreads backoffs over `[d/2, d)`.
+    /// number in `[0, 1]` that spreads backoffs over `[d/2, d]` ([`Backoff::delay_with_jitter`]).
     pub fn decide(
         &self,
         attempts_made: u32,
@@ -55,15 +56,9 @@ impl RetryPolicy {
         if class != FailureClass::Transient || attempts_made >= self.max_attempts {
             return None;
         }
-        let wait = retry_after.unwrap_or_else(|| self.backoff(attempts_made, jitter));
+        let wait =
+            retry_after.unwrap_or_else(|| self.backoff.delay_with_jitter(attempts_made, jitter));
         (wait <= self.max_inline_wait).then_some(wait)
-    }
-
-    /// Exponential backoff with jitter: `base · 2^(attempt-1)`, capped, scaled into `[d/2, d)`.
-    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
-        let exp = 2u32.saturating_pow(attempt.saturating_sub(1));
-        let full = self.base_backoff.saturating_mul(exp).min(self.max_backoff);
-        full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
     }
 
     /// [`RetryPolicy::decide`] with a random jitter.
@@ -115,13 +110,12 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_is_capped_and_jittered() {
+    fn without_retry_after_the_backoff_decides_within_the_inline_limit() {
         let p = RetryPolicy::default();
-        assert_eq!(p.backoff(1, 1.0), Duration::from_millis(500));
-        assert_eq!(p.backoff(1, 0.0), Duration::from_millis(250));
-        assert_eq!(p.backoff(2, 1.0), Duration::from_secs(1));
-        assert_eq!(p.backoff(3, 1.0), Duration::from_secs(2));
-        assert_eq!(p.backoff(30, 1.0), Duration::from_secs(8));
+        assert_eq!(
+            p.decide(2, Transient, None, 1.0),
+            Some(p.backoff.ceiling(2))
+        );
         let tight = RetryPolicy {
             max_inline_wait: Duration::from_millis(100),
             ..p

@@ -1,5 +1,6 @@
 //! Throttling signals Graph sends back (`microsoft-graph.md` §1.3, §1.4).
 
+use entra_sync_core::backoff::parse_retry_after;
 use std::time::{Duration, SystemTime};
 
 /// What a response says about throttling. Present on every outcome and failure.
@@ -54,39 +55,9 @@ impl ThrottleSignals {
     }
 }
 
-/// Parses `Retry-After`: whole seconds (`10`), decimal seconds (`2.128`) or an HTTP date.
-/// A date in the past gives zero.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_forms() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after("10", now), Some(Duration::from_secs(10)));
-        assert_eq!(
-            parse_retry_after(" 2.128 ", now),
-            Some(Duration::from_millis(2128))
-        );
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(
-            parse_retry_after(&later, now),
-            Some(Duration::from_secs(30))
-        );
-        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("-1", now), None);
-        assert_eq!(parse_retry_after("soon", now), None);
-    }
 
     #[test]
     fn header_names_are_case_insensitive() {

@@ -1,5 +1,6 @@
 //! The Graph client against the Graph simulator: every operation and every failure class.
 
+use entra_sync_core::backoff::Backoff;
 use entra_sync_core::failure::{FailureClass, FailureContext, Operation};
 use entra_sync_core::ids::EntraObjectId;
 use entra_sync_graph::{
@@ -786,7 +787,10 @@ async fn replication_delay_is_ridden_out_by_inline_retries() {
 async fn server_errors_and_dropped_connections_are_transient_after_bounded_retries() {
     let sim = GraphSim::start(no_throttle()).await.unwrap();
     let policy = RetryPolicy {
-        base_backoff: Duration::from_millis(10),
+        backoff: Backoff {
+            base: Duration::from_millis(10),
+            ..RetryPolicy::default().backoff
+        },
         ..RetryPolicy::default()
     };
     let client = GraphClient::new(GraphConfig {

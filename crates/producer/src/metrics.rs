@@ -1,106 +1,101 @@
-//! The producer's Prometheus metrics: a few atomics, rendered as text.
+//! The producer's series, registered in the process's telemetry registry.
 //!
 //! Labels carry only lane and provider names, never a secret.
 
 use entra_sync_queue::Lane;
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use entra_sync_telemetry::Registry;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 
-/// Counters and gauges of one producer process.
+/// The producer's counters and gauges; cheap to share behind an `Arc`.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    leader: AtomicBool,
-    published_direct: AtomicU64,
-    published_bulk: AtomicU64,
-    full_syncs_started: Mutex<BTreeMap<String, u64>>,
+    leader: Gauge,
+    tasks_published: Family<LaneLabel, Counter>,
+    full_syncs_started: Family<ProviderLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LaneLabel {
+    lane: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabel {
+    provider: String,
 }
 
 impl Metrics {
+    /// Registers every series in `registry`; both lanes show from the start.
+    pub fn register(&self, registry: &mut Registry) {
+        for lane in Lane::ALL {
+            // Creates the lane's series at 0.
+            let _ = self.tasks_published.get_or_create(&lane_label(lane));
+        }
+        registry.register(
+            "producer_leader",
+            "Whether this process is the active producer",
+            self.leader.clone(),
+        );
+        registry.register(
+            "tasks_published",
+            "Tasks published, by lane",
+            self.tasks_published.clone(),
+        );
+        registry.register(
+            "full_syncs_started",
+            "Full syncs this process started, by provider",
+            self.full_syncs_started.clone(),
+        );
+    }
+
     /// Records whether this process is the active producer.
     pub fn set_leader(&self, leader: bool) {
-        self.leader.store(leader, Ordering::SeqCst);
+        self.leader.set(i64::from(leader));
     }
 
     /// Whether this process is the active producer.
     pub fn is_leader(&self) -> bool {
-        self.leader.load(Ordering::SeqCst)
+        self.leader.get() == 1
     }
 
     /// Counts one task published to `lane`.
     pub fn task_published(&self, lane: Lane) {
-        let counter = match lane {
-            Lane::Direct => &self.published_direct,
-            Lane::Bulk => &self.published_bulk,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.tasks_published.get_or_create(&lane_label(lane)).inc();
     }
 
     /// Tasks published to `lane` so far.
     pub fn tasks_published(&self, lane: Lane) -> u64 {
-        match lane {
-            Lane::Direct => self.published_direct.load(Ordering::Relaxed),
-            Lane::Bulk => self.published_bulk.load(Ordering::Relaxed),
-        }
+        self.tasks_published.get_or_create(&lane_label(lane)).get()
     }
 
     /// Counts one full sync this process started for `provider`.
     pub fn full_sync_started(&self, provider: &str) {
-        let mut map = self
-            .full_syncs_started
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        *map.entry(provider.to_owned()).or_default() += 1;
+        self.full_syncs_started
+            .get_or_create(&provider_label(provider))
+            .inc();
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        out.push_str(
-            "# HELP entra_sync_producer_leader Whether this process is the active producer.\n",
-        );
-        out.push_str("# TYPE entra_sync_producer_leader gauge\n");
-        let _ = writeln!(
-            out,
-            "entra_sync_producer_leader {}",
-            u8::from(self.is_leader())
-        );
-        out.push_str("# HELP entra_sync_tasks_published_total Tasks published, by lane.\n");
-        out.push_str("# TYPE entra_sync_tasks_published_total counter\n");
-        for lane in Lane::ALL {
-            let _ = writeln!(
-                out,
-                "entra_sync_tasks_published_total{{lane=\"{}\"}} {}",
-                lane.as_str(),
-                self.tasks_published(lane)
-            );
-        }
-        out.push_str(
-            "# HELP entra_sync_full_syncs_started_total Full syncs this process started, by provider.\n",
-        );
-        out.push_str("# TYPE entra_sync_full_syncs_started_total counter\n");
-        let map = self
-            .full_syncs_started
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        for (provider, n) in map.iter() {
-            let _ = writeln!(
-                out,
-                "entra_sync_full_syncs_started_total{{provider=\"{}\"}} {n}",
-                escape_label(provider)
-            );
-        }
-        out
+    /// Full syncs this process started for `provider` so far.
+    pub fn full_syncs_started(&self, provider: &str) -> u64 {
+        self.full_syncs_started
+            .get_or_create(&provider_label(provider))
+            .get()
     }
 }
 
-/// Escapes a label value for the text format.
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+fn lane_label(lane: Lane) -> LaneLabel {
+    LaneLabel {
+        lane: lane.as_str(),
+    }
+}
+
+fn provider_label(provider: &str) -> ProviderLabel {
+    ProviderLabel {
+        provider: provider.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -108,16 +103,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_every_metric_with_escaped_labels() {
-        let m = Metrics::default();
-        m.set_leader(true);
-        m.task_published(Lane::Bulk);
-        m.task_published(Lane::Bulk);
-        m.full_sync_started("a\"b");
-        let text = m.render();
-        assert!(text.contains("entra_sync_producer_leader 1\n"));
-        assert!(text.contains("entra_sync_tasks_published_total{lane=\"bulk\"} 2\n"));
-        assert!(text.contains("entra_sync_tasks_published_total{lane=\"direct\"} 0\n"));
-        assert!(text.contains("entra_sync_full_syncs_started_total{provider=\"a\\\"b\"} 1\n"));
+    fn every_series_shows_under_its_name_and_both_lanes_from_the_start() {
+        let metrics = Metrics::default();
+        let mut registry = entra_sync_telemetry::registry();
+        metrics.register(&mut registry);
+        metrics.set_leader(true);
+        metrics.task_published(Lane::Bulk);
+        metrics.full_sync_started("contoso");
+        let text = entra_sync_telemetry::render(&registry).unwrap();
+        for line in [
+            "entra_sync_producer_leader 1\n",
+            "entra_sync_tasks_published_total{lane=\"bulk\"} 1\n",
+            "entra_sync_tasks_published_total{lane=\"direct\"} 0\n",
+            "entra_sync_full_syncs_started_total{provider=\"contoso\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from\n{text}");
+        }
     }
 }

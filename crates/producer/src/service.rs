@@ -1,9 +1,9 @@
 //! The long-running producer: its HTTP server and its leadership loop.
 //!
 //! - The HTTP server always runs: `POST /hooks/authentik` (wakes the events
-//!   follower), `GET /healthz` (200 while the process runs), `GET /readyz`
-//!   (200 when PostgreSQL answers and, on the leader, RabbitMQ is connected)
-//!   and `GET /metrics` (Prometheus text).
+//!   follower), and the telemetry routes: `GET /healthz` (200 while the
+//!   process runs), `GET /readyz` (200 when PostgreSQL answers and, on the
+//!   leader, RabbitMQ is connected) and `GET /metrics`.
 //! - Leadership: every replica tries `store.try_lead`; standbys retry every
 //!   `leader_retry`. The leader connects to RabbitMQ and runs the scheduler,
 //!   the events follower and the watermark follower, checking every
@@ -20,16 +20,12 @@ use crate::metrics::Metrics;
 use crate::scheduler::{ProviderSchedule, Scheduler};
 use crate::sink::TaskSink;
 use crate::webhook::{self, WebhookSecret};
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_core::secret::Secret;
 use entra_sync_queue::{Publisher, Topology};
 use entra_sync_store::Store;
 use entra_sync_store::leader::Leadership;
+use entra_sync_telemetry::Readiness;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -66,13 +62,14 @@ pub struct Intervals {
     pub leader_check: Duration,
 }
 
-impl Default for Intervals {
-    /// Events every 10 s, watermark every 30 s, run progress every 2 s,
-    /// schedule every 5 s, leadership every 3 s.
-    fn default() -> Self {
+impl Intervals {
+    /// Polls authentik's events every `events_poll` and the watermark every
+    /// `watermark_poll` (both configured); checks run progress every 2 s,
+    /// the schedule every 5 s and the leadership every 3 s.
+    pub fn new(events_poll: Duration, watermark_poll: Option<Duration>) -> Self {
         Self {
-            events_poll: Duration::from_secs(10),
-            watermark_poll: Some(Duration::from_secs(30)),
+            events_poll,
+            watermark_poll,
             run_poll: Duration::from_secs(2),
             schedule_tick: Duration::from_secs(5),
             leader_retry: Duration::from_secs(3),
@@ -141,9 +138,10 @@ pub async fn run_on(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ProducerError> {
     let metrics = Arc::new(Metrics::default());
+    let mut registry = entra_sync_telemetry::registry();
+    metrics.register(&mut registry);
     let health = Arc::new(Health {
-        store: parts.store.clone(),
-        metrics: metrics.clone(),
+        metrics,
         amqp: Mutex::new(None),
     });
     // The webhook wakes `hook`; the relay passes it on to the active
@@ -152,12 +150,11 @@ pub async fn run_on(
     let wake = Arc::new(Notify::new());
     let relay = tokio::spawn(relay_wakes(parts.store.clone(), hook.clone(), wake.clone()));
     let app = webhook::router(parts.webhook_secret.clone(), hook).merge(
-        Router::new()
-            .route("/healthz", get(healthz))
-            .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics_text))
-            .with_state(health.clone()),
+        entra_sync_telemetry::router(registry, readiness(&parts.store, &health)),
     );
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving the webhook, /healthz, /readyz, /metrics");
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = tokio::spawn(
         axum::serve(listener, app)
@@ -200,9 +197,8 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// What the health endpoints look at.
+/// What the active producer's readiness depends on.
 struct Health {
-    store: Store,
     metrics: Arc<Metrics>,
     amqp: Mutex<Option<Arc<lapin::Connection>>>,
 }
@@ -221,32 +217,24 @@ impl Health {
     }
 }
 
-async fn healthz() -> StatusCode {
-    StatusCode::OK
-}
-
-async fn readyz(State(health): State<Arc<Health>>) -> (StatusCode, &'static str) {
-    let db = tokio::time::timeout(Duration::from_secs(2), health.store.ping()).await;
-    if !matches!(db, Ok(Ok(()))) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "PostgreSQL does not answer\n",
-        );
-    }
-    if health.metrics.is_leader() && !health.amqp_connected() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "leader without a RabbitMQ connection\n",
-        );
-    }
-    (StatusCode::OK, "ready\n")
-}
-
-async fn metrics_text(State(health): State<Arc<Health>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        health.metrics.render(),
-    )
+/// `/readyz`: PostgreSQL answers and, on the active producer, RabbitMQ is
+/// connected (a standby needs no broker).
+fn readiness(store: &Store, health: &Arc<Health>) -> Readiness {
+    let store = store.clone();
+    let health = health.clone();
+    Readiness::new()
+        .check("PostgreSQL", move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|e| e.to_string()) }
+        })
+        .check("RabbitMQ", move || {
+            let usable = !health.metrics.is_leader() || health.amqp_connected();
+            async move {
+                usable
+                    .then_some(())
+                    .ok_or_else(|| "the active producer has no connection".to_owned())
+            }
+        })
 }
 
 /// Tries to lead until stopped; leads while it can.

@@ -20,8 +20,10 @@ fn client(base: &str, token: &str) -> AuthentikClient {
     let mut config = ClientConfig::new(base.parse().unwrap(), ApiToken::new(token));
     config.retry = RetryPolicy {
         max_attempts: 2,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
+        backoff: entra_sync_core::backoff::Backoff {
+            base: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+        },
     };
     AuthentikClient::new(config).unwrap()
 }

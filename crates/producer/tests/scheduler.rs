@@ -80,12 +80,7 @@ async fn new_providers_and_changed_settings_start_a_run_unchanged_settings_do_no
     let second = latest(&env, "p").await;
     assert_ne!(second.id, first.id);
     assert_eq!(second.trigger, "settings_changed");
-    assert!(
-        env.ctx
-            .metrics
-            .render()
-            .contains("entra_sync_full_syncs_started_total{provider=\"p\"} 2\n")
-    );
+    assert_eq!(env.ctx.metrics.full_syncs_started("p"), 2);
 }
 
 #[tokio::test]

@@ -240,8 +240,10 @@ async fn a_rejected_authentik_token_halts_every_provider_from_the_events_followe
     );
     config.retry = entra_sync_authentik::RetryPolicy {
         max_attempts: 1,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(1),
+        backoff: entra_sync_core::backoff::Backoff {
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+        },
     };
     parts.authentik = entra_sync_authentik::AuthentikClient::new(config).unwrap();
     let producer = Running::start(parts).await;

@@ -8,12 +8,14 @@
 //! group, and [`memberships::MembershipReconciler`] brings one group's Entra
 //! members in line, sending only the difference both ways. [`provider`]
 //! builds a provider's reconcilers from its configuration, and [`budget`]
-//! shares the tenant's Graph budget.
+//! shares the tenant's Graph budget. [`health`] serves the worker's
+//! [`metrics`] with its health and readiness.
 
 pub mod budget;
 pub mod groups;
 pub mod health;
 pub mod memberships;
+pub mod metrics;
 pub mod provider;
 pub mod runner;
 pub mod users;

@@ -6,8 +6,9 @@
 
 use crate::ReconcileError;
 use crate::groups::GroupAction;
-use crate::health::{self, HealthState, WorkerMetrics};
+use crate::health;
 use crate::memberships::MembershipAction;
+use crate::metrics::WorkerMetrics;
 use crate::provider::ProviderWorker;
 use crate::users::UserAction;
 use entra_sync_authentik::AuthentikClient;
@@ -46,11 +47,13 @@ pub struct WorkerSettings {
     pub retry_base: Duration,
 }
 
-impl Default for WorkerSettings {
-    fn default() -> Self {
+impl WorkerSettings {
+    /// `concurrency` and `max_attempts` as configured; a 30 s lock timeout,
+    /// 7 s of shutdown grace and a first retry after 5 s.
+    pub fn new(concurrency: usize, max_attempts: u32) -> Self {
         Self {
-            concurrency: 16,
-            max_attempts: 8,
+            concurrency,
+            max_attempts,
             lock_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(7),
             retry_base: Duration::from_secs(5),
@@ -106,20 +109,9 @@ pub async fn run(
     let connection = Arc::new(entra_sync_queue::connect(&parts.amqp_url).await?);
     let metrics = Arc::new(WorkerMetrics::default());
     if let Some(addr) = parts.listen {
-        let listener = tokio::net::TcpListener::bind(addr)
+        health::serve(addr, parts.store.clone(), connection.clone(), &metrics)
             .await
             .map_err(|source| WorkerError::Listen { addr, source })?;
-        let app = health::router(HealthState {
-            store: parts.store.clone(),
-            broker: connection.clone(),
-            metrics: metrics.clone(),
-        });
-        tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "serving /healthz, /readyz, /metrics");
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "health server stopped");
-            }
-        });
     }
     let publisher = Publisher::open(&connection, parts.topology.clone()).await?;
     let concurrency = parts.settings.concurrency.max(1);

@@ -131,8 +131,10 @@ pub fn authentik_client(base: &str) -> AuthentikClient {
     let mut config = ClientConfig::new(base.parse().unwrap(), ApiToken::new(AK_TOKEN));
     config.retry = RetryPolicy {
         max_attempts: 2,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
+        backoff: entra_sync_core::backoff::Backoff {
+            base: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+        },
     };
     AuthentikClient::new(config).unwrap()
 }
