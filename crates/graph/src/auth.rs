@@ -2,7 +2,7 @@
 
 use crate::outcome::GraphFailure;
 use crate::signals::ThrottleSignals;
-use entra_sync_core::failure::{FailureContext, GraphError, Operation, classify};
+use entra_sync_core::failure::{FailureContext, GraphError, Operation, Target, classify};
 use entra_sync_core::secret::Secret;
 use serde::Deserialize;
 use std::time::{Duration, Instant, SystemTime};
@@ -93,14 +93,11 @@ impl TokenCache {
         let body = response.bytes().await.map_err(|e| {
             GraphFailure::transport(Operation::Token, &action, e.without_url().to_string())
         })?;
-        if let Some(class) = classify(
-            status,
-            &GraphError::parse(&body),
-            FailureContext::new(Operation::Token),
-        ) {
-            let error = GraphError::parse(&body);
+        let context = FailureContext::new(Operation::Token, Target::Tenant);
+        let error = GraphError::parse(&body);
+        if let Some(class) = classify(status, &error, context) {
             let mut failure =
-                GraphFailure::from_answer(class, Operation::Token, &action, status, error, signals);
+                GraphFailure::from_answer(class, context, &action, status, error, signals);
             if failure.error.code.is_empty() {
                 failure.message = format!("the token endpoint answered {status}");
             } else {

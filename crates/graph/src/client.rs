@@ -241,7 +241,7 @@ impl GraphClient {
                         .unwrap_or(FailureClass::Permanent);
                     let failure = GraphFailure::from_answer(
                         class,
-                        call.context.operation,
+                        call.context,
                         call.action,
                         answer.status,
                         error,

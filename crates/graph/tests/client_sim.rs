@@ -1,6 +1,6 @@
 //! The Graph client against the Graph simulator: every operation and every failure class.
 
-use entra_sync_core::failure::{FailureClass, FailureContext, Operation};
+use entra_sync_core::failure::{FailureClass, FailureContext, Operation, Target};
 use entra_sync_core::ids::EntraObjectId;
 use entra_sync_graph::{
     BatchRequest, GraphClient, GraphConfig, GroupLookup, RequestCost, RequestGate, RetryPolicy,
@@ -283,7 +283,14 @@ async fn batch_reports_each_inner_result() {
                 method,
                 url,
                 body,
-                context: FailureContext::new(op),
+                context: FailureContext::new(
+                    op,
+                    if op == Operation::AddMembers {
+                        Target::Group
+                    } else {
+                        Target::User
+                    },
+                ),
                 action: format!("inner {id}"),
             }
         };
@@ -378,7 +385,7 @@ async fn inner_batch_429_is_retried_after_its_own_retry_after() {
             method: reqwest::Method::PATCH,
             url: format!("/users/{id}"),
             body: Some(json!({"jobTitle": "Engineer"})),
-            context: FailureContext::new(Operation::Update),
+            context: FailureContext::new(Operation::Update, Target::User),
             action: format!("update user {id}"),
         })
         .collect();
@@ -610,7 +617,7 @@ async fn dry_run_sends_no_mutating_request() {
         method: reqwest::Method::DELETE,
         url: format!("/users/{user}"),
         body: None,
-        context: FailureContext::new(Operation::Delete),
+        context: FailureContext::new(Operation::Delete, Target::User),
         action: "delete".into(),
     }];
     let Written::DryRun(record) = client.batch(batch).await.unwrap() else {
