@@ -94,7 +94,7 @@ pub struct BuildError(#[from] reqwest::Error);
 pub(crate) struct Inner {
     pub http: reqwest::Client,
     pub root: String,
-    auth: TokenCache,
+    pub auth: TokenCache,
     pub gate: Arc<dyn RequestGate>,
     pub retry: RetryPolicy,
     pub dry_run: bool,
