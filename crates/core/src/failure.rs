@@ -351,7 +351,11 @@ mod tests {
                 .contains("privileged admin role")
         );
         assert!(ctx(Delete).forbidden_hint().contains("User.ReadWrite.All"));
-        assert!(on_group(Update).forbidden_hint().contains("Group.ReadWrite.All"));
+        assert!(
+            on_group(Update)
+                .forbidden_hint()
+                .contains("Group.ReadWrite.All")
+        );
         assert!(
             ctx(AddMembers)
                 .forbidden_hint()

@@ -153,9 +153,7 @@ fn granted_roles(token: &Secret) -> Option<BTreeSet<String>> {
     else {
         return None;
     };
-    let json = URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
+    let json = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     serde_json::from_slice::<Claims>(&json).ok()?.roles
 }
 

@@ -324,7 +324,8 @@ impl GraphClient {
             recently_created,
             ..FailureContext::new(Operation::Read, Target::Group)
         };
-        self.get_json(url, context, &format!("get group {id}")).await
+        self.get_json(url, context, &format!("get group {id}"))
+            .await
     }
 
     /// Users whose `property` equals `value` (for conflict adoption).
@@ -390,8 +391,7 @@ impl GraphClient {
         &self,
         body: &Map<String, Value>,
     ) -> Result<Written<EntraGroup>, GraphFailure> {
-        self.create_object(Target::Group, body, "displayName")
-            .await
+        self.create_object(Target::Group, body, "displayName").await
     }
 
     /// POST of a user or group, named in errors by the body's `name_property`.
@@ -401,7 +401,11 @@ impl GraphClient {
         body: &Map<String, Value>,
         name_property: &str,
     ) -> Result<Written<T>, GraphFailure> {
-        let action = format!("create {} '{}'", noun(target), describe(body, name_property));
+        let action = format!(
+            "create {} '{}'",
+            noun(target),
+            describe(body, name_property)
+        );
         let url = self.url(&format!("/{}", collection(target)), &[]);
         self.write(
             Method::POST,

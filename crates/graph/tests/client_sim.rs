@@ -10,10 +10,10 @@ use entra_sync_graph::{
 use entra_sync_sim::graph::{
     FaultConfig, GraphSim, RuQuota, Seed, SimApp, SimConfig, ThrottleConfig, TokenFormat, shapes,
 };
-use std::collections::BTreeSet;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -856,9 +856,16 @@ async fn member_writes_graph_refuses_fail_that_group_only() {
             .await
             .unwrap_err();
         assert_eq!(failure.class, FailureClass::Forbidden, "{shape}");
-        assert!(failure.message.contains("Insufficient privileges"), "{failure}");
-        assert!(failure.message.contains("role-assignable"), "the hint: {failure}");
-        sim.seed_member(&group.to_string(), &user.to_string()).unwrap();
+        assert!(
+            failure.message.contains("Insufficient privileges"),
+            "{failure}"
+        );
+        assert!(
+            failure.message.contains("role-assignable"),
+            "the hint: {failure}"
+        );
+        sim.seed_member(&group.to_string(), &user.to_string())
+            .unwrap();
         assert_eq!(
             class_of(client.remove_member(&group, &user).await),
             FailureClass::Forbidden,
@@ -871,7 +878,10 @@ async fn member_writes_graph_refuses_fail_that_group_only() {
         .await
         .unwrap_err();
     assert_eq!(failure.class, FailureClass::Permanent);
-    assert!(failure.message.contains("on-premises mastered"), "{failure}");
+    assert!(
+        failure.message.contains("on-premises mastered"),
+        "{failure}"
+    );
 
     let unified = seeded(
         sim.seed_group(shapes::microsoft_365_group("Team", "contoso.com"))
@@ -885,7 +895,11 @@ async fn member_writes_graph_refuses_fail_that_group_only() {
             .unwrap()
             .value()
             .unwrap();
-        assert_eq!(report.added, std::slice::from_ref(&user), "Graph manages these");
+        assert_eq!(
+            report.added,
+            std::slice::from_ref(&user),
+            "Graph manages these"
+        );
     }
 }
 
@@ -893,16 +907,22 @@ async fn member_writes_graph_refuses_fail_that_group_only() {
 async fn role_assignable_members_need_role_management() {
     let config = SimConfig {
         apps: vec![SimApp {
-            roles: ["Directory.ReadWrite.All", "RoleManagement.ReadWrite.Directory"]
-                .map(String::from)
-                .to_vec(),
+            roles: [
+                "Directory.ReadWrite.All",
+                "RoleManagement.ReadWrite.Directory",
+            ]
+            .map(String::from)
+            .to_vec(),
             ..SimApp::new(SimConfig::CLIENT_ID, SimConfig::CLIENT_SECRET)
         }],
         ..no_throttle()
     };
     let (sim, client) = start(config).await;
     let user = create_user(&client, "a").await;
-    let admins = seeded(sim.seed_group(shapes::role_assignable_group("Admins")).unwrap());
+    let admins = seeded(
+        sim.seed_group(shapes::role_assignable_group("Admins"))
+            .unwrap(),
+    );
     let report = client
         .add_members(&admins, std::slice::from_ref(&user), false)
         .await
@@ -920,13 +940,19 @@ async fn a_refused_write_fails_that_object_only() {
     sim.refuse_writes(&admin.to_string());
     let patch = object(json!({"jobTitle": "Boss"}));
     let failure = client.update_user(&admin, &patch, false).await.unwrap_err();
-    assert_eq!((failure.class, failure.status), (FailureClass::Forbidden, Some(403)));
+    assert_eq!(
+        (failure.class, failure.status),
+        (FailureClass::Forbidden, Some(403))
+    );
     assert_eq!(failure.error.code, "Authorization_RequestDenied");
     assert!(
         failure.message.contains("privileged admin role"),
         "Graph's message with a hint: {failure}"
     );
-    assert_eq!(class_of(client.delete_user(&admin).await), FailureClass::Forbidden);
+    assert_eq!(
+        class_of(client.delete_user(&admin).await),
+        FailureClass::Forbidden
+    );
     assert!(client.update_user(&other, &patch, false).await.is_ok());
     assert_eq!(client.list_users().collect_all().await.unwrap().len(), 2);
 
@@ -951,9 +977,18 @@ async fn writes_to_objects_mastered_on_premises_are_permanent() {
         .update_user(&synced, &object(json!({"jobTitle": "x"})), false)
         .await
         .unwrap_err();
-    assert_eq!((failure.class, failure.status), (FailureClass::Permanent, Some(400)));
-    assert!(failure.message.contains("on-premises mastered"), "{failure}");
-    assert_eq!(class_of(client.delete_user(&synced).await), FailureClass::Permanent);
+    assert_eq!(
+        (failure.class, failure.status),
+        (FailureClass::Permanent, Some(400))
+    );
+    assert!(
+        failure.message.contains("on-premises mastered"),
+        "{failure}"
+    );
+    assert_eq!(
+        class_of(client.delete_user(&synced).await),
+        FailureClass::Permanent
+    );
 }
 
 #[tokio::test]
@@ -967,7 +1002,10 @@ async fn a_refused_read_or_create_halts_as_configuration() {
     };
     let (_sim, client) = start(config).await;
     let failure = client.list_users().collect_all().await.unwrap_err();
-    assert_eq!((failure.class, failure.status), (FailureClass::Configuration, Some(403)));
+    assert_eq!(
+        (failure.class, failure.status),
+        (FailureClass::Configuration, Some(403))
+    );
     assert_eq!(
         class_of(client.create_group(&group_body("g")).await),
         FailureClass::Configuration
@@ -1049,10 +1087,17 @@ async fn granted_roles_come_from_the_token_when_it_tells() {
     for format in [TokenFormat::JwtWithoutRoles, TokenFormat::Opaque] {
         let (_sim, client) = start(app_with(format, &["Directory.ReadWrite.All"])).await;
         assert_eq!(client.granted_roles().await.unwrap(), None, "{format:?}");
-        assert!(client.list_users().collect_all().await.is_ok(), "{format:?}");
+        assert!(
+            client.list_users().collect_all().await.is_ok(),
+            "{format:?}"
+        );
     }
     let (_sim, client) = start(app_with(TokenFormat::Jwt, &[])).await;
-    assert_eq!(client.granted_roles().await.unwrap(), None, "no grants, no claim");
+    assert_eq!(
+        client.granted_roles().await.unwrap(),
+        None,
+        "no grants, no claim"
+    );
 }
 
 #[tokio::test]
@@ -1061,13 +1106,19 @@ async fn a_renewed_token_carries_changed_grants() {
     assert!(client.granted_roles().await.unwrap().is_some());
     sim.set_app_roles(SimConfig::CLIENT_ID, &["Directory.ReadWrite.All"]);
     let cached = client.granted_roles().await.unwrap().unwrap();
-    assert!(cached.contains("User.ReadWrite.All"), "the cached token is unchanged");
+    assert!(
+        cached.contains("User.ReadWrite.All"),
+        "the cached token is unchanged"
+    );
     assert_eq!(sim.counters().get("POST", "token"), 1);
 
     client.renew_token().await.unwrap();
     assert_eq!(sim.counters().get("POST", "token"), 2);
     let renewed = client.granted_roles().await.unwrap().unwrap();
-    assert_eq!(renewed.into_iter().collect::<Vec<_>>(), ["Directory.ReadWrite.All"]);
+    assert_eq!(
+        renewed.into_iter().collect::<Vec<_>>(),
+        ["Directory.ReadWrite.All"]
+    );
 }
 
 #[tokio::test]

@@ -773,7 +773,11 @@ async fn group_kinds_keep_graphs_shapes_and_select_returns_them() {
         .json()
         .await
         .unwrap();
-    assert_eq!(listed["groupTypes"], json!([]), "Graph always has groupTypes");
+    assert_eq!(
+        listed["groupTypes"],
+        json!([]),
+        "Graph always has groupTypes"
+    );
 }
 
 #[tokio::test]
@@ -789,10 +793,16 @@ async fn writes_graph_refuses_answer_with_its_errors() {
         shapes::role_assignable_group("Admins"),
     ] {
         let g = api.sim.seed_group(kind.clone()).unwrap();
-        let (status, error) =
-            error_of(api.post(&format!("/groups/{g}/members/$ref"), add.clone()).await).await;
+        let (status, error) = error_of(
+            api.post(&format!("/groups/{g}/members/$ref"), add.clone())
+                .await,
+        )
+        .await;
         assert_eq!((status, error["code"].as_str()), denied, "{kind}");
-        assert_eq!(error["message"], "Insufficient privileges to complete the operation.");
+        assert_eq!(
+            error["message"],
+            "Insufficient privileges to complete the operation."
+        );
     }
     let m365 = api
         .sim
@@ -837,7 +847,10 @@ async fn writes_graph_refuses_answer_with_its_errors() {
     let admin = api.create_user("admin").await;
     let refuse = api
         .http
-        .post(format!("{}/_sim/refused-writes/{admin}", api.sim.base_url()))
+        .post(format!(
+            "{}/_sim/refused-writes/{admin}",
+            api.sim.base_url()
+        ))
         .send()
         .await
         .unwrap();
@@ -850,7 +863,10 @@ async fn writes_graph_refuses_answer_with_its_errors() {
         let (status, error) = error_of(response).await;
         assert_eq!((status, error["code"].as_str()), denied);
     }
-    assert_eq!(api.get(&format!("/users/{admin}")).await.status(), StatusCode::OK);
+    assert_eq!(
+        api.get(&format!("/users/{admin}")).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(
         api.patch(&format!("/users/{user}"), json!({"jobTitle": "x"}))
             .await
@@ -895,7 +911,13 @@ async fn tokens_carry_the_grants_that_graph_enforces() {
         StatusCode::CREATED,
         "a token keeps the grants it was issued with"
     );
-    let fresh = token(&api.http, &api.sim, SimConfig::TENANT_ID, SimConfig::CLIENT_SECRET).await;
+    let fresh = token(
+        &api.http,
+        &api.sim,
+        SimConfig::TENANT_ID,
+        SimConfig::CLIENT_SECRET,
+    )
+    .await;
     api.token = fresh.json::<Value>().await.unwrap()["access_token"]
         .as_str()
         .unwrap()
@@ -903,12 +925,22 @@ async fn tokens_carry_the_grants_that_graph_enforces() {
     assert_eq!(claims(&api.token)["roles"], json!(["User.Read.All"]));
     assert_eq!(api.get("/users").await.status(), StatusCode::OK);
     let (status, error) = error_of(api.post("/users", user("new-token")).await).await;
-    assert_eq!((status, error["code"].as_str()), (403, Some("Authorization_RequestDenied")));
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (403, Some("Authorization_RequestDenied"))
+    );
     assert_eq!(api.get("/groups").await.status(), StatusCode::FORBIDDEN);
 
-    api.sim.set_app_roles(SimConfig::CLIENT_ID, &["Group.ReadWrite.All"]);
+    api.sim
+        .set_app_roles(SimConfig::CLIENT_ID, &["Group.ReadWrite.All"]);
     api.sim.revoke_tokens();
-    let fresh = token(&api.http, &api.sim, SimConfig::TENANT_ID, SimConfig::CLIENT_SECRET).await;
+    let fresh = token(
+        &api.http,
+        &api.sim,
+        SimConfig::TENANT_ID,
+        SimConfig::CLIENT_SECRET,
+    )
+    .await;
     api.token = fresh.json::<Value>().await.unwrap()["access_token"]
         .as_str()
         .unwrap()

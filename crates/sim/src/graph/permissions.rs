@@ -38,9 +38,17 @@ impl Access {
                 "Directory.Read.All",
                 "Directory.ReadWrite.All",
             ],
-            Access::CreateUser => &["User.Create", "User.ReadWrite.All", "Directory.ReadWrite.All"],
+            Access::CreateUser => &[
+                "User.Create",
+                "User.ReadWrite.All",
+                "Directory.ReadWrite.All",
+            ],
             Access::WriteUser => &["User.ReadWrite.All", "Directory.ReadWrite.All"],
-            Access::CreateGroup => &["Group.Create", "Group.ReadWrite.All", "Directory.ReadWrite.All"],
+            Access::CreateGroup => &[
+                "Group.Create",
+                "Group.ReadWrite.All",
+                "Directory.ReadWrite.All",
+            ],
             Access::WriteGroup => &["Group.ReadWrite.All", "Directory.ReadWrite.All"],
             Access::WriteMembers => &[
                 "GroupMember.ReadWrite.All",
@@ -54,8 +62,7 @@ impl Access {
 
 /// Refuses with 403 unless `granted` allows every access in `needed`.
 pub(crate) fn authorize(granted: &BTreeSet<String>, needed: &[Access]) -> Result<(), SimError> {
-    let allowed =
-        |access: &Access| access.allowed_by().iter().any(|p| granted.contains(*p));
+    let allowed = |access: &Access| access.allowed_by().iter().any(|p| granted.contains(*p));
     if needed.iter().all(allowed) {
         Ok(())
     } else {

@@ -178,9 +178,9 @@ impl<'a> Route<'a> {
             }
             ("DELETE", Route::Item(Kind::Groups, _)) => needs.push(Access::WriteGroup),
             ("PATCH", Route::Item(Kind::Groups, g)) => {
-                let fields = body
-                    .and_then(Value::as_object)
-                    .map_or(0, |b| b.keys().filter(|k| *k != "members@odata.bind").count());
+                let fields = body.and_then(Value::as_object).map_or(0, |b| {
+                    b.keys().filter(|k| *k != "members@odata.bind").count()
+                });
                 if fields > 0 {
                     needs.push(Access::WriteGroup);
                 }

@@ -64,12 +64,23 @@ mod tests {
     #[test]
     fn jwts_carry_the_roles_and_the_tenant() {
         let roles: BTreeSet<String> = ["User.ReadWrite.All".to_string()].into();
-        let token = access_token(&app(TokenFormat::Jwt), "t1", &roles, Duration::from_secs(60));
+        let token = access_token(
+            &app(TokenFormat::Jwt),
+            "t1",
+            &roles,
+            Duration::from_secs(60),
+        );
         assert_eq!(token.split('.').count(), 3);
         let claims = payload(&token);
         assert_eq!(claims["roles"], json!(["User.ReadWrite.All"]));
-        assert_eq!((claims["tid"].as_str(), claims["appid"].as_str()), (Some("t1"), Some("app")));
-        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 60);
+        assert_eq!(
+            (claims["tid"].as_str(), claims["appid"].as_str()),
+            (Some("t1"), Some("app"))
+        );
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            60
+        );
     }
 
     #[test]
