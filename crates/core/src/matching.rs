@@ -59,31 +59,78 @@ pub fn choose<'a, T: Ownable + 'a>(candidates: impl IntoIterator<Item = &'a T>) 
     }
 }
 
-/// An index of Entra objects by match key, which remembers what it handed out.
-#[derive(Debug)]
-pub struct Matcher<T> {
-    by_key: HashMap<String, Vec<T>>,
-    claimed: HashSet<EntraObjectId>,
+/// An indexed Entra object: its id and whether it may be owned.
+#[derive(Debug, Clone)]
+struct Candidate {
+    id: EntraObjectId,
+    ownership: Result<(), NotOwnable>,
 }
 
-impl<T> Default for Matcher<T> {
-    fn default() -> Self {
+impl Candidate {
+    fn of(object: &impl Ownable) -> Self {
         Self {
-            by_key: HashMap::new(),
-            claimed: HashSet::new(),
+            id: object.id().clone(),
+            ownership: object.ownership(),
         }
     }
 }
 
-impl<T: Ownable + Clone> Matcher<T> {
-    fn add(&mut self, key: Option<&str>, object: &T) {
+impl Ownable for Candidate {
+    fn id(&self) -> &EntraObjectId {
+        &self.id
+    }
+
+    fn ownership(&self) -> Result<(), NotOwnable> {
+        self.ownership
+    }
+}
+
+/// An index of Entra objects by match key, which remembers what it handed out.
+#[derive(Debug, Default)]
+pub struct Matcher {
+    by_key: HashMap<String, Vec<Candidate>>,
+    claimed: HashSet<EntraObjectId>,
+}
+
+impl Matcher {
+    fn add(&mut self, key: Option<&str>, candidate: &Candidate) {
         let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
             return;
         };
-        let objects = self.by_key.entry(key.to_lowercase()).or_default();
-        if !objects.iter().any(|o| o.id() == object.id()) {
-            objects.push(object.clone());
+        let candidates = self.by_key.entry(key.to_lowercase()).or_default();
+        if !candidates.iter().any(|c| c.id == candidate.id) {
+            candidates.push(candidate.clone());
         }
+    }
+
+    /// Indexes Entra users by `mail` and `userPrincipalName`.
+    pub fn for_users<'a>(users: impl IntoIterator<Item = &'a EntraUser>) -> Self {
+        let mut m = Self::default();
+        for u in users {
+            m.add_user(u);
+        }
+        m
+    }
+
+    /// Indexes Entra groups by `displayName`.
+    pub fn for_groups<'a>(groups: impl IntoIterator<Item = &'a EntraGroup>) -> Self {
+        let mut m = Self::default();
+        for g in groups {
+            m.add_group(g);
+        }
+        m
+    }
+
+    /// Adds one Entra user to the index.
+    pub fn add_user(&mut self, user: &EntraUser) {
+        let candidate = Candidate::of(user);
+        self.add(user.mail.as_deref(), &candidate);
+        self.add(user.user_principal_name.as_deref(), &candidate);
+    }
+
+    /// Adds one Entra group to the index.
+    pub fn add_group(&mut self, group: &EntraGroup) {
+        self.add(group.display_name.as_deref(), &Candidate::of(group));
     }
 
     fn claim(&mut self, key: &str) -> Match {
@@ -99,43 +146,10 @@ impl<T: Ownable + Clone> Matcher<T> {
             found => found,
         }
     }
-}
-
-impl Matcher<EntraUser> {
-    /// Indexes Entra users by `mail` and `userPrincipalName`.
-    pub fn for_users<'a>(users: impl IntoIterator<Item = &'a EntraUser>) -> Self {
-        let mut m = Self::default();
-        for u in users {
-            m.add_user(u);
-        }
-        m
-    }
-
-    /// Adds one Entra user to the index.
-    pub fn add_user(&mut self, user: &EntraUser) {
-        self.add(user.mail.as_deref(), user);
-        self.add(user.user_principal_name.as_deref(), user);
-    }
 
     /// Matches an authentik user by e-mail; a user without e-mail matches nothing.
     pub fn match_user(&mut self, user: &AkUser) -> Match {
         self.claim(&user.email)
-    }
-}
-
-impl Matcher<EntraGroup> {
-    /// Indexes Entra groups by `displayName`.
-    pub fn for_groups<'a>(groups: impl IntoIterator<Item = &'a EntraGroup>) -> Self {
-        let mut m = Self::default();
-        for g in groups {
-            m.add_group(g);
-        }
-        m
-    }
-
-    /// Adds one Entra group to the index.
-    pub fn add_group(&mut self, group: &EntraGroup) {
-        self.add(group.display_name.as_deref(), group);
     }
 
     /// Matches an authentik group by name.
