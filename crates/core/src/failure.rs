@@ -21,18 +21,24 @@ pub enum FailureClass {
     StaleLink,
     /// Graph rejects this object's data: record it and move on.
     Permanent,
+    /// Graph refused, with 403, a write to this one object (a user holding an
+    /// admin role, a role-assignable or mail-enabled group): a permanent failure
+    /// of this object only. Kept apart so that many refusals in a row, which
+    /// mean a permission was removed, can be counted.
+    Forbidden,
     /// Bad credentials, missing permission or an invalid mapping: halt the provider until fixed.
     Configuration,
 }
 
 impl FailureClass {
     /// Every class, for exhaustive tests.
-    pub const ALL: [FailureClass; 6] = [
+    pub const ALL: [FailureClass; 7] = [
         Self::Transient,
         Self::AlreadyDone,
         Self::Conflict,
         Self::StaleLink,
         Self::Permanent,
+        Self::Forbidden,
         Self::Configuration,
     ];
 }
@@ -57,22 +63,65 @@ pub enum Operation {
     RemoveMember,
 }
 
+impl Operation {
+    /// Whether the request changes one existing object (its properties, its
+    /// existence or its members), so that a refusal concerns that object only.
+    pub fn writes_one_object(self) -> bool {
+        matches!(
+            self,
+            Self::Update | Self::Delete | Self::AddMembers | Self::RemoveMember
+        )
+    }
+}
+
+/// What a request is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// The tenant as a whole: the token, the organization.
+    Tenant,
+    /// Users: one user, or the users list.
+    User,
+    /// Groups: one group, its members, or the groups list.
+    Group,
+}
+
 /// What the classifier needs to know besides the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureContext {
     /// The request that failed.
     pub operation: Operation,
+    /// What it was about.
+    pub target: Target,
     /// Whether the target object (or a referenced one) was created by us so
     /// recently that Entra may not have replicated it yet.
     pub recently_created: bool,
 }
 
 impl FailureContext {
-    /// A context for `operation` on an object that was not just created.
-    pub fn new(operation: Operation) -> Self {
+    /// A context for `operation` on `target`, not just created.
+    pub fn new(operation: Operation, target: Target) -> Self {
         Self {
             operation,
+            target,
             recently_created: false,
+        }
+    }
+
+    /// Why Graph may have refused a write with 403 ([`FailureClass::Forbidden`]),
+    /// for the operator reading the failure.
+    pub fn forbidden_hint(&self) -> &'static str {
+        match (self.target, self.operation) {
+            (Target::User, _) => {
+                "the user may hold a privileged admin role; the app cannot modify it with User.ReadWrite.All"
+            }
+            (Target::Group, Operation::AddMembers | Operation::RemoveMember) => {
+                "the group may be role-assignable (its members need RoleManagement.ReadWrite.Directory), dynamic, mail-enabled or a distribution group, whose members the app cannot change"
+            }
+            (Target::Group, _) => {
+                "the group may be role-assignable or mail-enabled; the app cannot modify it with Group.ReadWrite.All"
+            }
+            (Target::Tenant, _) => "the app may lack a permission this request needs",
         }
     }
 }
@@ -155,9 +204,10 @@ pub fn classify(status: u16, error: &GraphError, ctx: FailureContext) -> Option<
         (_, Token) => Configuration,
         (429 | 408, _) => Transient,
         (401, _) => Configuration,
-        (403, _) if error.message_has("insufficient privileges") => Configuration,
-        (403, AddMembers | RemoveMember) => Permanent,
         (403, _) if error.message_has("exceed the maximum quota") => Permanent,
+        // A write refused for one object fails that object; a refused read or
+        // create means the app lacks a permission.
+        (403, operation) if operation.writes_one_object() => Forbidden,
         (403, _) => Configuration,
         (404, RemoveMember | Delete) => AlreadyDone,
         (404, _) if ctx.recently_created => Transient,
@@ -210,19 +260,30 @@ mod tests {
     const NOT_REPLICATED: &str = r#"{"error":{"code":"Request_BadRequest","message":"The source resource object or one of the objects being referenced don't exist."}}"#;
     const QUOTA: &str = r#"{"error":{"code":"Directory_QuotaExceeded","message":"The operation would exceed the maximum quota count of 50000 for forward-link members."}}"#;
     const MAIL_ENABLED: &str = r#"{"error":{"code":"Request_BadRequest","message":"Cannot Update a mail-enabled security groups and or distribution list."}}"#;
+    const ON_PREMISES: &str = r#"{"error":{"code":"Request_BadRequest","message":"Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration."}}"#;
     const UNSUPPORTED_QUERY: &str =
         r#"{"error":{"code":"Request_UnsupportedQuery","message":"Unsupported Query."}}"#;
     const TOKEN_BAD_SECRET: &str = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}"#;
     const TOKEN_BAD_TENANT: &str = r#"{"error":"invalid_request","error_description":"AADSTS90002: Tenant 'x' not found.","error_codes":[90002]}"#;
 
+    /// A context for `operation` on what it usually concerns.
     fn ctx(operation: Operation) -> FailureContext {
-        FailureContext::new(operation)
+        let target = match operation {
+            Token => Target::Tenant,
+            AddMembers | RemoveMember => Target::Group,
+            _ => Target::User,
+        };
+        FailureContext::new(operation, target)
+    }
+
+    fn on_group(operation: Operation) -> FailureContext {
+        FailureContext::new(operation, Target::Group)
     }
 
     fn fresh(operation: Operation) -> FailureContext {
         FailureContext {
-            operation,
             recently_created: true,
+            ..ctx(operation)
         }
     }
 
@@ -243,8 +304,17 @@ mod tests {
             (404, NOT_FOUND, ctx(Delete), AlreadyDone),
             (404, NOT_FOUND, ctx(RemoveMember), AlreadyDone),
             (404, NOT_FOUND, ctx(Read), StaleLink),
+            (403, DENIED, ctx(Token), Configuration),
             (403, DENIED, ctx(Create), Configuration),
-            (403, DENIED, ctx(AddMembers), Configuration),
+            (403, DENIED, ctx(Read), Configuration),
+            (403, DENIED, on_group(Read), Configuration),
+            (403, DENIED, on_group(Create), Configuration),
+            (403, DENIED, ctx(Update), Forbidden),
+            (403, DENIED, ctx(Delete), Forbidden),
+            (403, DENIED, on_group(Update), Forbidden),
+            (403, DENIED, on_group(Delete), Forbidden),
+            (403, DENIED, ctx(AddMembers), Forbidden),
+            (403, DENIED, ctx(RemoveMember), Forbidden),
             (401, BAD_TOKEN, ctx(Read), Configuration),
             (400, WEAK_PASSWORD, ctx(Create), Permanent),
             (400, BAD_UPN, ctx(Create), Permanent),
@@ -254,7 +324,8 @@ mod tests {
             (400, NOT_REPLICATED, fresh(AddMembers), Transient),
             (400, NOT_REPLICATED, ctx(AddMembers), StaleLink),
             (403, QUOTA, ctx(AddMembers), Permanent),
-            (403, MAIL_ENABLED, ctx(AddMembers), Permanent),
+            (400, MAIL_ENABLED, on_group(Update), Permanent),
+            (400, ON_PREMISES, ctx(Update), Permanent),
             (400, UNSUPPORTED_QUERY, ctx(Read), Permanent),
             (409, "", ctx(Create), Permanent),
             (400, TOKEN_BAD_SECRET, ctx(Token), Configuration),
@@ -270,6 +341,26 @@ mod tests {
                 "{status} {body} {context:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_refused_write_names_the_likely_cause() {
+        assert!(
+            ctx(Update)
+                .forbidden_hint()
+                .contains("privileged admin role")
+        );
+        assert!(ctx(Delete).forbidden_hint().contains("User.ReadWrite.All"));
+        assert!(
+            on_group(Update)
+                .forbidden_hint()
+                .contains("Group.ReadWrite.All")
+        );
+        assert!(
+            ctx(AddMembers)
+                .forbidden_hint()
+                .contains("RoleManagement.ReadWrite.Directory")
+        );
     }
 
     #[test]
@@ -319,8 +410,23 @@ mod tests {
                 message,
                 details: detail.into_iter().map(|code| GraphErrorDetail { code, ..Default::default() }).collect(),
             };
-            let class = classify(status, &error, FailureContext { operation, recently_created });
+            let class = classify(status, &error, FailureContext { recently_created, ..ctx(operation) });
             prop_assert!(class.is_some());
+        }
+
+        /// A 403 halts the provider for a read, a create or the token; for a
+        /// write to one existing object it fails that object only.
+        #[test]
+        fn forbidden_only_for_writes_to_one_object(
+            message in ".{0,80}",
+            operation in any_operation(),
+            on_groups: bool,
+        ) {
+            prop_assume!(!message.to_ascii_lowercase().contains("exceed the maximum quota"));
+            let error = GraphError { code: "Authorization_RequestDenied".into(), message, details: Vec::new() };
+            let context = if on_groups && operation != Token { on_group(operation) } else { ctx(operation) };
+            let want = if operation.writes_one_object() { Forbidden } else { Configuration };
+            prop_assert_eq!(classify(403, &error, context), Some(want));
         }
 
         /// Throttling and server errors are always retried, never fatal.

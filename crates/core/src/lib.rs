@@ -1,5 +1,6 @@
 //! Pure decisions of entra-sync: domain types, property mappings, scope,
-//! matching, diffing, failure classification and retry backoff.
+//! matching, diffing, failure classification, retry backoff and the
+//! permissions writes need.
 //!
 //! Nothing in this crate does I/O or needs an async runtime, so every
 //! decision can be tested exhaustively and runs in microseconds.
@@ -13,6 +14,7 @@ pub mod ids;
 pub mod mapping;
 pub mod matching;
 pub mod password;
+pub mod permissions;
 pub mod reconcile;
 pub mod scope;
 pub mod secret;

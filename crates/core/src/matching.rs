@@ -1,43 +1,105 @@
-//! Matching for discovery: which Entra object is the counterpart of an authentik one.
+//! Matching for discovery and conflict adoption: which Entra object is the
+//! counterpart of an authentik one.
 //!
 //! Users match by authentik e-mail, case-insensitively, against Entra `mail`
 //! *or* `userPrincipalName` (authentik looks only at `mail`, so it never
 //! matches unlicensed users). Groups match by `displayName` (authentik wrongly
-//! uses `uniqueName`). An ambiguous match is reported, never guessed.
+//! uses `uniqueName`). An ambiguous match is reported, never guessed, and an
+//! object entra-sync may not own ([`Ownable::ownership`]) is never picked.
 
 use crate::authentik::{AkGroup, AkUser};
-use crate::entra::{EntraGroup, EntraUser};
+use crate::entra::{EntraGroup, EntraUser, NotOwnable, Ownable};
 use crate::ids::EntraObjectId;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The result of matching one authentik object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
     /// No Entra object matches.
     None,
-    /// Exactly one Entra object matches and no other authentik object claimed it.
+    /// Exactly one ownable Entra object matches and no other authentik object claimed it.
     One(EntraObjectId),
-    /// Several Entra objects match; none is linked.
+    /// Several ownable Entra objects match; none is linked.
     Ambiguous(Vec<EntraObjectId>),
     /// The one matching Entra object was already matched to another authentik object.
     AlreadyClaimed(EntraObjectId),
+    /// Only Entra objects entra-sync may not own match (the first is named). The
+    /// authentik object fails as a conflict with the reason: creating it would
+    /// make a duplicate, and adopting it would change what is not ours.
+    NotOwnable {
+        /// The matching Entra object.
+        id: EntraObjectId,
+        /// Why it can't be owned.
+        reason: NotOwnable,
+    },
+}
+
+/// Decides among the Entra objects that carry an authentik object's match key
+/// and that no other authentik object holds: the one policy of discovery and
+/// conflict adoption.
+pub fn choose<'a, T: Ownable + 'a>(candidates: impl IntoIterator<Item = &'a T>) -> Match {
+    let mut ownable: Vec<EntraObjectId> = Vec::new();
+    let mut refused = None;
+    for candidate in candidates {
+        match candidate.ownership() {
+            Ok(()) if !ownable.contains(candidate.id()) => ownable.push(candidate.id().clone()),
+            Ok(()) => {}
+            Err(reason) => {
+                refused.get_or_insert_with(|| Match::NotOwnable {
+                    id: candidate.id().clone(),
+                    reason,
+                });
+            }
+        }
+    }
+    match ownable.len() {
+        0 => refused.unwrap_or(Match::None),
+        1 => Match::One(ownable.remove(0)),
+        _ => Match::Ambiguous(ownable),
+    }
+}
+
+/// An indexed Entra object: its id and whether it may be owned.
+#[derive(Debug, Clone)]
+struct Candidate {
+    id: EntraObjectId,
+    ownership: Result<(), NotOwnable>,
+}
+
+impl Candidate {
+    fn of(object: &impl Ownable) -> Self {
+        Self {
+            id: object.id().clone(),
+            ownership: object.ownership(),
+        }
+    }
+}
+
+impl Ownable for Candidate {
+    fn id(&self) -> &EntraObjectId {
+        &self.id
+    }
+
+    fn ownership(&self) -> Result<(), NotOwnable> {
+        self.ownership
+    }
 }
 
 /// An index of Entra objects by match key, which remembers what it handed out.
 #[derive(Debug, Default)]
 pub struct Matcher {
-    by_key: HashMap<String, Vec<EntraObjectId>>,
-    claimed: HashMap<EntraObjectId, ()>,
+    by_key: HashMap<String, Vec<Candidate>>,
+    claimed: HashSet<EntraObjectId>,
 }
 
 impl Matcher {
-    fn add(&mut self, key: Option<&str>, id: &EntraObjectId) {
+    fn add(&mut self, key: Option<&str>, candidate: &Candidate) {
         let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
             return;
         };
-        let ids = self.by_key.entry(key.to_lowercase()).or_default();
-        if !ids.contains(id) {
-            ids.push(id.clone());
+        let candidates = self.by_key.entry(key.to_lowercase()).or_default();
+        if !candidates.iter().any(|c| c.id == candidate.id) {
+            candidates.push(candidate.clone());
         }
     }
 
@@ -45,8 +107,7 @@ impl Matcher {
     pub fn for_users<'a>(users: impl IntoIterator<Item = &'a EntraUser>) -> Self {
         let mut m = Self::default();
         for u in users {
-            m.add(u.mail.as_deref(), &u.id);
-            m.add(u.user_principal_name.as_deref(), &u.id);
+            m.add_user(u);
         }
         m
     }
@@ -55,20 +116,21 @@ impl Matcher {
     pub fn for_groups<'a>(groups: impl IntoIterator<Item = &'a EntraGroup>) -> Self {
         let mut m = Self::default();
         for g in groups {
-            m.add(g.display_name.as_deref(), &g.id);
+            m.add_group(g);
         }
         m
     }
 
     /// Adds one Entra user to the index.
     pub fn add_user(&mut self, user: &EntraUser) {
-        self.add(user.mail.as_deref(), &user.id);
-        self.add(user.user_principal_name.as_deref(), &user.id);
+        let candidate = Candidate::of(user);
+        self.add(user.mail.as_deref(), &candidate);
+        self.add(user.user_principal_name.as_deref(), &candidate);
     }
 
     /// Adds one Entra group to the index.
     pub fn add_group(&mut self, group: &EntraGroup) {
-        self.add(group.display_name.as_deref(), &group.id);
+        self.add(group.display_name.as_deref(), &Candidate::of(group));
     }
 
     fn claim(&mut self, key: &str) -> Match {
@@ -76,16 +138,12 @@ impl Matcher {
         if key.is_empty() {
             return Match::None;
         }
-        match self.by_key.get(&key.to_lowercase()).map(Vec::as_slice) {
-            None | Some([]) => Match::None,
-            Some([id]) => {
-                if self.claimed.insert(id.clone(), ()).is_some() {
-                    Match::AlreadyClaimed(id.clone())
-                } else {
-                    Match::One(id.clone())
-                }
-            }
-            Some(ids) => Match::Ambiguous(ids.to_vec()),
+        let Some(candidates) = self.by_key.get(&key.to_lowercase()) else {
+            return Match::None;
+        };
+        match choose(candidates) {
+            Match::One(id) if !self.claimed.insert(id.clone()) => Match::AlreadyClaimed(id),
+            found => found,
         }
     }
 
@@ -103,7 +161,8 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
 
     fn id(n: u128) -> EntraObjectId {
         EntraObjectId::parse(&uuid::Uuid::from_u128(n).to_string()).unwrap()
@@ -121,6 +180,20 @@ mod tests {
 
     fn ak_group(name: &str) -> AkGroup {
         serde_json::from_value(json!({"pk": uuid::Uuid::from_u128(9), "name": name})).unwrap()
+    }
+
+    /// A group as Graph lists it: a cloud security group plus `kind`'s properties.
+    fn entra_group(n: u128, name: &str, kind: Value) -> EntraGroup {
+        let mut body = json!({"id": id(n), "displayName": name, "securityEnabled": true,
+            "mailEnabled": false, "groupTypes": []});
+        body.as_object_mut()
+            .unwrap()
+            .extend(kind.as_object().unwrap().clone());
+        serde_json::from_value(body).unwrap()
+    }
+
+    fn microsoft_365() -> Value {
+        json!({"groupTypes": ["Unified"], "mailEnabled": true, "securityEnabled": false})
     }
 
     #[test]
@@ -188,19 +261,114 @@ mod tests {
     }
 
     #[test]
+    fn users_synchronised_from_on_premises_are_not_adopted() {
+        let mut synced = entra_user(1, "a@contoso.com", None);
+        synced.on_premises_sync_enabled = Some(true);
+        assert_eq!(
+            Matcher::for_users([&synced]).match_user(&ak_user(1, "a@contoso.com")),
+            Match::NotOwnable {
+                id: id(1),
+                reason: NotOwnable::OnPremisesSynced
+            }
+        );
+    }
+
+    #[test]
     fn groups_match_display_name_not_unique_name() {
-        let groups: Vec<EntraGroup> = vec![
-            serde_json::from_value(
-                json!({"id": id(1), "displayName": "Sales", "uniqueName": "grp-sales"}),
-            )
-            .unwrap(),
-            serde_json::from_value(
-                json!({"id": id(2), "displayName": "grp-ops", "uniqueName": "Ops"}),
-            )
-            .unwrap(),
+        let groups = vec![
+            entra_group(1, "Sales", json!({"uniqueName": "grp-sales"})),
+            entra_group(2, "grp-ops", json!({"uniqueName": "Ops"})),
         ];
         let mut m = Matcher::for_groups(&groups);
         assert_eq!(m.match_group(&ak_group("Sales")), Match::One(id(1)));
         assert_eq!(m.match_group(&ak_group("Ops")), Match::None);
+    }
+
+    #[test]
+    fn a_microsoft_365_group_of_the_same_name_is_never_adopted() {
+        let groups = [entra_group(1, "Sales", microsoft_365())];
+        assert_eq!(
+            Matcher::for_groups(&groups).match_group(&ak_group("Sales")),
+            Match::NotOwnable {
+                id: id(1),
+                reason: NotOwnable::Microsoft365Group
+            }
+        );
+    }
+
+    #[test]
+    fn an_ownable_group_is_chosen_beside_unownable_ones() {
+        let groups = [
+            entra_group(1, "Sales", json!({"groupTypes": ["DynamicMembership"]})),
+            entra_group(2, "Sales", json!({})),
+            entra_group(3, "Sales", json!({"mailEnabled": true})),
+        ];
+        assert_eq!(choose(&groups), Match::One(id(2)));
+        assert_eq!(
+            Matcher::for_groups(&groups).match_group(&ak_group("sales")),
+            Match::One(id(2))
+        );
+    }
+
+    #[test]
+    fn conflict_adoption_chooses_like_discovery() {
+        let none: [EntraGroup; 0] = [];
+        assert_eq!(choose(&none), Match::None);
+        let two = [
+            entra_group(1, "Sales", json!({})),
+            entra_group(2, "Sales", json!({})),
+        ];
+        assert_eq!(choose(&two), Match::Ambiguous(vec![id(1), id(2)]));
+        let refused = [
+            entra_group(1, "Sales", json!({"isAssignableToRole": true})),
+            entra_group(2, "Sales", microsoft_365()),
+        ];
+        assert_eq!(
+            choose(&refused),
+            Match::NotOwnable {
+                id: id(1),
+                reason: NotOwnable::RoleAssignable
+            }
+        );
+    }
+
+    fn any_kind() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!({})),
+            Just(microsoft_365()),
+            Just(json!({"groupTypes": ["DynamicMembership"]})),
+            Just(json!({"mailEnabled": true})),
+            Just(json!({"mailEnabled": true, "securityEnabled": false})),
+            Just(json!({"isAssignableToRole": true})),
+            Just(json!({"onPremisesSyncEnabled": true})),
+        ]
+    }
+
+    proptest! {
+        /// Whatever groups share a name, matching never links one that can't be
+        /// owned, and reports `NotOwnable` exactly when only such groups match.
+        #[test]
+        fn matching_never_picks_a_group_that_cannot_be_owned(kinds in prop::collection::vec(any_kind(), 0..6)) {
+            let groups: Vec<EntraGroup> = kinds
+                .into_iter()
+                .enumerate()
+                .map(|(i, kind)| entra_group(i as u128 + 1, "Sales", kind))
+                .collect();
+            let ownable: Vec<&EntraGroup> = groups.iter().filter(|g| g.ownership().is_ok()).collect();
+            let found = Matcher::for_groups(&groups).match_group(&ak_group("Sales"));
+            match &found {
+                Match::One(id) | Match::AlreadyClaimed(id) => {
+                    prop_assert!(ownable.iter().any(|g| &g.id == id));
+                }
+                Match::Ambiguous(ids) => {
+                    prop_assert!(ids.iter().all(|id| ownable.iter().any(|g| &g.id == id)));
+                }
+                Match::NotOwnable { id, .. } => {
+                    prop_assert!(ownable.is_empty());
+                    prop_assert!(groups.iter().any(|g| &g.id == id && g.ownership().is_err()));
+                }
+                Match::None => prop_assert!(groups.is_empty()),
+            }
+        }
     }
 }

@@ -325,7 +325,8 @@ fn group_member_add_and_remove() {
 #[test]
 fn group_discovery() {
     let g: EntraGroup = serde_json::from_value(
-        json!({"id": id(3), "displayName": "Engineering", "uniqueName": "eng-7"}),
+        json!({"id": id(3), "displayName": "Engineering", "uniqueName": "eng-7",
+            "securityEnabled": true, "mailEnabled": false, "groupTypes": []}),
     )
     .unwrap();
     assert_eq!(

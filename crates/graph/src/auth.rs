@@ -1,10 +1,15 @@
-//! OAuth2 client credentials with a cached token (`microsoft-graph.md` §9).
+//! OAuth2 client credentials with a cached token (`microsoft-graph.md` §9),
+//! and the application permissions the token says were granted.
 
+use crate::client::GraphClient;
 use crate::outcome::GraphFailure;
 use crate::signals::ThrottleSignals;
-use entra_sync_core::failure::{FailureContext, GraphError, Operation, classify};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use entra_sync_core::failure::{FailureContext, GraphError, Operation, Target, classify};
 use entra_sync_core::secret::Secret;
 use serde::Deserialize;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Mutex;
 
@@ -59,6 +64,15 @@ impl TokenCache {
         Ok(token)
     }
 
+    /// A new token, fetched now whatever the cached one's age, and cached.
+    pub async fn renew(&self, http: &reqwest::Client) -> Result<Secret, GraphFailure> {
+        let mut cached = self.cached.lock().await;
+        let fresh = self.fetch(http).await?;
+        let token = fresh.token.clone();
+        *cached = Some(fresh);
+        Ok(token)
+    }
+
     /// Forgets `stale` after Graph refused it, unless another task already replaced it.
     pub async fn invalidate(&self, stale: &Secret) {
         let mut cached = self.cached.lock().await;
@@ -93,14 +107,11 @@ impl TokenCache {
         let body = response.bytes().await.map_err(|e| {
             GraphFailure::transport(Operation::Token, &action, e.without_url().to_string())
         })?;
-        if let Some(class) = classify(
-            status,
-            &GraphError::parse(&body),
-            FailureContext::new(Operation::Token),
-        ) {
-            let error = GraphError::parse(&body);
+        let context = FailureContext::new(Operation::Token, Target::Tenant);
+        let error = GraphError::parse(&body);
+        if let Some(class) = classify(status, &error, context) {
             let mut failure =
-                GraphFailure::from_answer(class, Operation::Token, &action, status, error, signals);
+                GraphFailure::from_answer(class, context, &action, status, error, signals);
             if failure.error.code.is_empty() {
                 failure.message = format!("the token endpoint answered {status}");
             } else {
@@ -124,5 +135,85 @@ impl TokenCache {
             token: Secret::new(answer.access_token),
             refresh_at: started + lifetime - early,
         })
+    }
+}
+
+/// The application permissions an access token carries in its `roles` claim,
+/// read best-effort: the signature is not checked, and `None` means the token
+/// is not a JWT, does not decode, or has no `roles` claim. Microsoft documents
+/// access tokens as opaque, so nothing may depend on this.
+fn granted_roles(token: &Secret) -> Option<BTreeSet<String>> {
+    #[derive(Deserialize)]
+    struct Claims {
+        roles: Option<BTreeSet<String>>,
+    }
+    let mut parts = token.expose().split('.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let json = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    serde_json::from_slice::<Claims>(&json).ok()?.roles
+}
+
+impl GraphClient {
+    /// The application permissions the current access token says were granted
+    /// (its `roles` claim); `Ok(None)` when the token doesn't tell (see
+    /// `entra_sync_core::permissions`). Fetches a token if none is cached.
+    pub async fn granted_roles(&self) -> Result<Option<BTreeSet<String>>, GraphFailure> {
+        let token = self.inner.auth.token(&self.inner.http).await?;
+        Ok(granted_roles(&token))
+    }
+
+    /// Fetches a new access token now, so that permissions granted or removed
+    /// since the last one take effect (for `resume`). Clones share it.
+    pub async fn renew_token(&self) -> Result<(), GraphFailure> {
+        self.inner.auth.renew(&self.inner.http).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(payload: &str) -> Secret {
+        let encode = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        Secret::new(format!(
+            "{}.{}.{}",
+            encode(r#"{"typ":"JWT","alg":"RS256"}"#),
+            encode(payload),
+            encode("signature")
+        ))
+    }
+
+    #[test]
+    fn roles_are_read_from_the_payload() {
+        let token = jwt(
+            r#"{"aud":"https://graph.microsoft.com","roles":["User.ReadWrite.All","Group.ReadWrite.All"]}"#,
+        );
+        let roles = granted_roles(&token).unwrap();
+        assert_eq!(
+            roles.into_iter().collect::<Vec<_>>(),
+            ["Group.ReadWrite.All", "User.ReadWrite.All"]
+        );
+    }
+
+    #[test]
+    fn padded_payloads_decode_too() {
+        let token = Secret::new(format!(
+            "h.{}.s",
+            base64::engine::general_purpose::URL_SAFE.encode(r#"{"roles":["A"]}"#)
+        ));
+        assert_eq!(granted_roles(&token).map(|r| r.len()), Some(1));
+    }
+
+    #[test]
+    fn tokens_that_say_nothing_give_none() {
+        assert_eq!(granted_roles(&jwt(r#"{"aud":"x"}"#)), None, "no claim");
+        assert_eq!(granted_roles(&Secret::new("opaque-token")), None);
+        assert_eq!(granted_roles(&Secret::new("a.%%%.c")), None, "not base64");
+        assert_eq!(granted_roles(&jwt("not json")), None);
+        assert_eq!(granted_roles(&Secret::new("a.b.c.d")), None, "four parts");
     }
 }

@@ -5,7 +5,9 @@ use crate::gate::RequestCost;
 use crate::outcome::{GraphFailure, RequestRecord, Written};
 use crate::signals::ThrottleSignals;
 use entra_sync_core::diff::MEMBER_ADD_CHUNK;
-use entra_sync_core::failure::{FailureClass, FailureContext, GraphError, Operation, classify};
+use entra_sync_core::failure::{
+    FailureClass, FailureContext, GraphError, Operation, Target, classify,
+};
 use entra_sync_core::ids::EntraObjectId;
 use reqwest::Method;
 use serde::Deserialize;
@@ -236,7 +238,7 @@ impl GraphClient {
         let failure = classify(inner.status, &error, request.context).map(|class| {
             GraphFailure::from_answer(
                 class,
-                request.context.operation,
+                request.context,
                 &request.action,
                 inner.status,
                 error,
@@ -271,8 +273,8 @@ impl GraphClient {
     ) -> Result<Written<MemberAddReport>, GraphFailure> {
         let action = format!("add {} members to group {group}", members.len());
         let context = FailureContext {
-            operation: Operation::AddMembers,
             recently_created,
+            ..FailureContext::new(Operation::AddMembers, Target::Group)
         };
         if members.len() > MEMBER_ADD_CHUNK {
             return Err(GraphFailure::invalid_request(

@@ -94,7 +94,7 @@ pub struct BuildError(#[from] reqwest::Error);
 pub(crate) struct Inner {
     pub http: reqwest::Client,
     pub root: String,
-    auth: TokenCache,
+    pub auth: TokenCache,
     pub gate: Arc<dyn RequestGate>,
     pub retry: RetryPolicy,
     pub dry_run: bool,
@@ -241,7 +241,7 @@ impl GraphClient {
                         .unwrap_or(FailureClass::Permanent);
                     let failure = GraphFailure::from_answer(
                         class,
-                        call.context.operation,
+                        call.context,
                         call.action,
                         answer.status,
                         error,

@@ -3,7 +3,7 @@
 use crate::client::{Call, GraphClient, Sent};
 use crate::outcome::{GraphFailure, Written};
 use entra_sync_core::entra::{EntraGroup, EntraUser, GROUP_SELECT, USER_SELECT};
-use entra_sync_core::failure::{FailureClass, FailureContext, Operation};
+use entra_sync_core::failure::{FailureClass, FailureContext, Operation, Target};
 use entra_sync_core::ids::EntraObjectId;
 use futures_util::Stream;
 use reqwest::Method;
@@ -94,15 +94,17 @@ struct PageBody<T> {
 pub struct Pager<T> {
     client: GraphClient,
     next: Option<String>,
+    target: Target,
     action: String,
     _item: PhantomData<fn() -> T>,
 }
 
 impl<T: DeserializeOwned> Pager<T> {
-    fn new(client: GraphClient, first: String, action: String) -> Self {
+    fn new(client: GraphClient, first: String, target: Target, action: String) -> Self {
         Self {
             client,
             next: Some(first),
+            target,
             action,
             _item: PhantomData,
         }
@@ -115,7 +117,11 @@ impl<T: DeserializeOwned> Pager<T> {
         };
         let page: PageBody<T> = self
             .client
-            .get_json(url.clone(), &self.action, false)
+            .get_json(
+                url.clone(),
+                FailureContext::new(Operation::Read, self.target),
+                &self.action,
+            )
             .await
             .inspect_err(|_| {
                 self.next = Some(url);
@@ -163,17 +169,13 @@ impl GraphClient {
         url
     }
 
-    /// GET and decode JSON.
+    /// GET and decode JSON; `context` is a read.
     pub(crate) async fn get_json<T: DeserializeOwned>(
         &self,
         url: String,
+        context: FailureContext,
         action: &str,
-        recently_created: bool,
     ) -> Result<T, GraphFailure> {
-        let context = FailureContext {
-            operation: Operation::Read,
-            recently_created,
-        };
         let call = Call {
             method: Method::GET,
             url,
@@ -251,7 +253,11 @@ impl GraphClient {
         }
         let url = self.url("/organization", &[("$select", "verifiedDomains")]);
         let page: PageBody<Org> = self
-            .get_json(url, "read the organization's verified domains", false)
+            .get_json(
+                url,
+                FailureContext::new(Operation::Read, Target::Tenant),
+                "read the organization's verified domains",
+            )
             .await?;
         Ok(page
             .value
@@ -264,14 +270,14 @@ impl GraphClient {
     pub fn list_users(&self) -> Pager<EntraUser> {
         let select = USER_SELECT.join(",");
         let url = self.url("/users", &[("$select", &select), ("$top", PAGE_SIZE)]);
-        Pager::new(self.clone(), url, "list users".into())
+        Pager::new(self.clone(), url, Target::User, "list users".into())
     }
 
     /// Every group, `$select`ed to [`GROUP_SELECT`], 999 per page.
     pub fn list_groups(&self) -> Pager<EntraGroup> {
         let select = GROUP_SELECT.join(",");
         let url = self.url("/groups", &[("$select", &select), ("$top", PAGE_SIZE)]);
-        Pager::new(self.clone(), url, "list groups".into())
+        Pager::new(self.clone(), url, Target::Group, "list groups".into())
     }
 
     /// The direct members of a group, 999 per page.
@@ -280,7 +286,12 @@ impl GraphClient {
             &format!("/groups/{group}/members"),
             &[("$select", "id"), ("$top", PAGE_SIZE)],
         );
-        Pager::new(self.clone(), url, format!("list members of group {group}"))
+        Pager::new(
+            self.clone(),
+            url,
+            Target::Group,
+            format!("list members of group {group}"),
+        )
     }
 
     /// One user by id. Pass `recently_created` for a user this engine just created,
@@ -293,8 +304,11 @@ impl GraphClient {
     ) -> Result<EntraUser, GraphFailure> {
         let select = USER_SELECT.join(",");
         let url = self.url(&format!("/users/{id}"), &[("$select", &select)]);
-        self.get_json(url, &format!("get user {id}"), recently_created)
-            .await
+        let context = FailureContext {
+            recently_created,
+            ..FailureContext::new(Operation::Read, Target::User)
+        };
+        self.get_json(url, context, &format!("get user {id}")).await
     }
 
     /// One group by id; see [`GraphClient::get_user`] for `recently_created`.
@@ -306,7 +320,11 @@ impl GraphClient {
     ) -> Result<EntraGroup, GraphFailure> {
         let select = GROUP_SELECT.join(",");
         let url = self.url(&format!("/groups/{id}"), &[("$select", &select)]);
-        self.get_json(url, &format!("get group {id}"), recently_created)
+        let context = FailureContext {
+            recently_created,
+            ..FailureContext::new(Operation::Read, Target::Group)
+        };
+        self.get_json(url, context, &format!("get group {id}"))
             .await
     }
 
@@ -317,7 +335,7 @@ impl GraphClient {
         property: UserLookup,
         value: &str,
     ) -> Result<Vec<EntraUser>, GraphFailure> {
-        self.find("users", USER_SELECT, property.property(), value)
+        self.find(Target::User, USER_SELECT, property.property(), value)
             .await
     }
 
@@ -328,18 +346,19 @@ impl GraphClient {
         property: GroupLookup,
         value: &str,
     ) -> Result<Vec<EntraGroup>, GraphFailure> {
-        self.find("groups", GROUP_SELECT, property.property(), value)
+        self.find(Target::Group, GROUP_SELECT, property.property(), value)
             .await
     }
 
-    /// Every object of `collection` whose `property` equals `value`.
+    /// Every user or group whose `property` equals `value`.
     async fn find<T: DeserializeOwned>(
         &self,
-        collection: &str,
+        target: Target,
         select: &[&str],
         property: &str,
         value: &str,
     ) -> Result<Vec<T>, GraphFailure> {
+        let collection = collection(target);
         let select = select.join(",");
         let filter = eq_filter(property, value);
         let url = self.url(
@@ -351,7 +370,9 @@ impl GraphClient {
             ],
         );
         let action = format!("look up {collection} by {property} '{value}'");
-        Pager::new(self.clone(), url, action).collect_all().await
+        Pager::new(self.clone(), url, target, action)
+            .collect_all()
+            .await
     }
 
     /// `POST /users` with `body` as given; returns the created user.
@@ -360,7 +381,8 @@ impl GraphClient {
         &self,
         body: &Map<String, Value>,
     ) -> Result<Written<EntraUser>, GraphFailure> {
-        self.create_object("user", body, "userPrincipalName").await
+        self.create_object(Target::User, body, "userPrincipalName")
+            .await
     }
 
     /// `POST /groups` with `body` as given; returns the created group.
@@ -369,24 +391,27 @@ impl GraphClient {
         &self,
         body: &Map<String, Value>,
     ) -> Result<Written<EntraGroup>, GraphFailure> {
-        self.create_object("group", body, "displayName").await
+        self.create_object(Target::Group, body, "displayName").await
     }
 
-    /// POST of a `kind` (`user` or `group`) to `/{kind}s`, named in errors by
-    /// the body's `name_property`.
+    /// POST of a user or group, named in errors by the body's `name_property`.
     async fn create_object<T: DeserializeOwned>(
         &self,
-        kind: &str,
+        target: Target,
         body: &Map<String, Value>,
         name_property: &str,
     ) -> Result<Written<T>, GraphFailure> {
-        let action = format!("create {kind} '{}'", describe(body, name_property));
-        let url = self.url(&format!("/{kind}s"), &[]);
+        let action = format!(
+            "create {} '{}'",
+            noun(target),
+            describe(body, name_property)
+        );
+        let url = self.url(&format!("/{}", collection(target)), &[]);
         self.write(
             Method::POST,
             url,
             Some(Value::Object(body.clone())),
-            FailureContext::new(Operation::Create),
+            FailureContext::new(Operation::Create, target),
             &action,
             decode_json,
         )
@@ -401,7 +426,8 @@ impl GraphClient {
         body: &Map<String, Value>,
         recently_created: bool,
     ) -> Result<Written<()>, GraphFailure> {
-        self.patch_object("user", id, body, recently_created).await
+        self.patch_object(Target::User, id, body, recently_created)
+            .await
     }
 
     /// `PATCH /groups/{id}` with exactly `body`.
@@ -412,35 +438,36 @@ impl GraphClient {
         body: &Map<String, Value>,
         recently_created: bool,
     ) -> Result<Written<()>, GraphFailure> {
-        self.patch_object("group", id, body, recently_created).await
+        self.patch_object(Target::Group, id, body, recently_created)
+            .await
     }
 
     /// `DELETE /users/{id}`; a user already gone is [`Written::AlreadyDone`].
     #[tracing::instrument(level = "debug", skip(self), fields(user = %id))]
     pub async fn delete_user(&self, id: &EntraObjectId) -> Result<Written<()>, GraphFailure> {
-        self.delete_object("user", id).await
+        self.delete_object(Target::User, id).await
     }
 
     /// `DELETE /groups/{id}`; a group already gone is [`Written::AlreadyDone`].
     #[tracing::instrument(level = "debug", skip(self), fields(group = %id))]
     pub async fn delete_group(&self, id: &EntraObjectId) -> Result<Written<()>, GraphFailure> {
-        self.delete_object("group", id).await
+        self.delete_object(Target::Group, id).await
     }
 
-    /// PATCH of a `kind` (`user` or `group`) at `/{kind}s/{id}`.
+    /// PATCH of a user or group.
     async fn patch_object(
         &self,
-        kind: &str,
+        target: Target,
         id: &EntraObjectId,
         body: &Map<String, Value>,
         recently_created: bool,
     ) -> Result<Written<()>, GraphFailure> {
         let context = FailureContext {
-            operation: Operation::Update,
             recently_created,
+            ..FailureContext::new(Operation::Update, target)
         };
-        let url = self.url(&format!("/{kind}s/{id}"), &[]);
-        let action = format!("update {kind} {id}");
+        let url = self.url(&format!("/{}/{id}", collection(target)), &[]);
+        let action = format!("update {} {id}", noun(target));
         self.write(
             Method::PATCH,
             url,
@@ -452,19 +479,19 @@ impl GraphClient {
         .await
     }
 
-    /// DELETE of a `kind` (`user` or `group`) at `/{kind}s/{id}`.
+    /// DELETE of a user or group.
     async fn delete_object(
         &self,
-        kind: &str,
+        target: Target,
         id: &EntraObjectId,
     ) -> Result<Written<()>, GraphFailure> {
-        let url = self.url(&format!("/{kind}s/{id}"), &[]);
-        let action = format!("delete {kind} {id}");
+        let url = self.url(&format!("/{}/{id}", collection(target)), &[]);
+        let action = format!("delete {} {id}", noun(target));
         self.write(
             Method::DELETE,
             url,
             None,
-            FailureContext::new(Operation::Delete),
+            FailureContext::new(Operation::Delete, target),
             &action,
             ignore_body,
         )
@@ -484,11 +511,29 @@ impl GraphClient {
             Method::DELETE,
             url,
             None,
-            FailureContext::new(Operation::RemoveMember),
+            FailureContext::new(Operation::RemoveMember, Target::Group),
             &action,
             ignore_body,
         )
         .await
+    }
+}
+
+/// The collection of a user or group: `users` or `groups`.
+fn collection(target: Target) -> &'static str {
+    match target {
+        Target::User => "users",
+        Target::Group => "groups",
+        Target::Tenant => "organization",
+    }
+}
+
+/// A user or group in messages.
+fn noun(target: Target) -> &'static str {
+    match target {
+        Target::User => "user",
+        Target::Group => "group",
+        Target::Tenant => "organization",
     }
 }
 

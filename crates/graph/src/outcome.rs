@@ -1,7 +1,7 @@
 //! Typed outcomes and failures of Graph calls.
 
 use crate::signals::ThrottleSignals;
-use entra_sync_core::failure::{FailureClass, GraphError, Operation};
+use entra_sync_core::failure::{FailureClass, FailureContext, GraphError, Operation};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -110,23 +110,27 @@ fn status_label(status: &Option<u16>) -> String {
 }
 
 impl GraphFailure {
-    /// A failure from a Graph answer.
+    /// A failure from a Graph answer to a request described by `context`. A
+    /// write refused with 403 carries a hint at the likely cause.
     pub(crate) fn from_answer(
         class: FailureClass,
-        operation: Operation,
+        context: FailureContext,
         action: &str,
         status: u16,
         error: GraphError,
         signals: ThrottleSignals,
     ) -> Self {
-        let message = if error.code.is_empty() && error.message.is_empty() {
+        let mut message = if error.code.is_empty() && error.message.is_empty() {
             format!("Graph answered {status}")
         } else {
             format!("{}: {}", error.code, error.message)
         };
+        if class == FailureClass::Forbidden {
+            message = format!("{message} ({})", context.forbidden_hint());
+        }
         Self {
             class,
-            operation,
+            operation: context.operation,
             action: action.to_string(),
             status: Some(status),
             retry_after: if class == FailureClass::Transient {

@@ -1,16 +1,20 @@
 //! The Graph client against the Graph simulator: every operation and every failure class.
 
 use entra_sync_core::backoff::Backoff;
-use entra_sync_core::failure::{FailureClass, FailureContext, Operation};
+use entra_sync_core::entra::{NotOwnable, Ownable};
+use entra_sync_core::failure::{FailureClass, FailureContext, Operation, Target};
 use entra_sync_core::ids::EntraObjectId;
 use entra_sync_graph::{
     BatchRequest, GraphClient, GraphConfig, GroupLookup, RequestCost, RequestGate, RetryPolicy,
     Secret, ThrottleSignals, UserLookup, Written,
 };
-use entra_sync_sim::graph::{FaultConfig, GraphSim, RuQuota, Seed, SimConfig, ThrottleConfig};
+use entra_sync_sim::graph::{
+    FaultConfig, GraphSim, RuQuota, Seed, SimApp, SimConfig, ThrottleConfig, TokenFormat, shapes,
+};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -284,7 +288,14 @@ async fn batch_reports_each_inner_result() {
                 method,
                 url,
                 body,
-                context: FailureContext::new(op),
+                context: FailureContext::new(
+                    op,
+                    if op == Operation::AddMembers {
+                        Target::Group
+                    } else {
+                        Target::User
+                    },
+                ),
                 action: format!("inner {id}"),
             }
         };
@@ -379,7 +390,7 @@ async fn inner_batch_429_is_retried_after_its_own_retry_after() {
             method: reqwest::Method::PATCH,
             url: format!("/users/{id}"),
             body: Some(json!({"jobTitle": "Engineer"})),
-            context: FailureContext::new(Operation::Update),
+            context: FailureContext::new(Operation::Update, Target::User),
             action: format!("update user {id}"),
         })
         .collect();
@@ -611,7 +622,7 @@ async fn dry_run_sends_no_mutating_request() {
         method: reqwest::Method::DELETE,
         url: format!("/users/{user}"),
         body: None,
-        context: FailureContext::new(Operation::Delete),
+        context: FailureContext::new(Operation::Delete, Target::User),
         action: "delete".into(),
     }];
     let Written::DryRun(record) = client.batch(batch).await.unwrap() else {
@@ -828,17 +839,289 @@ async fn server_errors_and_dropped_connections_are_transient_after_bounded_retri
     assert!(client.verified_domains().await.is_ok());
 }
 
+fn seeded(id: String) -> EntraObjectId {
+    EntraObjectId::parse(&id).expect("the simulator gives GUIDs")
+}
+
 #[tokio::test]
-async fn adding_to_a_mail_enabled_group_is_permanent() {
+async fn member_writes_graph_refuses_fail_that_group_only() {
     let (sim, client) = start(no_throttle()).await;
-    let group = sim
-        .seed_group(json!({"displayName": "DL", "mailEnabled": true, "securityEnabled": false, "groupTypes": []}))
-        .unwrap();
     let user = create_user(&client, "a").await;
-    let group = EntraObjectId::parse(&group).unwrap();
+    let refused = [
+        shapes::dynamic_group("Dynamic", "(user.department -eq \"Sales\")"),
+        shapes::mail_enabled_security_group("Mail security", "contoso.com"),
+        shapes::distribution_group("Distribution", "contoso.com"),
+        shapes::role_assignable_group("Admins"),
+    ];
+    for shape in refused {
+        let group = seeded(sim.seed_group(shape.clone()).unwrap());
+        let failure = client
+            .add_members(&group, std::slice::from_ref(&user), false)
+            .await
+            .unwrap_err();
+        assert_eq!(failure.class, FailureClass::Forbidden, "{shape}");
+        assert!(
+            failure.message.contains("Insufficient privileges"),
+            "{failure}"
+        );
+        assert!(
+            failure.message.contains("role-assignable"),
+            "the hint: {failure}"
+        );
+        sim.seed_member(&group.to_string(), &user.to_string())
+            .unwrap();
+        assert_eq!(
+            class_of(client.remove_member(&group, &user).await),
+            FailureClass::Forbidden,
+            "{shape}"
+        );
+    }
+    let synced = seeded(sim.seed_group(shapes::on_premises_group("Synced")).unwrap());
+    let failure = client
+        .add_members(&synced, std::slice::from_ref(&user), false)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.class, FailureClass::Permanent);
+    assert!(
+        failure.message.contains("on-premises mastered"),
+        "{failure}"
+    );
+
+    let unified = seeded(
+        sim.seed_group(shapes::microsoft_365_group("Team", "contoso.com"))
+            .unwrap(),
+    );
+    let plain = seeded(sim.seed_group(shapes::security_group("Plain")).unwrap());
+    for group in [unified, plain] {
+        let report = client
+            .add_members(&group, std::slice::from_ref(&user), false)
+            .await
+            .unwrap()
+            .value()
+            .unwrap();
+        assert_eq!(
+            report.added,
+            std::slice::from_ref(&user),
+            "Graph manages these"
+        );
+    }
+}
+
+#[tokio::test]
+async fn role_assignable_members_need_role_management() {
+    let config = SimConfig {
+        apps: vec![SimApp {
+            roles: [
+                "Directory.ReadWrite.All",
+                "RoleManagement.ReadWrite.Directory",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..SimApp::new(SimConfig::CLIENT_ID, SimConfig::CLIENT_SECRET)
+        }],
+        ..no_throttle()
+    };
+    let (sim, client) = start(config).await;
+    let user = create_user(&client, "a").await;
+    let admins = seeded(
+        sim.seed_group(shapes::role_assignable_group("Admins"))
+            .unwrap(),
+    );
+    let report = client
+        .add_members(&admins, std::slice::from_ref(&user), false)
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(report.added, [user]);
+}
+
+#[tokio::test]
+async fn a_refused_write_fails_that_object_only() {
+    let (sim, client) = start(no_throttle()).await;
+    let admin = create_user(&client, "admin").await;
+    let other = create_user(&client, "other").await;
+    sim.refuse_writes(&admin.to_string());
+    let patch = object(json!({"jobTitle": "Boss"}));
+    let failure = client.update_user(&admin, &patch, false).await.unwrap_err();
     assert_eq!(
-        class_of(client.add_members(&group, &[user], false).await),
+        (failure.class, failure.status),
+        (FailureClass::Forbidden, Some(403))
+    );
+    assert_eq!(failure.error.code, "Authorization_RequestDenied");
+    assert!(
+        failure.message.contains("privileged admin role"),
+        "Graph's message with a hint: {failure}"
+    );
+    assert_eq!(
+        class_of(client.delete_user(&admin).await),
+        FailureClass::Forbidden
+    );
+    assert!(client.update_user(&other, &patch, false).await.is_ok());
+    assert_eq!(client.list_users().collect_all().await.unwrap().len(), 2);
+
+    let group = create_group(&client, "locked").await;
+    sim.refuse_writes(&group.to_string());
+    let failure = client
+        .update_group(&group, &object(json!({"description": "x"})), false)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.class, FailureClass::Forbidden);
+    assert!(failure.message.contains("Group.ReadWrite.All"), "{failure}");
+}
+
+#[tokio::test]
+async fn writes_to_objects_mastered_on_premises_are_permanent() {
+    let (sim, client) = start(no_throttle()).await;
+    let synced = seeded(
+        sim.seed_user(shapes::on_premises_user("legacy@contoso.com"))
+            .unwrap(),
+    );
+    let failure = client
+        .update_user(&synced, &object(json!({"jobTitle": "x"})), false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (failure.class, failure.status),
+        (FailureClass::Permanent, Some(400))
+    );
+    assert!(
+        failure.message.contains("on-premises mastered"),
+        "{failure}"
+    );
+    assert_eq!(
+        class_of(client.delete_user(&synced).await),
         FailureClass::Permanent
+    );
+}
+
+#[tokio::test]
+async fn a_refused_read_or_create_halts_as_configuration() {
+    let config = SimConfig {
+        apps: vec![SimApp {
+            roles: vec!["GroupMember.ReadWrite.All".into()],
+            ..SimApp::new(SimConfig::CLIENT_ID, SimConfig::CLIENT_SECRET)
+        }],
+        ..no_throttle()
+    };
+    let (_sim, client) = start(config).await;
+    let failure = client.list_users().collect_all().await.unwrap_err();
+    assert_eq!(
+        (failure.class, failure.status),
+        (FailureClass::Configuration, Some(403))
+    );
+    assert_eq!(
+        class_of(client.create_group(&group_body("g")).await),
+        FailureClass::Configuration
+    );
+    assert!(client.list_groups().collect_all().await.is_ok());
+}
+
+#[tokio::test]
+async fn listings_tell_which_objects_can_be_owned() {
+    let (sim, client) = start(no_throttle()).await;
+    let kinds = [
+        (shapes::security_group("Security"), Ok(())),
+        (
+            shapes::microsoft_365_group("M365", "contoso.com"),
+            Err(NotOwnable::Microsoft365Group),
+        ),
+        (
+            shapes::dynamic_group("Dynamic", "(user.accountEnabled -eq true)"),
+            Err(NotOwnable::DynamicGroup),
+        ),
+        (
+            shapes::mail_enabled_security_group("MailSec", "contoso.com"),
+            Err(NotOwnable::MailEnabledSecurityGroup),
+        ),
+        (
+            shapes::distribution_group("Dist", "contoso.com"),
+            Err(NotOwnable::DistributionGroup),
+        ),
+        (
+            shapes::role_assignable_group("Admins"),
+            Err(NotOwnable::RoleAssignable),
+        ),
+        (
+            shapes::on_premises_group("Synced"),
+            Err(NotOwnable::OnPremisesSynced),
+        ),
+    ];
+    let mut want = std::collections::HashMap::new();
+    for (shape, ownership) in kinds {
+        want.insert(seeded(sim.seed_group(shape).unwrap()), ownership);
+    }
+    let listed = client.list_groups().collect_all().await.unwrap();
+    assert_eq!(listed.len(), want.len());
+    for group in &listed {
+        assert_eq!(group.ownership(), want[&group.id], "{group:?}");
+    }
+    let found = client
+        .find_groups(GroupLookup::DisplayName, "M365")
+        .await
+        .unwrap();
+    assert_eq!(found[0].ownership(), Err(NotOwnable::Microsoft365Group));
+
+    seeded(
+        sim.seed_user(shapes::on_premises_user("legacy@contoso.com"))
+            .unwrap(),
+    );
+    let users = client.list_users().collect_all().await.unwrap();
+    assert_eq!(users[0].ownership(), Err(NotOwnable::OnPremisesSynced));
+}
+
+fn app_with(format: TokenFormat, roles: &[&str]) -> SimConfig {
+    SimConfig {
+        apps: vec![SimApp {
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            token_format: format,
+            ..SimApp::new(SimConfig::CLIENT_ID, SimConfig::CLIENT_SECRET)
+        }],
+        ..no_throttle()
+    }
+}
+
+#[tokio::test]
+async fn granted_roles_come_from_the_token_when_it_tells() {
+    let (_sim, client) = start(no_throttle()).await;
+    let roles = client.granted_roles().await.unwrap().unwrap();
+    let want: BTreeSet<String> = SimApp::DEFAULT_ROLES.map(String::from).into();
+    assert_eq!(roles, want);
+
+    for format in [TokenFormat::JwtWithoutRoles, TokenFormat::Opaque] {
+        let (_sim, client) = start(app_with(format, &["Directory.ReadWrite.All"])).await;
+        assert_eq!(client.granted_roles().await.unwrap(), None, "{format:?}");
+        assert!(
+            client.list_users().collect_all().await.is_ok(),
+            "{format:?}"
+        );
+    }
+    let (_sim, client) = start(app_with(TokenFormat::Jwt, &[])).await;
+    assert_eq!(
+        client.granted_roles().await.unwrap(),
+        None,
+        "no grants, no claim"
+    );
+}
+
+#[tokio::test]
+async fn a_renewed_token_carries_changed_grants() {
+    let (sim, client) = start(no_throttle()).await;
+    assert!(client.granted_roles().await.unwrap().is_some());
+    sim.set_app_roles(SimConfig::CLIENT_ID, &["Directory.ReadWrite.All"]);
+    let cached = client.granted_roles().await.unwrap().unwrap();
+    assert!(
+        cached.contains("User.ReadWrite.All"),
+        "the cached token is unchanged"
+    );
+    assert_eq!(sim.counters().get("POST", "token"), 1);
+
+    client.renew_token().await.unwrap();
+    assert_eq!(sim.counters().get("POST", "token"), 2);
+    let renewed = client.granted_roles().await.unwrap().unwrap();
+    assert_eq!(
+        renewed.into_iter().collect::<Vec<_>>(),
+        ["Directory.ReadWrite.All"]
     );
 }
 

@@ -494,6 +494,10 @@ impl Execution<'_> {
                 tracing::warn!(kind, key, entra_id = %id, "discovery: another authentik object matches the same Entra object; not linked");
                 None
             }
+            Match::NotOwnable { id, reason } => {
+                tracing::warn!(kind, key, entra_id = %id, %reason, "discovery: the matching Entra object can't be owned; not linked");
+                None
+            }
         }
     }
 

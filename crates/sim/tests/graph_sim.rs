@@ -1,7 +1,9 @@
 //! The Graph simulator over HTTP: token endpoint, auth, validation, throttling,
 //! replication delay, paging, `$batch`, faults and the `/_sim` endpoints.
 
-use entra_sync_sim::graph::{FaultConfig, GraphSim, RuQuota, SimConfig, ThrottleConfig};
+use entra_sync_sim::graph::{
+    FaultConfig, GraphSim, RuQuota, SimApp, SimConfig, ThrottleConfig, TokenFormat, shapes,
+};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -730,4 +732,244 @@ async fn sim_endpoints_seed_dump_and_count() {
     );
     assert_eq!(api.sim.mutating_requests(), 1);
     assert_eq!(api.sim.counters().get("POST", "token"), 1);
+}
+
+#[tokio::test]
+async fn group_kinds_keep_graphs_shapes_and_select_returns_them() {
+    let api = Api::start(no_throttle()).await;
+    let kinds = [
+        shapes::security_group("Security"),
+        shapes::microsoft_365_group("M365", "contoso.com"),
+        shapes::dynamic_group("Dynamic", "(user.department -eq \"Sales\")"),
+        shapes::mail_enabled_security_group("MailSec", "contoso.com"),
+        shapes::distribution_group("Dist", "contoso.com"),
+        shapes::role_assignable_group("Admins"),
+        shapes::on_premises_group("Synced"),
+    ];
+    let select = "displayName,groupTypes,mailEnabled,securityEnabled,isAssignableToRole,onPremisesSyncEnabled,membershipRule";
+    for kind in kinds {
+        let id = api.sim.seed_group(kind.clone()).unwrap();
+        let listed: Value = api
+            .get(&format!("/groups/{id}?$select={select}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        for property in select.split(',') {
+            assert_eq!(
+                listed[property],
+                kind.get(property).cloned().unwrap_or(Value::Null),
+                "{property} of {kind}"
+            );
+        }
+    }
+    let bare = api
+        .sim
+        .seed_group(json!({"displayName": "Bare", "mailEnabled": false, "securityEnabled": true}))
+        .unwrap();
+    let listed: Value = api
+        .get(&format!("/groups/{bare}?$select=groupTypes"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["groupTypes"],
+        json!([]),
+        "Graph always has groupTypes"
+    );
+}
+
+#[tokio::test]
+async fn writes_graph_refuses_answer_with_its_errors() {
+    let api = Api::start(no_throttle()).await;
+    let user = api.create_user("a").await;
+    let add = json!({"@odata.id": reference(&user)});
+    let denied = (403, Some("Authorization_RequestDenied"));
+    for kind in [
+        shapes::dynamic_group("Dynamic", "(user.accountEnabled -eq true)"),
+        shapes::mail_enabled_security_group("MailSec", "contoso.com"),
+        shapes::distribution_group("Dist", "contoso.com"),
+        shapes::role_assignable_group("Admins"),
+    ] {
+        let g = api.sim.seed_group(kind.clone()).unwrap();
+        let (status, error) = error_of(
+            api.post(&format!("/groups/{g}/members/$ref"), add.clone())
+                .await,
+        )
+        .await;
+        assert_eq!((status, error["code"].as_str()), denied, "{kind}");
+        assert_eq!(
+            error["message"],
+            "Insufficient privileges to complete the operation."
+        );
+    }
+    let m365 = api
+        .sim
+        .seed_group(shapes::microsoft_365_group("Team", "contoso.com"))
+        .unwrap();
+    assert_eq!(
+        api.post(&format!("/groups/{m365}/members/$ref"), add.clone())
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+
+    let dist = api
+        .sim
+        .seed_group(shapes::distribution_group("Read only", "contoso.com"))
+        .unwrap();
+    let (status, error) = error_of(
+        api.patch(&format!("/groups/{dist}"), json!({"description": "x"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(error["message"].as_str().unwrap().contains("mail-enabled"));
+
+    let synced = api
+        .sim
+        .seed_user(shapes::on_premises_user("legacy@contoso.com"))
+        .unwrap();
+    for response in [
+        api.patch(&format!("/users/{synced}"), json!({"jobTitle": "x"}))
+            .await,
+        api.delete(&format!("/users/{synced}")).await,
+    ] {
+        let (status, error) = error_of(response).await;
+        assert_eq!(status, 400);
+        assert_eq!(
+            error["message"],
+            "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration."
+        );
+    }
+
+    let admin = api.create_user("admin").await;
+    let refuse = api
+        .http
+        .post(format!(
+            "{}/_sim/refused-writes/{admin}",
+            api.sim.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refuse.status(), StatusCode::NO_CONTENT);
+    for response in [
+        api.patch(&format!("/users/{admin}"), json!({"jobTitle": "x"}))
+            .await,
+        api.delete(&format!("/users/{admin}")).await,
+    ] {
+        let (status, error) = error_of(response).await;
+        assert_eq!((status, error["code"].as_str()), denied);
+    }
+    assert_eq!(
+        api.get(&format!("/users/{admin}")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.patch(&format!("/users/{user}"), json!({"jobTitle": "x"}))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+}
+
+/// The claims of a JWT access token.
+fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
+#[tokio::test]
+async fn tokens_carry_the_grants_that_graph_enforces() {
+    let mut api = Api::start(no_throttle()).await;
+    assert_eq!(
+        claims(&api.token)["roles"],
+        json!(SimApp::DEFAULT_ROLES),
+        "a JWT with the granted permissions in roles"
+    );
+    assert_eq!(claims(&api.token)["tid"], SimConfig::TENANT_ID);
+    let granted = api
+        .http
+        .put(format!(
+            "{}/_sim/apps/{}/roles",
+            api.sim.base_url(),
+            SimConfig::CLIENT_ID
+        ))
+        .json(&json!(["User.Read.All"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.post("/users", user("old-token")).await.status(),
+        StatusCode::CREATED,
+        "a token keeps the grants it was issued with"
+    );
+    let fresh = token(
+        &api.http,
+        &api.sim,
+        SimConfig::TENANT_ID,
+        SimConfig::CLIENT_SECRET,
+    )
+    .await;
+    api.token = fresh.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(claims(&api.token)["roles"], json!(["User.Read.All"]));
+    assert_eq!(api.get("/users").await.status(), StatusCode::OK);
+    let (status, error) = error_of(api.post("/users", user("new-token")).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (403, Some("Authorization_RequestDenied"))
+    );
+    assert_eq!(api.get("/groups").await.status(), StatusCode::FORBIDDEN);
+
+    api.sim
+        .set_app_roles(SimConfig::CLIENT_ID, &["Group.ReadWrite.All"]);
+    api.sim.revoke_tokens();
+    let fresh = token(
+        &api.http,
+        &api.sim,
+        SimConfig::TENANT_ID,
+        SimConfig::CLIENT_SECRET,
+    )
+    .await;
+    api.token = fresh.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let role_group = json!({"displayName": "Admins", "mailEnabled": false, "mailNickname": "admins",
+        "securityEnabled": true, "isAssignableToRole": true});
+    assert_eq!(
+        api.post("/groups", role_group).await.status(),
+        StatusCode::FORBIDDEN,
+        "role-assignable groups need RoleManagement.ReadWrite.Directory"
+    );
+    assert_eq!(api.create_group("plain").await.len(), 36);
+}
+
+#[tokio::test]
+async fn tokens_without_a_roles_claim_still_work() {
+    for format in [TokenFormat::JwtWithoutRoles, TokenFormat::Opaque] {
+        let api = Api::start(SimConfig {
+            apps: vec![SimApp {
+                token_format: format,
+                ..SimApp::new(SimConfig::CLIENT_ID, SimConfig::CLIENT_SECRET)
+            }],
+            ..no_throttle()
+        })
+        .await;
+        match format {
+            TokenFormat::Opaque => assert!(!api.token.contains('.'), "{}", api.token.len()),
+            _ => assert!(claims(&api.token).get("roles").is_none()),
+        }
+        api.create_user("works").await;
+    }
 }

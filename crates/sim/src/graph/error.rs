@@ -59,6 +59,31 @@ impl SimError {
         )
     }
 
+    /// 403 `Authorization_RequestDenied`: the app's grants don't cover the request,
+    /// or Graph won't let an app change this object (§3.2; Microsoft's support
+    /// article "Troubleshoot 403 error when adding a user to a group").
+    pub fn insufficient_privileges() -> Self {
+        Self::new(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        )
+    }
+
+    /// 400 for a cloud write to an object synchronised from on-premises
+    /// (`microsoft-graph-docs` issues #7301 and #18038 for user PATCH).
+    pub fn on_premises_mastered() -> Self {
+        Self::bad_request(
+            "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.",
+        )
+    }
+
+    /// 400 for a PATCH of a mail-enabled security or distribution group, which
+    /// are read-only through Graph (message as seen in client code, second-hand).
+    pub fn mail_enabled_read_only() -> Self {
+        Self::bad_request("Cannot Update a mail-enabled security groups and or distribution list.")
+    }
+
     /// 400 `ObjectConflict` on a taken unique property.
     pub fn conflict(property: &str) -> Self {
         let mut e = Self::bad_request(format!(

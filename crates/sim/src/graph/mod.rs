@@ -1,19 +1,24 @@
 //! The Microsoft Graph simulator.
 //!
 //! An in-memory Graph v1.0 for users, groups and memberships, with the token
-//! endpoint, `$batch`, Graph's validation rules and error bodies, replication
+//! endpoint, `$batch`, Graph's validation rules and error bodies, application
+//! permissions, the group kinds Graph won't let an app change, replication
 //! delay, token-bucket throttling and seeded fault injection, following
 //! `microsoft-graph.md`. Start it in-process with [`GraphSim::start`], or serve
-//! it on a listener with [`serve`].
+//! it on a listener with [`serve`]. [`shapes`] builds objects of each kind.
 //!
 //! Inspection endpoints: `GET /_sim/state`, `GET /_sim/counters`,
-//! `POST /_sim/seed`, `PUT /_sim/faults`.
+//! `POST /_sim/seed`, `PUT /_sim/faults`, `POST /_sim/refused-writes/{id}`,
+//! `PUT /_sim/apps/{client_id}/roles`.
 
 mod error;
+mod permissions;
 mod properties;
 mod server;
+pub mod shapes;
 mod store;
 mod throttle;
+mod token;
 mod validate;
 
 pub use server::{Counters, RequestCount, router, serve};
@@ -33,6 +38,51 @@ pub struct SimApp {
     pub client_id: String,
     /// Its client secret.
     pub client_secret: String,
+    /// The application permissions granted to it (with admin consent), e.g.
+    /// `User.ReadWrite.All`. Graph refuses with 403 what its token's grants don't cover.
+    #[serde(default = "SimApp::default_roles")]
+    pub roles: Vec<String>,
+    /// How its access tokens show the grants.
+    #[serde(default)]
+    pub token_format: TokenFormat,
+}
+
+impl SimApp {
+    /// The permissions an entra-sync app is usually granted.
+    pub const DEFAULT_ROLES: [&'static str; 3] = [
+        "Group.ReadWrite.All",
+        "GroupMember.ReadWrite.All",
+        "User.ReadWrite.All",
+    ];
+
+    /// An app with [`SimApp::DEFAULT_ROLES`] and JWT access tokens.
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            roles: Self::default_roles(),
+            token_format: TokenFormat::default(),
+        }
+    }
+
+    fn default_roles() -> Vec<String> {
+        Self::DEFAULT_ROLES.map(String::from).to_vec()
+    }
+}
+
+/// How the token endpoint shapes an app's access tokens. Microsoft documents
+/// them as opaque; in practice Entra issues JWTs with a `roles` claim.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenFormat {
+    /// A JWT whose payload lists the granted permissions in `roles` (left out
+    /// when none are granted, as Entra does).
+    #[default]
+    Jwt,
+    /// A JWT without a `roles` claim.
+    JwtWithoutRoles,
+    /// A string that is not a JWT.
+    Opaque,
 }
 
 /// Injected faults. Decisions come from a RNG seeded with `seed`, so a run is repeatable.
@@ -89,10 +139,7 @@ impl Default for SimConfig {
         Self {
             tenant_id: Self::TENANT_ID.into(),
             domains: vec!["contoso.com".into()],
-            apps: vec![SimApp {
-                client_id: Self::CLIENT_ID.into(),
-                client_secret: Self::CLIENT_SECRET.into(),
-            }],
+            apps: vec![SimApp::new(Self::CLIENT_ID, Self::CLIENT_SECRET)],
             token_lifetime: Duration::from_secs(3599),
             replication_delay: Duration::ZERO,
             throttle: ThrottleConfig::default(),
@@ -235,6 +282,23 @@ impl GraphSim {
     /// Invalidates every issued access token, as if they had been revoked.
     pub fn revoke_tokens(&self) {
         self.sim.revoke_tokens();
+    }
+
+    /// Replaces the permissions granted to app `client_id`. As in Entra, tokens
+    /// already issued keep the grants they carry; call [`GraphSim::revoke_tokens`]
+    /// to make them apply at once.
+    pub fn set_app_roles(&self, client_id: &str, roles: &[&str]) {
+        self.sim
+            .set_app_roles(client_id, roles.iter().map(|r| r.to_string()).collect());
+    }
+
+    /// Makes every write to object `id` answer 403 `Authorization_RequestDenied`
+    /// "Insufficient privileges to complete the operation.": PATCH and DELETE
+    /// of it and, for a group, member adds and removals. This is how Graph
+    /// answers an app with `User.ReadWrite.All` that changes a user holding a
+    /// privileged admin role.
+    pub fn refuse_writes(&self, id: &str) {
+        self.sim.refuse_writes(id);
     }
 }
 

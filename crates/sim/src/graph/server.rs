@@ -2,8 +2,10 @@
 //! `$batch`, the token endpoint and the `/_sim` inspection endpoints.
 
 use super::error::SimError;
+use super::permissions::{Access, authorize};
 use super::store::{Directory, Kind, QueryOptions, Reply};
 use super::throttle::{Cost, Lane};
+use super::token::access_token;
 use super::{FaultConfig, Seed, SimConfig};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -15,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -155,6 +157,51 @@ impl<'a> Route<'a> {
         }
     }
 
+    /// The permissions the request needs (see [`Access`]); the organization is not checked.
+    fn needs(self, method: &str, body: Option<&Value>, dir: &Directory) -> Vec<Access> {
+        let has = |key: &str| body.and_then(|b| b.get(key)).is_some();
+        let role_group = |g: &str| dir.role_assignable(&decode(g));
+        let mut needs = Vec::new();
+        match (method, self) {
+            ("GET", Route::Collection(Kind::Users) | Route::Item(Kind::Users, _)) => {
+                needs.push(Access::ReadUsers);
+            }
+            ("GET", Route::Collection(Kind::Groups) | Route::Item(Kind::Groups, _))
+            | ("GET", Route::Members(_)) => needs.push(Access::ReadGroups),
+            ("POST", Route::Collection(Kind::Users)) => needs.push(Access::CreateUser),
+            ("PATCH" | "DELETE", Route::Item(Kind::Users, _)) => needs.push(Access::WriteUser),
+            ("POST", Route::Collection(Kind::Groups)) => {
+                needs.push(Access::CreateGroup);
+                if body.and_then(|b| b.get("isAssignableToRole")) == Some(&Value::Bool(true)) {
+                    needs.push(Access::RoleAssignableGroup);
+                }
+            }
+            ("DELETE", Route::Item(Kind::Groups, _)) => needs.push(Access::WriteGroup),
+            ("PATCH", Route::Item(Kind::Groups, g)) => {
+                let fields = body.and_then(Value::as_object).map_or(0, |b| {
+                    b.keys().filter(|k| *k != "members@odata.bind").count()
+                });
+                if fields > 0 {
+                    needs.push(Access::WriteGroup);
+                }
+                if has("members@odata.bind") {
+                    needs.push(Access::WriteMembers);
+                    if role_group(g) {
+                        needs.push(Access::RoleAssignableGroup);
+                    }
+                }
+            }
+            ("POST", Route::MemberRef(g)) | ("DELETE", Route::MemberItemRef(g, _)) => {
+                needs.push(Access::WriteMembers);
+                if role_group(g) {
+                    needs.push(Access::RoleAssignableGroup);
+                }
+            }
+            _ => {}
+        }
+        needs
+    }
+
     /// RUs and writes (§1.2): GET users 2, members 3, other GETs 1; `$select` −1,
     /// `$top` below 20 −1, at least 1; writes 1 RU + 1 write.
     fn cost(self, method: &str, q: &QueryOptions) -> Cost {
@@ -226,8 +273,15 @@ struct GraphRequest<'a> {
     body: Option<Value>,
 }
 
-struct IssuedToken {
+/// Who sent a request: the app and the permissions its token carries.
+#[derive(Clone)]
+struct Caller {
     app: String,
+    roles: BTreeSet<String>,
+}
+
+struct IssuedToken {
+    caller: Caller,
     expires: Instant,
 }
 
@@ -235,6 +289,8 @@ struct State_ {
     dir: Directory,
     tokens: HashMap<String, IssuedToken>,
     lanes: HashMap<String, Lane>,
+    /// The permissions granted to each app, by lower-case client id.
+    grants: HashMap<String, BTreeSet<String>>,
 }
 
 struct Faults {
@@ -279,11 +335,20 @@ impl Sim {
             rng: StdRng::seed_from_u64(config.faults.seed),
             config: config.faults.clone(),
         };
+        let grants = config
+            .apps
+            .iter()
+            .map(|a| {
+                let roles = a.roles.iter().cloned().collect();
+                (a.client_id.to_ascii_lowercase(), roles)
+            })
+            .collect();
         Self {
             state: Mutex::new(State_ {
                 dir,
                 tokens: HashMap::new(),
                 lanes: HashMap::new(),
+                grants,
             }),
             counters: Mutex::new(HashMap::new()),
             faults: Mutex::new(faults),
@@ -367,6 +432,16 @@ impl Sim {
 
     pub fn revoke_tokens(&self) {
         lock(&self.state).tokens.clear();
+    }
+
+    pub fn set_app_roles(&self, client_id: &str, roles: BTreeSet<String>) {
+        lock(&self.state)
+            .grants
+            .insert(client_id.to_ascii_lowercase(), roles);
+    }
+
+    pub fn refuse_writes(&self, id: &str) {
+        lock(&self.state).dir.refuse_writes(id);
     }
 
     fn roll_fault(&self) -> (Option<Duration>, Option<FaultAction>) {
@@ -475,16 +550,21 @@ impl Sim {
                 ),
             );
         }
-        let token = format!(
-            "sim.{}.{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
         let lifetime = self.config.token_lifetime;
-        lock(&self.state).tokens.insert(
+        let mut state = lock(&self.state);
+        let roles = state
+            .grants
+            .get(&app.client_id.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default();
+        let token = access_token(app, &self.config.tenant_id, &roles, lifetime);
+        state.tokens.insert(
             token.clone(),
             IssuedToken {
-                app: app.client_id.clone(),
+                caller: Caller {
+                    app: app.client_id.clone(),
+                    roles,
+                },
                 expires: Instant::now() + lifetime,
             },
         );
@@ -500,13 +580,14 @@ impl Sim {
         }
     }
 
-    /// The application a bearer token belongs to, or 401 `InvalidAuthenticationToken`.
+    /// The application a bearer token belongs to and the grants it carries,
+    /// or 401 `InvalidAuthenticationToken`.
     fn authenticate(
         &self,
         state: &State_,
         authorization: Option<&str>,
         now: Instant,
-    ) -> Result<String, SimError> {
+    ) -> Result<Caller, SimError> {
         let invalid = |m: &str| SimError::new(401, "InvalidAuthenticationToken", m);
         let token = authorization
             .and_then(|h| h.strip_prefix("Bearer "))
@@ -519,7 +600,7 @@ impl Sim {
         if now >= issued.expires {
             return Err(invalid("Access token has expired or is not yet valid."));
         }
-        Ok(issued.app.clone())
+        Ok(issued.caller.clone())
     }
 
     /// Serves one Graph request (the outer one, or a `$batch`).
@@ -531,8 +612,8 @@ impl Sim {
     ) -> Answer {
         let now = Instant::now();
         let mut state = lock(&self.state);
-        let app = match self.authenticate(&state, authorization, now) {
-            Ok(app) => app,
+        let caller = match self.authenticate(&state, authorization, now) {
+            Ok(caller) => caller,
             Err(e) => return Answer::error(&e),
         };
         if Route::parse(request.path) == Route::Batch {
@@ -543,16 +624,16 @@ impl Sim {
                     "Specified HTTP method is not allowed for the request target.",
                 ));
             }
-            return self.batch(&mut state, &app, request.body, origin, now);
+            return self.batch(&mut state, &caller, request.body, origin, now);
         }
-        self.one(&mut state, &app, request, origin, now)
+        self.one(&mut state, &caller, request, origin, now)
     }
 
-    /// One request after authentication: throttling, then the directory.
+    /// One request after authentication: throttling, permissions, then the directory.
     fn one(
         &self,
         state: &mut State_,
-        app: &str,
+        caller: &Caller,
         request: GraphRequest<'_>,
         origin: &str,
         now: Instant,
@@ -570,6 +651,7 @@ impl Sim {
         };
         let cost = route.cost(method, &q);
         let users = state.dir.user_count();
+        let app = caller.app.as_str();
         let lane = state.lanes.entry(app.to_string()).or_insert_with(Lane::new);
         let share = match lane.admit(&self.config.throttle, users, cost, now) {
             Ok(share) => share,
@@ -603,6 +685,12 @@ impl Sim {
                 };
             }
         };
+        if let Err(e) = authorize(
+            &caller.roles,
+            &route.needs(method, body.as_ref(), &state.dir),
+        ) {
+            return Answer::error(&e);
+        }
         let link_base = format!("{origin}/v1.0{path}");
         let domains = &self.config.domains;
         let dir = &mut state.dir;
@@ -666,7 +754,7 @@ impl Sim {
     fn batch(
         &self,
         state: &mut State_,
-        app: &str,
+        caller: &Caller,
         body: Option<Value>,
         origin: &str,
         now: Instant,
@@ -745,7 +833,7 @@ impl Sim {
                     query,
                     body: inner.body,
                 };
-                self.one(state, app, request, origin, now)
+                self.one(state, caller, request, origin, now)
             };
             self.count(method, Route::parse(&path).class(), answer.status);
             statuses.insert(id, answer.status);
@@ -796,6 +884,8 @@ pub(crate) fn routes(sim: Arc<Sim>) -> Router {
         .route("/_sim/counters", get(sim_counters))
         .route("/_sim/seed", post(sim_seed))
         .route("/_sim/faults", put(sim_faults))
+        .route("/_sim/refused-writes/{id}", post(sim_refuse_writes))
+        .route("/_sim/apps/{client_id}/roles", put(sim_app_roles))
         .route("/v1.0/{*rest}", any(graph))
         .with_state(sim)
 }
@@ -899,6 +989,20 @@ async fn sim_seed(State(sim): State<Arc<Sim>>, axum::Json(seed): axum::Json<Seed
         }
         Err(e) => Answer::error(&e).into_response(),
     }
+}
+
+async fn sim_refuse_writes(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> StatusCode {
+    sim.refuse_writes(&id);
+    StatusCode::NO_CONTENT
+}
+
+async fn sim_app_roles(
+    State(sim): State<Arc<Sim>>,
+    Path(client_id): Path<String>,
+    axum::Json(roles): axum::Json<BTreeSet<String>>,
+) -> StatusCode {
+    sim.set_app_roles(&client_id, roles);
+    StatusCode::NO_CONTENT
 }
 
 async fn sim_faults(

@@ -265,6 +265,8 @@ pub(crate) struct Directory {
     groups: BTreeMap<String, Object>,
     /// Lower-case UPN → user id.
     upns: HashMap<String, String>,
+    /// Objects whose every write answers 403 (a user holding a privileged admin role).
+    refused_writes: BTreeSet<String>,
     /// Objects younger than this are invisible to get-by-id, PATCH and member adds.
     replication_delay: Duration,
 }
@@ -334,7 +336,42 @@ impl Directory {
             .ok_or_else(|| SimError::not_found(key))
     }
 
-    /// Inserts an object as is (seeding): no validation, always replicated.
+    /// Makes every write to object `id` answer 403.
+    pub fn refuse_writes(&mut self, id: &str) {
+        self.refused_writes.insert(id.to_ascii_lowercase());
+    }
+
+    /// Whether group `key` exists and is role-assignable.
+    pub fn role_assignable(&self, key: &str) -> bool {
+        self.resolve(Kind::Groups, key)
+            .is_some_and(|id| flag(&self.groups[&id], "isAssignableToRole"))
+    }
+
+    /// Refuses any write to an object whose writes are refused, or that is
+    /// synchronised from on-premises.
+    fn writable(&self, id: &str, object: &Object) -> Result<(), SimError> {
+        if self.refused_writes.contains(id) {
+            Err(SimError::insufficient_privileges())
+        } else if flag(object, "onPremisesSyncEnabled") {
+            Err(SimError::on_premises_mastered())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Refuses member writes to group `id`: those of [`Directory::writable`], and
+    /// groups whose members Graph won't let an app change.
+    fn members_writable(&self, id: &str) -> Result<(), SimError> {
+        let group = &self.groups[id];
+        self.writable(id, group)?;
+        if read_only(group) || has_group_type(group, "DynamicMembership") {
+            return Err(SimError::insufficient_privileges());
+        }
+        Ok(())
+    }
+
+    /// Inserts an object as is (seeding): no validation, always replicated. A
+    /// group without `groupTypes` gets `[]`, as Graph always returns one.
     pub fn seed(&mut self, kind: Kind, mut props: Map<String, Value>) -> Result<String, SimError> {
         let id = match props.get("id").and_then(Value::as_str) {
             Some(id) => uuid::Uuid::parse_str(id)
@@ -348,6 +385,9 @@ impl Directory {
             && let Some(upn) = props.get("userPrincipalName").and_then(Value::as_str)
         {
             self.upns.insert(upn.to_ascii_lowercase(), id.clone());
+        }
+        if kind == Kind::Groups {
+            props.entry("groupTypes").or_insert_with(|| json!([]));
         }
         let object = Object {
             props,
@@ -476,10 +516,17 @@ impl Directory {
             ));
         };
         let id = self.visible_id(kind, key, now)?;
+        self.writable(&id, &self.map(kind)[&id])?;
         let binds = match kind {
             Kind::Groups => take_binds(&mut props)?,
             Kind::Users => Vec::new(),
         };
+        if kind == Kind::Groups && !binds.is_empty() {
+            self.members_writable(&id)?;
+        }
+        if kind == Kind::Groups && !props.is_empty() && read_only(&self.groups[&id]) {
+            return Err(SimError::mail_enabled_read_only());
+        }
         match kind {
             Kind::Users => validate::user(&props, false, domains)?,
             Kind::Groups => validate::group(&props, false)?,
@@ -487,9 +534,6 @@ impl Directory {
         let mut new_members = BTreeSet::new();
         if kind == Kind::Groups && !binds.is_empty() {
             let group = &self.groups[&id];
-            if !managed(group) {
-                return Err(mail_enabled_refusal());
-            }
             for m in &binds {
                 let m = self.visible_member(m, now)?;
                 if group.members.contains(&m) || !new_members.insert(m) {
@@ -530,10 +574,16 @@ impl Directory {
     }
 
     /// `DELETE /users/{id}` or `DELETE /groups/{id}`; also drops its memberships.
+    /// (inferred) An object Graph won't let an app PATCH can't be deleted either.
     pub fn delete(&mut self, kind: Kind, key: &str) -> Result<Reply, SimError> {
         let id = self
             .resolve(kind, key)
             .ok_or_else(|| SimError::not_found(key))?;
+        let object = &self.map(kind)[&id];
+        self.writable(&id, object)?;
+        if kind == Kind::Groups && read_only(object) {
+            return Err(SimError::mail_enabled_read_only());
+        }
         let removed = match kind {
             Kind::Users => self.users.remove(&id),
             Kind::Groups => self.groups.remove(&id),
@@ -615,9 +665,7 @@ impl Directory {
         if !self.visible(&self.groups[&gid], now) {
             return Err(SimError::references_missing());
         }
-        if !managed(&self.groups[&gid]) {
-            return Err(mail_enabled_refusal());
-        }
+        self.members_writable(&gid)?;
         let member = self.visible_member(reference, now)?;
         let group = self
             .groups
@@ -634,9 +682,7 @@ impl Directory {
         let gid = self
             .resolve(Kind::Groups, key)
             .ok_or_else(|| SimError::not_found(key))?;
-        if !managed(&self.groups[&gid]) {
-            return Err(mail_enabled_refusal());
-        }
+        self.members_writable(&gid)?;
         let group = self
             .groups
             .get_mut(&gid)
@@ -702,22 +748,23 @@ impl Kind {
     }
 }
 
-/// Whether Graph may change the group: not a mail-enabled security or distribution group.
-fn managed(group: &Object) -> bool {
-    let unified = group
+/// Whether a boolean property is `true`.
+fn flag(object: &Object, property: &str) -> bool {
+    object.props.get(property) == Some(&Value::Bool(true))
+}
+
+fn has_group_type(group: &Object, wanted: &str) -> bool {
+    group
         .props
         .get("groupTypes")
         .and_then(Value::as_array)
-        .is_some_and(|t| t.iter().any(|t| t.as_str() == Some("Unified")));
-    unified || group.props.get("mailEnabled") != Some(&Value::Bool(true))
+        .is_some_and(|t| t.iter().any(|t| t.as_str() == Some(wanted)))
 }
 
-fn mail_enabled_refusal() -> SimError {
-    SimError::new(
-        403,
-        "Authorization_RequestDenied",
-        "Cannot Update a mail-enabled security groups and or distribution list.",
-    )
+/// A mail-enabled security group or a distribution group: read-only through
+/// Graph (groups-overview.md). Microsoft 365 groups are mail-enabled too, but managed.
+fn read_only(group: &Object) -> bool {
+    flag(group, "mailEnabled") && !has_group_type(group, "Unified")
 }
 
 /// Takes `members@odata.bind` out of a group body; at most 20 references.
