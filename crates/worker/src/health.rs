@@ -71,7 +71,7 @@ pub struct HealthState {
     /// The state, pinged by `/readyz`.
     pub store: Store,
     /// The broker connection, checked by `/readyz`.
-    pub broker: Arc<lapin::Connection>,
+    pub broker: Arc<entra_sync_queue::Connection>,
     /// The counters.
     pub metrics: Arc<WorkerMetrics>,
 }
