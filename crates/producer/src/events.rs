@@ -428,7 +428,7 @@ impl Follower for EventFollower {
         let changes: Vec<ObjectChange> = fresh
             .iter()
             .filter_map(ObjectChange::from_event)
-            .filter(|c| set.insert(c.clone()))
+            .filter(|c| set.insert(*c))
             .collect();
         let batch = Batch {
             source: ChangeSource::Events,

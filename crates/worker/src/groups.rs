@@ -1,5 +1,9 @@
 //! Reconciling one authentik group with its Entra counterpart (the group
 //! itself; its members are [`crate::memberships`]).
+//!
+//! Graph allows duplicate group names, so a create first looks for one
+//! unlinked group of that name and adopts it: a create whose answer was lost
+//! is never repeated blind (DESIGN invariant 4). The rest is [`crate::objects`].
 
 use crate::ReconcileError;
 use crate::memberships::{recently_linked, record_existing_members};

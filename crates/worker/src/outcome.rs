@@ -1,6 +1,7 @@
 //! What a task came to, as the provisioning log (`object_outcomes`), `status`
 //! and the metrics name it: the [`Action`] taken on the object and the task's
-//! [`TaskResult`], and the detail recorded with them.
+//! [`TaskResult`], and the detail recorded with them. Each failure class of
+//! DESIGN invariant 6 ends in its own result.
 
 use crate::memberships::MembershipAction;
 use crate::objects::ObjectAction;

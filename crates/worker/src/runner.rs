@@ -1,5 +1,5 @@
 //! The worker loop: takes deliveries from RabbitMQ, the direct lane first,
-//! and hands each to the [`Handler`](crate::handler) while a permit is free;
+//! and hands each to the handler (`handler.rs`) while a permit is free;
 //! on shutdown it stops taking, lets in-flight tasks finish within the grace
 //! period and leaves the rest to the broker.
 //!

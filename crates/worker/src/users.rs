@@ -1,4 +1,8 @@
 //! Reconciling one authentik user with its Entra counterpart.
+//!
+//! A user whose UPN is already taken in Entra adopts the user holding it
+//! (DESIGN invariant 6, conflict); one outside the scope is deprovisioned only
+//! if we linked it (invariant 7). The rest is [`crate::objects`].
 
 use crate::ReconcileError;
 use crate::objects::{self, LinkedObjects, ObjectAction};
