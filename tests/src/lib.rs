@@ -274,7 +274,7 @@ webhook_secret_file = "webhook-secret"
         parts.listen = None;
         parts.settings.lock_timeout = Duration::from_secs(10);
         parts.settings.shutdown_grace = Duration::from_secs(5);
-        parts.settings.retry_base = Duration::from_millis(200);
+        parts.settings.retry_backoff.base = Duration::from_millis(200);
         Service::spawn(|shutdown| async move {
             entra_sync_worker::runner::run(parts, shutdown)
                 .await

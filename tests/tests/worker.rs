@@ -1,7 +1,8 @@
 //! The worker loop against the real RabbitMQ and PostgreSQL and the simulators:
 //! tasks are published the way the producer publishes them.
 
-use entra_sync_core::task::{ObjectKind, Task, TaskReason};
+use entra_sync_core::ids::AkUserPk;
+use entra_sync_core::task::{ObjectRef, Task, TaskReason};
 use entra_sync_queue::{Lane, Publisher};
 use entra_sync_sim::authentik::{Mode, NewUser};
 use entra_sync_sim::graph::FaultConfig;
@@ -26,12 +27,7 @@ fn user(n: u32) -> NewUser {
 }
 
 fn user_task(provider: &str, pk: i64) -> Task {
-    Task::new(
-        provider,
-        ObjectKind::User,
-        pk.to_string(),
-        TaskReason::Event,
-    )
+    Task::new(provider, ObjectRef::User(AkUserPk(pk)), TaskReason::Event)
 }
 
 async fn outcomes(stack: &Stack, result: &str) -> i64 {

@@ -6,13 +6,13 @@ use entra_sync_core::authentik::{AkGroup, AkUser};
 use entra_sync_core::diff::{self, Body};
 use entra_sync_core::entra::{EntraGroup, EntraUser};
 use entra_sync_core::ids::EntraObjectId;
-use entra_sync_core::mapping::defaults::add_user_create_properties;
+use entra_sync_core::mapping::defaults::{add_initial_password, add_user_immutable_id};
 use entra_sync_core::mapping::{
     AppliesTo, CompiledMapping, Connection, Mapped, Mapper, MappingInput, ProviderInfo, Subject,
 };
 use entra_sync_core::matching::{Match, Matcher};
 use entra_sync_core::password::meets_complexity;
-use entra_sync_core::reconcile::{DeleteAction, Desired, Kind, Known, Plan, plan, suspend_patch};
+use entra_sync_core::reconcile::{DeleteAction, Desired, Kind, Known, Patch, Plan, plan};
 use rand::SeedableRng;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -68,7 +68,8 @@ fn written_after_create(create: &Body) -> Body {
 #[test]
 fn user_create() {
     let mapper = Mapper::default();
-    let desired = body(map(&mapper, Subject::User(&user("John Doe")), None));
+    let mut desired = body(map(&mapper, Subject::User(&user("John Doe")), None));
+    add_user_immutable_id(&mut desired, &user("John Doe"));
     let Plan::Create(mut create) = plan(
         Kind::User,
         &Desired::Present(desired),
@@ -77,11 +78,7 @@ fn user_create() {
     ) else {
         panic!("a new user is created");
     };
-    add_user_create_properties(
-        &mut create,
-        &user("John Doe"),
-        &mut rand::rngs::StdRng::seed_from_u64(3),
-    );
+    add_initial_password(&mut create, &mut rand::rngs::StdRng::seed_from_u64(3));
     assert_eq!(create["displayName"], "John Doe");
     assert_eq!(create["accountEnabled"], true);
     assert_eq!(create["mailNickname"], "jdoe");
@@ -107,8 +104,13 @@ fn user_not_created_when_a_mapping_skips_it() {
         Mapped::Skip("00-skip".into())
     );
     assert_eq!(
-        plan(Kind::User, &Desired::Skipped, None, DeleteAction::Delete),
-        Plan::Unchanged
+        plan(
+            Kind::User,
+            &Desired::Skipped("00-skip".into()),
+            None,
+            DeleteAction::Delete
+        ),
+        Plan::Skipped("00-skip".into())
     );
 }
 
@@ -132,20 +134,18 @@ fn user_create_update() {
         attributes: &created,
         suspended: false,
     };
+    let Plan::Update { patch, .. } = plan(
+        Kind::User,
+        &Desired::Present(renamed),
+        Some(&known),
+        DeleteAction::Delete,
+    ) else {
+        panic!("a rename is an update");
+    };
+    assert_eq!(patch.entra_id, id(1));
     assert_eq!(
-        plan(
-            Kind::User,
-            &Desired::Present(renamed),
-            Some(&known),
-            DeleteAction::Delete
-        ),
-        Plan::Update {
-            entra_id: id(1),
-            patch: json!({"displayName": "new name"})
-                .as_object()
-                .cloned()
-                .unwrap()
-        }
+        Value::Object(patch.changes),
+        json!({"displayName": "new name"})
     );
 }
 
@@ -175,11 +175,17 @@ fn user_delete_actions() {
             Some(&known),
             DeleteAction::Suspend
         ),
-        Plan::Suspend(id(1))
-    );
-    assert_eq!(
-        Value::Object(suspend_patch()),
-        json!({"accountEnabled": false})
+        Plan::Suspend(Patch {
+            entra_id: id(1),
+            changes: json!({"accountEnabled": false})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            attributes: json!({"accountEnabled": false})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        })
     );
     assert_eq!(
         plan(
@@ -255,20 +261,18 @@ fn group_create_update() {
         attributes: &created,
         suspended: false,
     };
+    let Plan::Update { patch, .. } = plan(
+        Kind::Group,
+        &Desired::Present(renamed),
+        Some(&known),
+        DeleteAction::Delete,
+    ) else {
+        panic!("a rename is an update");
+    };
+    assert_eq!(patch.entra_id, id(9));
     assert_eq!(
-        plan(
-            Kind::Group,
-            &Desired::Present(renamed),
-            Some(&known),
-            DeleteAction::Delete
-        ),
-        Plan::Update {
-            entra_id: id(9),
-            patch: json!({"displayName": "Platform", "mailNickname": "platform"})
-                .as_object()
-                .cloned()
-                .unwrap()
-        }
+        Value::Object(patch.changes),
+        json!({"displayName": "Platform", "mailNickname": "platform"})
     );
 }
 

@@ -29,7 +29,8 @@
 
 use chrono::{DateTime, Utc};
 use entra_sync_authentik::{AkEvent, AuthentikClient, AuthentikError};
-use entra_sync_core::task::{ObjectKind, Task, TaskReason};
+use entra_sync_core::ids::{AkGroupPk, AkUserPk};
+use entra_sync_core::task::{ObjectRef, Task, TaskReason};
 use entra_sync_store::cursor::SourceCursor;
 use entra_sync_store::{Store, StoreError};
 use std::collections::HashSet;
@@ -43,34 +44,25 @@ pub const EVENTS_CURSOR: &str = "authentik:events";
 /// The cursor name of the users' `last_updated` watermark.
 pub const WATERMARK_CURSOR: &str = "authentik:users-last-updated";
 
-/// What kind of object changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChangeKind {
-    /// A user (id: integer pk). The user and maybe its memberships changed.
-    User,
-    /// A group (id: UUID). The group and maybe its memberships changed.
-    Group,
-}
-
 /// One object that may have changed. Level-triggered: it says what to look
 /// at, not what happened (a deleted object is found missing by the worker).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ObjectChange {
-    /// User or group.
-    pub kind: ChangeKind,
-    /// A user's pk or a group's hyphenated UUID, as text.
-    pub id: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectChange {
+    /// A user. The user and maybe its memberships changed.
+    User(AkUserPk),
+    /// A group. The group and maybe its memberships changed.
+    Group(AkGroupPk),
 }
 
 impl ObjectChange {
     /// The tasks to publish for this change: a user → its user task; a group →
     /// its group task and its membership task.
     pub fn tasks(&self, provider: &str, reason: TaskReason) -> Vec<Task> {
-        match self.kind {
-            ChangeKind::User => vec![Task::new(provider, ObjectKind::User, &*self.id, reason)],
-            ChangeKind::Group => vec![
-                Task::new(provider, ObjectKind::Group, &*self.id, reason),
-                Task::new(provider, ObjectKind::Membership, &*self.id, reason),
+        match *self {
+            Self::User(pk) => vec![Task::new(provider, ObjectRef::User(pk), reason)],
+            Self::Group(pk) => vec![
+                Task::new(provider, ObjectRef::Group(pk), reason),
+                Task::new(provider, ObjectRef::Membership(pk), reason),
             ],
         }
     }
@@ -95,18 +87,12 @@ impl ObjectChange {
                     serde_json::Value::String(s) => s.parse().ok()?,
                     _ => return None,
                 };
-                Some(Self {
-                    kind: ChangeKind::User,
-                    id: pk.to_string(),
-                })
+                Some(Self::User(AkUserPk(pk)))
             }
             "group" => {
                 // authentik stores UUID pks as hex without dashes.
                 let uuid = uuid::Uuid::parse_str(model.pk.as_str()?).ok()?;
-                Some(Self {
-                    kind: ChangeKind::Group,
-                    id: uuid.hyphenated().to_string(),
-                })
+                Some(Self::Group(AkGroupPk(uuid)))
             }
             _ => None,
         }
@@ -442,7 +428,7 @@ impl Follower for EventFollower {
         let changes: Vec<ObjectChange> = fresh
             .iter()
             .filter_map(ObjectChange::from_event)
-            .filter(|c| set.insert(c.clone()))
+            .filter(|c| set.insert(*c))
             .collect();
         let batch = Batch {
             source: ChangeSource::Events,
@@ -542,13 +528,7 @@ impl Follower for WatermarkFollower {
                 _ => page = next,
             }
         }
-        let changes: Vec<ObjectChange> = fresh
-            .iter()
-            .map(|pk| ObjectChange {
-                kind: ChangeKind::User,
-                id: pk.to_string(),
-            })
-            .collect();
+        let changes: Vec<ObjectChange> = fresh.iter().map(|pk| ObjectChange::User(*pk)).collect();
         let batch = Batch {
             source: ChangeSource::Watermark,
             new_items: fresh.len(),
@@ -604,10 +584,7 @@ mod tests {
         let g = uuid::Uuid::new_v4();
         assert_eq!(
             ObjectChange::from_event(&event("model_updated", "user", serde_json::json!(42))),
-            Some(ObjectChange {
-                kind: ChangeKind::User,
-                id: "42".into()
-            })
+            Some(ObjectChange::User(AkUserPk(42)))
         );
         assert_eq!(
             ObjectChange::from_event(&event(
@@ -615,10 +592,7 @@ mod tests {
                 "group",
                 serde_json::json!(g.simple().to_string())
             )),
-            Some(ObjectChange {
-                kind: ChangeKind::Group,
-                id: g.to_string()
-            })
+            Some(ObjectChange::Group(AkGroupPk(g)))
         );
         assert_eq!(
             ObjectChange::from_event(&event("model_updated", "token", serde_json::json!("t"))),
@@ -628,14 +602,13 @@ mod tests {
             ObjectChange::from_event(&event("login", "user", serde_json::json!(1))),
             None
         );
-        let tasks = ObjectChange {
-            kind: ChangeKind::Group,
-            id: g.to_string(),
-        }
-        .tasks("p", TaskReason::Event);
+        let tasks = ObjectChange::Group(AkGroupPk(g)).tasks("p", TaskReason::Event);
         assert_eq!(
-            tasks.iter().map(|t| t.kind).collect::<Vec<_>>(),
-            vec![ObjectKind::Group, ObjectKind::Membership]
+            tasks.iter().map(|t| t.object).collect::<Vec<_>>(),
+            vec![
+                ObjectRef::Group(AkGroupPk(g)),
+                ObjectRef::Membership(AkGroupPk(g))
+            ]
         );
     }
 

@@ -16,7 +16,7 @@ use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use entra_sync_core::matching::{Match, Matcher};
 use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_core::scope::Scope;
-use entra_sync_core::task::{ObjectKind, Task, TaskReason};
+use entra_sync_core::task::{ObjectKind, ObjectRef, Task, TaskReason};
 use entra_sync_graph::{GraphClient, GraphFailure};
 use entra_sync_queue::{Lane, Publisher, QueueError};
 use entra_sync_store::links::{GroupLink, Link, LinkOrigin, LinkState, UserLink};
@@ -562,7 +562,8 @@ impl Execution<'_> {
             "full sync phase"
         );
         for id in pending {
-            let mut task = Task::new(&self.target.name, kind, id, TaskReason::FullSync);
+            let object = ObjectRef::parse(kind, &id).map_err(|e| Stop::Fail(e.to_string()))?;
+            let mut task = Task::new(&self.target.name, object, TaskReason::FullSync);
             task.run_id = Some(self.run);
             self.ctx.publish(Lane::Bulk, &task).await?;
         }

@@ -3,10 +3,10 @@
 
 use chrono::Utc;
 use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig, RetryPolicy};
+use entra_sync_core::ids::{AkGroupPk, AkUserPk};
 use entra_sync_producer::events::{
-    ChangeKind, ChangeSink, ChangeSource, EVENTS_CURSOR, EventFollower, FollowError, Follower,
-    FollowerConfig, FullSyncReason, Handoff, ObjectChange, SinkError, WATERMARK_CURSOR,
-    WatermarkFollower, run,
+    ChangeSink, ChangeSource, EVENTS_CURSOR, EventFollower, FollowError, Follower, FollowerConfig,
+    FullSyncReason, Handoff, ObjectChange, SinkError, WATERMARK_CURSOR, WatermarkFollower, run,
 };
 use entra_sync_sim::authentik::{self, Mode, NewGroup, NewUser, OrgSpec, SimConfig, UserPatch};
 use entra_sync_store::testing::TestDatabase;
@@ -74,17 +74,22 @@ impl Collect {
 }
 
 fn user(pk: i64) -> ObjectChange {
-    ObjectChange {
-        kind: ChangeKind::User,
-        id: pk.to_string(),
-    }
+    ObjectChange::User(AkUserPk(pk))
 }
 
 fn group(pk: uuid::Uuid) -> ObjectChange {
-    ObjectChange {
-        kind: ChangeKind::Group,
-        id: pk.to_string(),
-    }
+    ObjectChange::Group(AkGroupPk(pk))
+}
+
+/// The pks of changes that are all users.
+fn user_pks(changes: &[ObjectChange]) -> Vec<i64> {
+    changes
+        .iter()
+        .map(|c| match c {
+            ObjectChange::User(pk) => pk.0,
+            ObjectChange::Group(g) => panic!("only users changed, not group {g}"),
+        })
+        .collect()
 }
 
 fn new_user(name: &str) -> NewUser {
@@ -180,11 +185,7 @@ async fn events_sharing_a_timestamp_across_pages_and_restarts_are_neither_skippe
     let mut sink = Collect::default();
     f.poll_once(&mut sink).await.unwrap();
     // Within one instant the feed orders by event pk, so compare as sets.
-    let mut got: Vec<i64> = sink
-        .changes()
-        .iter()
-        .map(|c| c.id.parse().unwrap())
-        .collect();
+    let mut got = user_pks(&sink.changes());
     got.sort();
     assert_eq!(got, first);
     let cursor = db.store.load_cursor(EVENTS_CURSOR).await.unwrap().unwrap();
@@ -205,11 +206,7 @@ async fn events_sharing_a_timestamp_across_pages_and_restarts_are_neither_skippe
     let f = start(db.store.clone());
     let mut sink = Collect::default();
     f.poll_once(&mut sink).await.unwrap();
-    let mut got: Vec<i64> = sink
-        .changes()
-        .iter()
-        .map(|c| c.id.parse().unwrap())
-        .collect();
+    let mut got = user_pks(&sink.changes());
     got.sort();
     assert_eq!(got, second);
     let mut sink = Collect::default();

@@ -150,7 +150,7 @@ async fn phases_run_in_order_users_then_groups_then_memberships() {
         "{:?}",
         worker.violations.lock().unwrap()
     );
-    let kinds: Vec<ObjectKind> = worker.seen().iter().map(|t| t.kind).collect();
+    let kinds: Vec<ObjectKind> = worker.seen().iter().map(|t| t.object.kind()).collect();
     let mut expected = vec![ObjectKind::User; 5];
     expected.extend([ObjectKind::Group; 2]);
     expected.extend([ObjectKind::Membership; 2]);
@@ -158,8 +158,8 @@ async fn phases_run_in_order_users_then_groups_then_memberships() {
     let groups: Vec<String> = worker
         .seen()
         .iter()
-        .filter(|t| t.kind == ObjectKind::Membership)
-        .map(|t| t.object_id.clone())
+        .filter(|t| t.object.kind() == ObjectKind::Membership)
+        .map(|t| t.object.id_string())
         .collect();
     assert!(groups.contains(&g1.to_string()) && groups.contains(&g2.to_string()));
 }
@@ -203,8 +203,8 @@ async fn out_of_scope_and_deleted_linked_users_are_planned_so_the_worker_can_dep
     let mut users: Vec<String> = worker
         .seen()
         .iter()
-        .filter(|t| t.kind == ObjectKind::User)
-        .map(|t| t.object_id.clone())
+        .filter(|t| t.object.kind() == ObjectKind::User)
+        .map(|t| t.object.id_string())
         .collect();
     users.sort();
     let mut expected = vec![member.to_string(), outside.to_string(), "999".to_string()];
@@ -376,8 +376,8 @@ async fn executing_a_run_again_publishes_only_what_is_still_pending() {
     let users: Vec<String> = worker
         .seen()
         .iter()
-        .filter(|t| t.kind == ObjectKind::User)
-        .map(|t| t.object_id.clone())
+        .filter(|t| t.object.kind() == ObjectKind::User)
+        .map(|t| t.object.id_string())
         .collect();
     assert_eq!(users, vec![b.to_string()]);
 }

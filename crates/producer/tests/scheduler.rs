@@ -3,9 +3,10 @@
 mod common;
 
 use common::Env;
-use entra_sync_core::task::{ObjectKind, TaskReason};
+use entra_sync_core::ids::{AkGroupPk, AkUserPk};
+use entra_sync_core::task::{ObjectRef, TaskReason};
 use entra_sync_producer::events::{
-    ChangeKind, ChangeSink, ChangeSource, FullSyncReason, Handoff, ObjectChange,
+    ChangeSink, ChangeSource, FullSyncReason, Handoff, ObjectChange,
 };
 use entra_sync_producer::scheduler::{ProviderSchedule, Scheduler};
 use entra_sync_producer::sink::TaskSink;
@@ -201,33 +202,24 @@ async fn the_sink_publishes_direct_tasks_and_skips_halted_providers() {
         vec!["p".into(), "q".into()],
         Arc::new(Notify::new()),
     );
-    let group = uuid::Uuid::from_u128(5).to_string();
+    let group = AkGroupPk(uuid::Uuid::from_u128(5));
     sink.handle(Handoff::Changes {
         source: ChangeSource::Watermark,
-        changes: vec![
-            ObjectChange {
-                kind: ChangeKind::User,
-                id: "42".into(),
-            },
-            ObjectChange {
-                kind: ChangeKind::Group,
-                id: group.clone(),
-            },
-        ],
+        changes: vec![ObjectChange::User(AkUserPk(42)), ObjectChange::Group(group)],
     })
     .await
     .unwrap();
     let tasks = env.drain(Lane::Direct, Duration::from_millis(500)).await;
-    let got: Vec<(String, ObjectKind, String)> = tasks
+    let got: Vec<(String, ObjectRef)> = tasks
         .iter()
-        .map(|t| (t.provider.clone(), t.kind, t.object_id.clone()))
+        .map(|t| (t.provider.clone(), t.object))
         .collect();
     assert_eq!(
         got,
         vec![
-            ("p".into(), ObjectKind::User, "42".into()),
-            ("p".into(), ObjectKind::Group, group.clone()),
-            ("p".into(), ObjectKind::Membership, group),
+            ("p".into(), ObjectRef::User(AkUserPk(42))),
+            ("p".into(), ObjectRef::Group(group)),
+            ("p".into(), ObjectRef::Membership(group)),
         ]
     );
     assert!(

@@ -1,9 +1,9 @@
 //! The webhook: its auth, its limits, and the wake-up it gives the events follower.
 
 use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig};
+use entra_sync_core::ids::AkUserPk;
 use entra_sync_producer::events::{
-    ChangeKind, ChangeSink, EVENTS_CURSOR, EventFollower, FollowerConfig, Handoff, ObjectChange,
-    SinkError, run,
+    ChangeSink, EVENTS_CURSOR, EventFollower, FollowerConfig, Handoff, ObjectChange, SinkError, run,
 };
 use entra_sync_producer::webhook::{self, MAX_BODY_BYTES, WebhookSecret};
 use entra_sync_sim::authentik::{self, Mode, NewUser, SimConfig, WebhookTarget};
@@ -187,13 +187,9 @@ async fn an_authentik_webhook_wakes_the_follower_long_before_its_poll_interval()
         .expect("woken by the webhook")
         .unwrap();
     match next {
-        Handoff::Changes { changes, .. } => assert_eq!(
-            changes,
-            vec![ObjectChange {
-                kind: ChangeKind::User,
-                id: pk.to_string()
-            }]
-        ),
+        Handoff::Changes { changes, .. } => {
+            assert_eq!(changes, vec![ObjectChange::User(AkUserPk(pk))])
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(sim.sim.stats().webhooks_delivered, 1);

@@ -1,5 +1,7 @@
 //! RabbitMQ for entra-sync: the topology, publishing tasks with confirms, and
-//! consuming them with manual acks.
+//! consuming them with manual acks. The services see no AMQP client types but
+//! the [`Connection`] they open channels on: a [`Consumer`] yields
+//! [`Delivery`]s, settled by `ack` or `requeue`.
 //!
 //! Topology (all queues durable quorum queues):
 //! - exchange `<prefix>.tasks` (direct) routes `direct` and `bulk` to the
@@ -17,11 +19,13 @@ mod publisher;
 pub mod testing;
 mod topology;
 
-pub use consumer::consume;
+pub use consumer::{Consumer, Delivery};
+/// A connection to the broker, on which publishers and consumers open their channels.
+pub use lapin::Connection;
 pub use publisher::Publisher;
 pub use topology::{Lane, RetryTier, Topology};
 
-use lapin::{Connection, ConnectionProperties};
+use lapin::ConnectionProperties;
 use std::time::Duration;
 
 /// A broker failure, with what was being done.

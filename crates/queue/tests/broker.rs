@@ -1,8 +1,9 @@
 //! Publishing and consuming against the real RabbitMQ, one vhost per test.
 
-use entra_sync_core::task::{ObjectKind, Task, TaskReason};
+use entra_sync_core::ids::AkUserPk;
+use entra_sync_core::task::{ObjectRef, Task, TaskReason};
 use entra_sync_queue::testing::TestVhost;
-use entra_sync_queue::{Lane, Publisher, Topology, connect};
+use entra_sync_queue::{Consumer, Lane, Publisher, Topology, connect};
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions};
 use lapin::types::FieldTable;
@@ -29,7 +30,7 @@ async fn next_message(connection: &lapin::Connection, queue: &str) -> lapin::mes
 }
 
 fn task() -> Task {
-    Task::new("contoso", ObjectKind::User, "42", TaskReason::Event)
+    Task::new("contoso", ObjectRef::User(AkUserPk(42)), TaskReason::Event)
 }
 
 #[tokio::test]
@@ -105,4 +106,79 @@ async fn a_publish_the_broker_cannot_route_is_an_error() {
         .unwrap();
     let err = publisher.publish(Lane::Direct, &task()).await.unwrap_err();
     assert!(err.to_string().contains("refused"), "{err}");
+}
+
+async fn next_delivery(consumer: &mut Consumer) -> entra_sync_queue::Delivery {
+    tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .expect("a delivery arrives")
+        .expect("the consumer is open")
+        .unwrap()
+}
+
+/// The next task of `lane` for a consumer on a connection of its own, after
+/// `published` (if any) was published.
+async fn next_task(url: &str, lane: Lane, published: Option<&Task>) -> Task {
+    let connection = connect(url).await.unwrap();
+    let topology = Topology::new("es");
+    let publisher = Publisher::open(&connection, topology.clone())
+        .await
+        .unwrap();
+    if let Some(task) = published {
+        publisher.publish(lane, task).await.unwrap();
+    }
+    let mut consumer = Consumer::open(&connection, &topology, lane, 4)
+        .await
+        .unwrap();
+    Task::decode(next_delivery(&mut consumer).await.body()).unwrap()
+}
+
+#[tokio::test]
+async fn a_consumer_hands_out_its_lane_and_settles_each_delivery() {
+    let vhost = TestVhost::new().await;
+    let connection = connect(&vhost.url()).await.unwrap();
+    let topology = Topology::new("es");
+    let publisher = Publisher::open(&connection, topology.clone())
+        .await
+        .unwrap();
+    let mut consumer = Consumer::open(&connection, &topology, Lane::Bulk, 4)
+        .await
+        .unwrap();
+    publisher.publish(Lane::Bulk, &task()).await.unwrap();
+    let delivery = next_delivery(&mut consumer).await;
+    assert_eq!(delivery.lane(), Lane::Bulk);
+    assert_eq!(Task::decode(delivery.body()).unwrap(), task());
+    delivery.requeue().await.unwrap();
+    let again = next_delivery(&mut consumer).await;
+    assert_eq!(Task::decode(again.body()).unwrap(), task(), "requeued");
+    again.ack().await.unwrap();
+    consumer.cancel().await.unwrap();
+    assert!(consumer.next().await.is_none(), "cancelled");
+    connection.close(200, "done".into()).await.unwrap();
+    let later = Task {
+        attempt: 9,
+        ..task()
+    };
+    assert_eq!(
+        next_task(&vhost.url(), Lane::Bulk, Some(&later)).await,
+        later,
+        "the acked task is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_never_settled_goes_back_to_its_queue() {
+    let vhost = TestVhost::new().await;
+    let connection = connect(&vhost.url()).await.unwrap();
+    let topology = Topology::new("es");
+    let publisher = Publisher::open(&connection, topology.clone())
+        .await
+        .unwrap();
+    let mut consumer = Consumer::open(&connection, &topology, Lane::Direct, 4)
+        .await
+        .unwrap();
+    publisher.publish(Lane::Direct, &task()).await.unwrap();
+    let _held = next_delivery(&mut consumer).await;
+    connection.close(200, "worker gone".into()).await.unwrap();
+    assert_eq!(next_task(&vhost.url(), Lane::Direct, None).await, task());
 }

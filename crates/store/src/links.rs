@@ -92,6 +92,13 @@ pub(crate) fn entra_id(row: &Row, i: usize) -> Result<EntraObjectId, StoreError>
     EntraObjectId::parse(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+fn state_name(state: LinkState) -> &'static str {
+    match state {
+        LinkState::Active => "active",
+        LinkState::Suspended => "suspended",
+    }
+}
+
 pub(crate) fn state(s: &str) -> LinkState {
     if s == "suspended" {
         LinkState::Suspended
@@ -189,10 +196,7 @@ impl Store {
     /// Creates or replaces the link of an authentik user or group.
     pub async fn save_link<K: LinkKey>(&self, provider: &str, link: &Link<K>) -> SaveResult {
         let conn = self.conn().await?;
-        let state = match link.state {
-            LinkState::Active => "active",
-            LinkState::Suspended => "suspended",
-        };
+        let state = state_name(link.state);
         let sql = format!(
             "INSERT INTO {table} (provider, {column}, entra_id, attributes, origin, state)
              VALUES ($1, $2, $3, $4, $5, $6)
@@ -219,6 +223,40 @@ impl Store {
             Ok(_) => Ok(Ok(())),
             Err(e) => taken(e, provider, &link.entra_id, "saving a link"),
         }
+    }
+
+    /// Records what a PATCH of a linked object wrote: the attributes last
+    /// written and the state; the Entra id and origin stay. False if the
+    /// authentik object is no longer linked to `entra_id`.
+    pub async fn save_link_attributes<K: LinkKey>(
+        &self,
+        provider: &str,
+        key: K,
+        entra_id: &EntraObjectId,
+        attributes: &Body,
+        state: LinkState,
+    ) -> Result<bool, StoreError> {
+        let conn = self.conn().await?;
+        let sql = format!(
+            "UPDATE {} SET attributes = $4, state = $5, updated_at = now()
+             WHERE provider = $1 AND {} = $2 AND entra_id = $3",
+            K::TABLE,
+            K::COLUMN
+        );
+        let updated = conn
+            .execute(
+                &sql,
+                &[
+                    &provider,
+                    &key.sql(),
+                    &entra_id.as_str(),
+                    &serde_json::Value::Object(attributes.clone()),
+                    &state_name(state),
+                ],
+            )
+            .await
+            .map_err(query_error("saving a link's attributes"))?;
+        Ok(updated == 1)
     }
 
     /// Removes the link of an authentik user or group (its memberships go with it).

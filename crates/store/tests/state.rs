@@ -100,6 +100,50 @@ async fn links_are_unique_on_both_sides() {
 }
 
 #[tokio::test]
+async fn a_patch_is_remembered_only_on_the_link_it_was_written_to() {
+    let db = db_with_provider().await;
+    let link = Link {
+        ak_id: AkUserPk(1),
+        entra_id: entra(1),
+        attributes: json!({"displayName": "A"}).as_object().cloned().unwrap(),
+        origin: LinkOrigin::Adopted,
+        state: LinkState::Active,
+    };
+    db.store.save_link("p", &link).await.unwrap().unwrap();
+    let written = json!({"displayName": "A", "accountEnabled": false})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let save = |entra_id| {
+        let written = written.clone();
+        let store = db.store.clone();
+        async move {
+            store
+                .save_link_attributes("p", AkUserPk(1), &entra_id, &written, LinkState::Suspended)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!save(entra(2)).await, "the link points elsewhere");
+    assert_eq!(
+        db.store.link("p", AkUserPk(1)).await.unwrap(),
+        Some(link.clone())
+    );
+    assert!(save(entra(1)).await);
+    assert_eq!(
+        db.store.link("p", AkUserPk(1)).await.unwrap(),
+        Some(Link {
+            attributes: written.clone(),
+            state: LinkState::Suspended,
+            ..link
+        }),
+        "the origin stays"
+    );
+    db.store.delete_link("p", AkUserPk(1)).await.unwrap();
+    assert!(!save(entra(1)).await, "no link any more");
+}
+
+#[tokio::test]
 async fn memberships_go_with_their_links() {
     let db = db_with_provider().await;
     let g = AkGroupPk(uuid::Uuid::from_u128(7));

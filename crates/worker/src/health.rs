@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub async fn serve(
     addr: SocketAddr,
     store: Store,
-    broker: Arc<lapin::Connection>,
+    broker: Arc<entra_sync_queue::Connection>,
     metrics: &WorkerMetrics,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -1,21 +1,31 @@
 //! The worker: reconciles one object per task against Microsoft Graph.
 //!
-//! [`runner::run`] is the loop: it takes tasks from RabbitMQ (direct lane
-//! first), takes the object's lock and hands the object to its reconciler.
-//! [`users::UserReconciler`] does one user: read what authentik wants, map
-//! it, compare it with what Entra last received, write only the difference,
-//! and keep the link. [`groups::GroupReconciler`] does the same for one
-//! group, and [`memberships::MembershipReconciler`] brings one group's Entra
-//! members in line, sending only the difference both ways. [`provider`]
-//! builds a provider's reconcilers from its configuration, and [`budget`]
-//! shares the tenant's Graph budget. [`health`] serves the worker's
-//! [`metrics`] with its health and readiness.
+//! - [`runner`] runs the loop: it takes deliveries from RabbitMQ, the direct
+//!   lane first, within a number of permits, and stops gracefully.
+//! - `handler` does one delivery: decode the task, check the halt, lock the
+//!   object, reconcile it, record the [`outcome`], retry or dead-letter a
+//!   failure by its class, publish the follow-up tasks, ack.
+//! - [`users::UserReconciler`] does one user: read what authentik wants, map
+//!   it, let core plan the writes against what Entra last received, write only
+//!   the difference, and keep the link; [`groups::GroupReconciler`] does the
+//!   same for one group, both through [`objects`]; and
+//!   [`memberships::MembershipReconciler`] brings one group's Entra members in
+//!   line, sending only the difference both ways.
+//! - [`provider`] builds a provider's reconcilers from its configuration, and
+//!   [`budget`] shares the tenant's Graph budget; [`health`] serves the
+//!   worker's [`metrics`] with its health and readiness.
+//!
+//! Each module says which invariant of DESIGN.md it keeps.
 
 pub mod budget;
+mod follow_up;
 pub mod groups;
+mod handler;
 pub mod health;
 pub mod memberships;
 pub mod metrics;
+pub mod objects;
+pub mod outcome;
 pub mod provider;
 pub mod runner;
 pub mod users;

@@ -4,7 +4,7 @@
 //! link; the current ones are the members we last wrote (`membership_links`).
 //! Only the difference is sent, both ways: adds 20 per request, one request per
 //! removal. Each write is recorded as soon as it succeeds, so a crash midway
-//! neither loses nor repeats anything.
+//! neither loses nor repeats anything (DESIGN invariants 3 and 4).
 
 use crate::ReconcileError;
 use entra_sync_authentik::AuthentikClient;

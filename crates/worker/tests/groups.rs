@@ -6,7 +6,8 @@ use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_sim::authentik::{GroupPatch, Mode};
 use entra_sync_store::links::{GroupLink, Link, LinkOrigin, LinkState};
 use entra_sync_worker::ReconcileError;
-use entra_sync_worker::groups::{GroupAction, GroupReconciler};
+use entra_sync_worker::groups::GroupReconciler;
+use entra_sync_worker::objects::ObjectAction;
 use serde_json::json;
 
 mod common;
@@ -61,7 +62,7 @@ async fn a_new_group_is_created_with_one_post_and_an_unchanged_one_costs_no_writ
     let env = Env::new().await;
     let pk = env.add_group("Sales Team");
     let r = env.default_reconciler();
-    assert_eq!(r.reconcile(pk).await.unwrap(), GroupAction::Created);
+    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Created);
     assert_eq!(env.graph.counters().get("POST", "groups"), 1);
     assert_eq!(env.graph.mutating_requests(), 1);
     let groups = env.entra("groups");
@@ -74,7 +75,7 @@ async fn a_new_group_is_created_with_one_post_and_an_unchanged_one_costs_no_writ
     assert_eq!(link.origin, LinkOrigin::Created);
     assert_eq!(link.attributes["displayName"], "Sales Team");
 
-    assert_eq!(r.reconcile(pk).await.unwrap(), GroupAction::Unchanged);
+    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Unchanged);
     assert_eq!(
         env.graph.mutating_requests(),
         1,
@@ -91,7 +92,7 @@ async fn a_rename_patches_only_the_changed_properties() {
     rename(&env, pk, "Sales EMEA");
     assert_eq!(
         r.reconcile(pk).await.unwrap(),
-        GroupAction::Updated(vec!["displayName".into(), "mailNickname".into()])
+        ObjectAction::Updated(vec!["displayName".into(), "mailNickname".into()])
     );
     assert_eq!(env.graph.counters().get("PATCH", "groups/{id}"), 1);
     assert_eq!(env.graph.mutating_requests(), 2);
@@ -103,7 +104,7 @@ async fn a_rename_patches_only_the_changed_properties() {
         "sales-emea",
         "the written attributes are remembered"
     );
-    assert_eq!(r.reconcile(pk).await.unwrap(), GroupAction::Unchanged);
+    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Unchanged);
     assert_eq!(env.graph.mutating_requests(), 2);
 }
 
@@ -116,12 +117,12 @@ async fn a_deleted_group_is_deleted_once_and_only_if_linked() {
     r.reconcile(linked).await.unwrap();
     env.authentik.sim.delete_group(linked.0, Mode::Evented);
     env.authentik.sim.delete_group(never.0, Mode::Evented);
-    assert_eq!(r.reconcile(linked).await.unwrap(), GroupAction::Deleted);
+    assert_eq!(r.reconcile(linked).await.unwrap(), ObjectAction::Deleted);
     assert_eq!(env.graph.counters().get("DELETE", "groups/{id}"), 1);
     assert!(env.entra("groups").is_empty());
     assert!(link(&env, linked).await.is_none());
-    assert_eq!(r.reconcile(linked).await.unwrap(), GroupAction::Unchanged);
-    assert_eq!(r.reconcile(never).await.unwrap(), GroupAction::Unchanged);
+    assert_eq!(r.reconcile(linked).await.unwrap(), ObjectAction::Unchanged);
+    assert_eq!(r.reconcile(never).await.unwrap(), ObjectAction::Unchanged);
     assert_eq!(
         env.graph.mutating_requests(),
         2,
@@ -138,7 +139,7 @@ async fn do_nothing_and_suspend_drop_the_link_and_leave_entra_alone() {
         r.reconcile(pk).await.unwrap();
         let writes = env.graph.mutating_requests();
         env.authentik.sim.delete_group(pk.0, Mode::Evented);
-        assert_eq!(r.reconcile(pk).await.unwrap(), GroupAction::Unlinked);
+        assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Unlinked);
         assert!(link(&env, pk).await.is_none());
         assert_eq!(env.graph.mutating_requests(), writes, "{action:?}");
     }
@@ -159,7 +160,7 @@ async fn a_group_a_mapping_skips_is_not_touched() {
     let r = env.reconciler(DeleteAction::Delete, Mapper::new(vec![skip]), false);
     assert_eq!(
         r.reconcile(pk).await.unwrap(),
-        GroupAction::Skipped("10-skip-internal".into())
+        ObjectAction::Skipped("10-skip-internal".into())
     );
     assert_eq!(env.graph.mutating_requests(), 0);
     assert!(link(&env, pk).await.is_none());
@@ -174,7 +175,7 @@ async fn a_same_named_group_is_adopted_not_duplicated() {
         .unwrap();
     let pk = env.add_group("Sales");
     let r = env.default_reconciler();
-    assert_eq!(r.reconcile(pk).await.unwrap(), GroupAction::Adopted);
+    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Adopted);
     let groups = env.entra("groups");
     assert_eq!(groups.len(), 1, "no second Entra group");
     assert_eq!(
@@ -186,7 +187,7 @@ async fn a_same_named_group_is_adopted_not_duplicated() {
     let link = link(&env, pk).await.unwrap();
     assert_eq!(link.entra_id.as_str(), existing);
     assert_eq!(link.origin, LinkOrigin::Adopted);
-    assert_eq!(r.reconcile(pk).await.unwrap(), GroupAction::Unchanged);
+    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Unchanged);
     assert_eq!(env.graph.mutating_requests(), 1);
 }
 
@@ -216,7 +217,7 @@ async fn a_same_named_group_linked_to_another_group_is_not_adopted() {
     let pk = env.add_group("Sales");
     assert_eq!(
         env.default_reconciler().reconcile(pk).await.unwrap(),
-        GroupAction::Created
+        ObjectAction::Created
     );
     assert_eq!(env.entra("groups").len(), 2);
     assert_ne!(link(&env, pk).await.unwrap().entra_id.as_str(), existing);
@@ -260,7 +261,7 @@ async fn a_stale_link_is_recreated() {
     };
     assert_eq!(link(&env, pk).await.unwrap().entra_id, old);
     age_links(&env).await;
-    assert_eq!(r.reconcile(pk).await.unwrap(), GroupAction::Recreated);
+    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Recreated);
     let new = link(&env, pk).await.unwrap();
     assert_ne!(old, new.entra_id);
     assert_eq!(new.origin, LinkOrigin::Created);
@@ -313,7 +314,7 @@ async fn dry_run_reports_the_write_and_sends_nothing() {
     let env = Env::new().await;
     let pk = env.add_group("Sales");
     let r = env.reconciler(DeleteAction::Delete, Mapper::default(), true);
-    let GroupAction::DryRun(request) = r.reconcile(pk).await.unwrap() else {
+    let ObjectAction::DryRun(request) = r.reconcile(pk).await.unwrap() else {
         panic!("dry run")
     };
     assert_eq!(request.method, "POST");

@@ -6,9 +6,10 @@ use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_core::scope::Scope;
 use entra_sync_sim::authentik::Mode;
 use entra_sync_worker::ReconcileError;
-use entra_sync_worker::groups::{GroupAction, GroupReconciler};
+use entra_sync_worker::groups::GroupReconciler;
 use entra_sync_worker::memberships::{MembershipAction, MembershipReconciler};
-use entra_sync_worker::users::{UserAction, UserReconciler};
+use entra_sync_worker::objects::ObjectAction;
+use entra_sync_worker::users::UserReconciler;
 use serde_json::json;
 
 mod common;
@@ -63,7 +64,7 @@ async fn users(env: &Env, prefix: &str, n: usize, linked: bool) -> Vec<AkUserPk>
     for i in 0..n {
         let pk = env.add_user(&format!("{prefix}{i}"), &format!("{prefix}{i}@contoso.com"));
         if linked {
-            assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Created);
+            assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Created);
         }
         pks.push(pk);
     }
@@ -78,7 +79,7 @@ async fn group_with(env: &Env, name: &str, members: &[AkUserPk]) -> AkGroupPk {
     }
     assert_eq!(
         env.groups().reconcile(pk).await.unwrap(),
-        GroupAction::Created
+        ObjectAction::Created
     );
     pk
 }
@@ -229,7 +230,7 @@ async fn an_adopted_groups_existing_members_are_not_added_again() {
     }
     assert_eq!(
         env.groups().reconcile(group).await.unwrap(),
-        GroupAction::Adopted
+        ObjectAction::Adopted
     );
     assert_eq!(
         sorted(env.db.store.written_members("p", group).await.unwrap()),
@@ -334,7 +335,7 @@ async fn a_group_deleted_in_entra_drops_its_stale_link() {
     assert!(env.db.store.link("p", group).await.unwrap().is_none());
     assert_eq!(
         env.groups().reconcile(group).await.unwrap(),
-        GroupAction::Created,
+        ObjectAction::Created,
         "the group's next sync creates it again"
     );
 }
@@ -400,7 +401,7 @@ async fn a_suspended_member_is_removed_and_waits() {
     };
     for m in &members {
         env.authentik.sim.add_member(filter.0, m.0, Mode::Evented);
-        assert_eq!(scoped.reconcile(*m).await.unwrap(), UserAction::Created);
+        assert_eq!(scoped.reconcile(*m).await.unwrap(), ObjectAction::Created);
     }
     let group = group_with(&env, "Team", &members).await;
     let r = env.memberships(false);
@@ -410,7 +411,7 @@ async fn a_suspended_member_is_removed_and_waits() {
         .remove_member(filter.0, members[0].0, Mode::Evented);
     assert_eq!(
         scoped.reconcile(members[0]).await.unwrap(),
-        UserAction::Suspended
+        ObjectAction::Suspended
     );
     assert_eq!(
         r.reconcile(group).await.unwrap(),

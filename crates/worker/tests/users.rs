@@ -5,7 +5,8 @@ use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_core::scope::Scope;
 use entra_sync_sim::authentik::{Mode, UserPatch};
 use entra_sync_worker::ReconcileError;
-use entra_sync_worker::users::{UserAction, UserReconciler};
+use entra_sync_worker::objects::ObjectAction;
+use entra_sync_worker::users::UserReconciler;
 use serde_json::json;
 
 mod common;
@@ -57,13 +58,13 @@ async fn a_new_user_is_created_once_and_an_unchanged_one_costs_no_write() {
     let env = Env::new().await;
     let pk = env.add_user("adele", "adele@contoso.com");
     let r = env.default_reconciler();
-    assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Created);
+    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Created);
     let users = env.entra("users");
     assert_eq!(users.len(), 1);
     assert_eq!(users[0]["userPrincipalName"], "adele@contoso.com");
     assert_eq!(users[0]["displayName"], "adele name");
     let writes = env.graph.mutating_requests();
-    assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Unchanged);
+    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Unchanged);
     assert_eq!(
         env.graph.mutating_requests(),
         writes,
@@ -92,7 +93,7 @@ async fn a_rename_patches_only_the_display_name() {
     );
     assert_eq!(
         r.reconcile(pk).await.unwrap(),
-        UserAction::Updated(vec!["displayName".into()])
+        ObjectAction::Updated(vec!["displayName".into()])
     );
     assert_eq!(env.entra("users")[0]["displayName"], "Adele Vance");
 }
@@ -105,14 +106,14 @@ async fn a_taken_upn_is_adopted_not_duplicated() {
         .unwrap();
     let pk = env.add_user("adele", "adele@contoso.com");
     let r = env.default_reconciler();
-    assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Adopted);
+    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Adopted);
     let users = env.entra("users");
     assert_eq!(users.len(), 1, "no second Entra user");
     assert_eq!(
         users[0]["displayName"], "adele name",
         "the adopted user is brought to the desired state"
     );
-    assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Unchanged);
+    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Unchanged);
 }
 
 #[tokio::test]
@@ -131,7 +132,7 @@ async fn a_stale_link_is_recreated() {
         },
         Mode::Evented,
     );
-    assert_eq!(r.reconcile(pk).await.unwrap(), UserAction::Recreated);
+    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Recreated);
     let new = env.db.store.link("p", pk).await.unwrap().unwrap().entra_id;
     assert_ne!(old, new);
     assert_eq!(env.entra("users").len(), 1);
@@ -155,11 +156,11 @@ async fn a_deleted_user_is_suspended_or_deleted_per_config() {
     env.authentik.sim.delete_user(deleted.0, Mode::Evented);
     assert_eq!(
         suspend.reconcile(suspended).await.unwrap(),
-        UserAction::Suspended
+        ObjectAction::Suspended
     );
     assert_eq!(
         delete.reconcile(deleted).await.unwrap(),
-        UserAction::Deleted
+        ObjectAction::Deleted
     );
     let users = env.entra("users");
     assert_eq!(users.len(), 1);
@@ -168,7 +169,7 @@ async fn a_deleted_user_is_suspended_or_deleted_per_config() {
     let writes = env.graph.mutating_requests();
     assert_eq!(
         suspend.reconcile(suspended).await.unwrap(),
-        UserAction::Unchanged,
+        ObjectAction::Unchanged,
         "suspended once"
     );
     assert_eq!(env.graph.mutating_requests(), writes);
@@ -188,16 +189,16 @@ async fn a_user_leaving_the_filter_group_is_deprovisioned_and_never_an_unlinked_
         exclude_service_accounts: true,
     };
     let r = env.reconciler(DeleteAction::Delete, scope, Mapper::default(), false);
-    assert_eq!(r.reconcile(member).await.unwrap(), UserAction::Created);
+    assert_eq!(r.reconcile(member).await.unwrap(), ObjectAction::Created);
     assert_eq!(
         r.reconcile(outsider).await.unwrap(),
-        UserAction::Unchanged,
+        ObjectAction::Unchanged,
         "out of scope and not linked: untouched"
     );
     env.authentik
         .sim
         .remove_member(group.0, member.0, Mode::Evented);
-    assert_eq!(r.reconcile(member).await.unwrap(), UserAction::Deleted);
+    assert_eq!(r.reconcile(member).await.unwrap(), ObjectAction::Deleted);
     assert!(env.entra("users").is_empty());
 }
 
@@ -240,7 +241,7 @@ async fn bad_data_is_a_permanent_failure_of_that_user_only() {
         reason.contains("userPrincipalName") && reason.contains("not a verified domain"),
         "{reason}"
     );
-    assert_eq!(r.reconcile(good).await.unwrap(), UserAction::Created);
+    assert_eq!(r.reconcile(good).await.unwrap(), ObjectAction::Created);
 }
 
 #[tokio::test]
@@ -253,7 +254,7 @@ async fn dry_run_reports_the_write_and_sends_nothing() {
         Mapper::default(),
         true,
     );
-    let UserAction::DryRun(request) = r.reconcile(pk).await.unwrap() else {
+    let ObjectAction::DryRun(request) = r.reconcile(pk).await.unwrap() else {
         panic!("dry run")
     };
     assert_eq!(request.method, "POST");

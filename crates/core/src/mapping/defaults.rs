@@ -55,9 +55,18 @@ pub fn group_body(group: &AkGroup) -> Body {
     }))
 }
 
-/// Adds the create-only user properties the mappings did not set: a random
-/// password meeting Entra's rules, and `onPremisesImmutableId` = authentik `uid`.
-pub fn add_user_create_properties(body: &mut Body, user: &AkUser, rng: &mut impl Rng) {
+/// Adds `onPremisesImmutableId` = authentik `uid` unless the mappings set it:
+/// a create-only property, so it is part of the desired body but never patched.
+pub fn add_user_immutable_id(body: &mut Body, user: &AkUser) {
+    const KEY: &str = "onPremisesImmutableId";
+    if !user.uid.is_empty() && body.get(KEY).is_none_or(Value::is_null) {
+        body.insert(KEY.into(), Value::String(user.uid.clone()));
+    }
+}
+
+/// Adds a random initial password meeting Entra's rules unless the mappings
+/// set one: made for a create only, and never stored.
+pub fn add_initial_password(body: &mut Body, rng: &mut impl Rng) {
     let profile = body.entry("passwordProfile").or_insert_with(|| json!({}));
     if let Value::Object(profile) = profile {
         profile
@@ -66,10 +75,6 @@ pub fn add_user_create_properties(body: &mut Body, user: &AkUser, rng: &mut impl
         profile
             .entry("forceChangePasswordNextSignIn")
             .or_insert(Value::Bool(false));
-    }
-    if !user.uid.is_empty() {
-        body.entry("onPremisesImmutableId")
-            .or_insert_with(|| Value::String(user.uid.clone()));
     }
 }
 
@@ -149,11 +154,31 @@ mod tests {
             json!({"pk": 1, "username": "adele", "uid": "f00d", "password": "pbkdf2_sha256$600000$x"}),
         );
         let mut body = user_body(&u);
-        add_user_create_properties(&mut body, &u, &mut rand::rngs::StdRng::seed_from_u64(1));
+        add_user_immutable_id(&mut body, &u);
+        add_initial_password(&mut body, &mut rand::rngs::StdRng::seed_from_u64(1));
         let password = body["passwordProfile"]["password"].as_str().unwrap();
         assert!(meets_complexity(password));
         assert!(!password.contains("pbkdf2"));
         assert_eq!(body["onPremisesImmutableId"], "f00d");
+    }
+
+    #[test]
+    fn create_only_properties_the_mappings_set_are_kept() {
+        let u = user(json!({"pk": 1, "username": "adele", "uid": "f00d"}));
+        let mut body = into_body(json!({
+            "onPremisesImmutableId": "mapped",
+            "passwordProfile": {"password": "Mapped-1234"},
+        }));
+        add_user_immutable_id(&mut body, &u);
+        add_initial_password(&mut body, &mut rand::rngs::StdRng::seed_from_u64(1));
+        assert_eq!(body["onPremisesImmutableId"], "mapped");
+        assert_eq!(body["passwordProfile"]["password"], "Mapped-1234");
+        let mut unset = into_body(json!({"onPremisesImmutableId": null}));
+        add_user_immutable_id(&mut unset, &u);
+        assert_eq!(
+            unset["onPremisesImmutableId"], "f00d",
+            "null counts as unset"
+        );
     }
 
     #[test]

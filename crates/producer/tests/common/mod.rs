@@ -193,7 +193,7 @@ impl FakeWorker {
             while let Some(Ok(delivery)) = consumer.next().await {
                 let task = Task::decode(&delivery.data).unwrap();
                 let run = task.run_id.expect("bulk tasks carry their run");
-                let earlier = match task.kind {
+                let earlier = match task.object.kind() {
                     ObjectKind::User => None,
                     ObjectKind::Group => Some(ObjectKind::User),
                     ObjectKind::Membership => Some(ObjectKind::Group),
@@ -202,15 +202,15 @@ impl FakeWorker {
                     let pending = store.pending_run_objects(run, earlier).await.unwrap();
                     if !pending.is_empty() {
                         v.lock().unwrap().push(format!(
-                            "{} {} arrived while {} {:?} were pending",
-                            task.kind, task.object_id, earlier, pending
+                            "{} arrived while {} {:?} were pending",
+                            task.object, earlier, pending
                         ));
                     }
                 } else {
                     tokio::time::sleep(user_delay).await;
                 }
                 store
-                    .finish_run_object(run, task.kind, &task.object_id, false)
+                    .finish_run_object(run, task.object.kind(), &task.object.id_string(), false)
                     .await
                     .unwrap();
                 s.lock().unwrap().push(task);

@@ -1,0 +1,347 @@
+//! One delivery, from its body to its ack: decode the task, drop it if its
+//! provider is halted, reconcile the object under its lock, record the
+//! outcome, publish the follow-up tasks, then ack.
+//!
+//! - The object is reconciled afresh whatever the task says, so a repeated,
+//!   late or reordered task converges to the same result (DESIGN invariant 1).
+//! - The read → decide → write → record cycle runs under a per-object lock; a
+//!   group and its memberships share one (invariant 2).
+//! - The delivery is acked only once the outcome is in PostgreSQL and any
+//!   retry or dead letter is confirmed by the broker; if recording fails it
+//!   is requeued (invariant 3).
+//! - What follows a failure depends on its class (invariant 6): transient →
+//!   a delayed retry, dead-lettered after `max_attempts`; permanent →
+//!   recorded; configuration → the provider is halted.
+
+use crate::ReconcileError;
+use crate::follow_up::FollowUp;
+use crate::metrics::WorkerMetrics;
+use crate::outcome::{Action, Done, TaskResult};
+use crate::provider::ProviderWorker;
+use crate::runner::WorkerSettings;
+use entra_sync_authentik::AuthentikClient;
+use entra_sync_config::ProviderConfig;
+use entra_sync_core::task::{ObjectRef, Task, TaskReason};
+use entra_sync_queue::{Delivery, Lane, Publisher, QueueError};
+use entra_sync_store::outcomes::Outcome;
+use entra_sync_store::{Store, StoreError};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// A failure to record or publish: the task is requeued and comes back.
+#[derive(Debug, thiserror::Error)]
+enum Unfinished {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// A successful reconcile: what to record, and the work it causes.
+struct Reconciled {
+    done: Done,
+    follow_up: FollowUp,
+}
+
+/// Handles deliveries; shared by every in-flight task of the worker.
+pub(crate) struct Handler {
+    /// The state; its locks come from their own pool.
+    pub(crate) store: Store,
+    /// The authentik client.
+    pub(crate) authentik: AuthentikClient,
+    /// The configured providers by name.
+    pub(crate) configs: HashMap<String, ProviderConfig>,
+    /// Each provider's reconcilers, built on first use.
+    pub(crate) workers: Mutex<HashMap<String, Arc<ProviderWorker>>>,
+    /// Publishes retries, dead letters and follow-ups.
+    pub(crate) publisher: Publisher,
+    /// Loop settings.
+    pub(crate) settings: WorkerSettings,
+    /// The counters.
+    pub(crate) metrics: Arc<WorkerMetrics>,
+}
+
+impl Handler {
+    /// Handles one delivery and settles it: acked once handled, requeued if
+    /// its outcome could not be recorded.
+    pub(crate) async fn handle(&self, delivery: Delivery) {
+        self.metrics.in_flight(1);
+        let processed = self.process(delivery.lane(), delivery.body()).await;
+        self.metrics.in_flight(-1);
+        match processed {
+            Ok(()) => {
+                if let Err(e) = delivery.ack().await {
+                    tracing::warn!(error = %e, "cannot ack; the task may come again");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot finish a task; it goes back to the queue");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Err(e) = delivery.requeue().await {
+                    tracing::warn!(error = %e, "cannot requeue; the broker requeues it on reconnect");
+                }
+            }
+        }
+    }
+
+    async fn process(&self, lane: Lane, body: &[u8]) -> Result<(), Unfinished> {
+        let task = match Task::decode(body) {
+            Ok(task) => task,
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::error!(%reason, "dead-lettering an unreadable task");
+                self.publisher.publish_dead(body, &reason).await?;
+                let raw = serde_json::from_slice(body)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into()));
+                self.store
+                    .record_dead_letter(None, None, None, Some(raw), &reason)
+                    .await?;
+                return Ok(());
+            }
+        };
+        let Some(config) = self.configs.get(&task.provider) else {
+            let reason = format!("no provider named {:?} is configured", task.provider);
+            return self.dead_letter(&task, &reason).await;
+        };
+        if self.store.halt_of(&task.provider).await?.is_some() {
+            tracing::debug!(provider = %task.provider, object = %task.object, "provider halted; task dropped");
+            self.count(&task, TaskResult::Dropped);
+            return Ok(());
+        }
+        let span = tracing::info_span!("task", provider = %task.provider, object = %task.object, run = ?task.run_id, attempt = task.attempt);
+        let result = tracing::Instrument::instrument(self.reconcile(config, &task), span).await;
+        match result {
+            Ok(Reconciled { done, follow_up }) => {
+                self.record(&task, done.action, TaskResult::Ok, done.detail)
+                    .await?;
+                self.finish_run_object(&task, false).await?;
+                if task.run_id.is_none() {
+                    self.follow_up(&task, follow_up).await?;
+                }
+            }
+            Err(ReconcileError::Permanent(reason)) => {
+                tracing::warn!(provider = %task.provider, object = %task.object, %reason, "object failed");
+                self.record_failure(&task, TaskResult::Failed, &reason)
+                    .await?;
+                self.finish_run_object(&task, true).await?;
+            }
+            Err(ReconcileError::Transient {
+                detail,
+                retry_after,
+            }) => self.retry(lane, task, &detail, retry_after).await?,
+            Err(ReconcileError::Configuration(reason)) => {
+                self.workers.lock().await.remove(&task.provider);
+                if self.store.halt(&task.provider, &reason).await? {
+                    tracing::error!(provider = %task.provider, %reason, "provider halted");
+                    self.record_failure(&task, TaskResult::Halted, &reason)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The provider's reconcilers, built on first use.
+    async fn worker_for(
+        &self,
+        config: &ProviderConfig,
+    ) -> Result<Arc<ProviderWorker>, ReconcileError> {
+        let mut workers = self.workers.lock().await;
+        if let Some(worker) = workers.get(&config.name) {
+            return Ok(worker.clone());
+        }
+        let worker = Arc::new(ProviderWorker::build(config, &self.authentik, &self.store).await?);
+        workers.insert(config.name.clone(), worker.clone());
+        Ok(worker)
+    }
+
+    /// Reconciles the task's object under its lock; a lock held elsewhere for
+    /// longer than `lock_timeout` makes it a transient failure.
+    async fn reconcile(
+        &self,
+        config: &ProviderConfig,
+        task: &Task,
+    ) -> Result<Reconciled, ReconcileError> {
+        let worker = self.worker_for(config).await?;
+        let object = lock_key(task.object);
+        let lock = self
+            .store
+            .lock_object(&task.provider, &object, self.settings.lock_timeout)
+            .await?
+            .ok_or_else(|| ReconcileError::Transient {
+                detail: format!("{object} is locked by another worker"),
+                retry_after: None,
+            })?;
+        let result = reconcile_object(&worker, task.object).await;
+        if let Err(e) = lock.release().await {
+            tracing::warn!(error = %e, "cannot release an object lock; its connection was closed instead");
+        }
+        result
+    }
+
+    async fn retry(
+        &self,
+        lane: Lane,
+        task: Task,
+        detail: &str,
+        retry_after: Option<Duration>,
+    ) -> Result<(), Unfinished> {
+        let attempt = task.attempt + 1;
+        if attempt >= self.settings.max_attempts {
+            let reason = format!("gave up after {attempt} attempts: {detail}");
+            return self.dead_letter(&task, &reason).await;
+        }
+        let delay = retry_after
+            .unwrap_or_default()
+            .max(self.settings.retry_backoff.delay(attempt));
+        let tier = self.publisher.topology().tier_for(delay);
+        let again = Task { attempt, ..task };
+        self.publisher.publish_retry(lane, tier, &again).await?;
+        tracing::info!(provider = %again.provider, object = %again.object, attempt, delay = ?tier.delay(), %detail, "transient failure; retrying later");
+        let detail = json!({ "error": detail, "retry_in_ms": tier.delay().as_millis() as u64 });
+        self.record(&again, Action::None, TaskResult::Retrying, Some(detail))
+            .await?;
+        Ok(())
+    }
+
+    async fn dead_letter(&self, task: &Task, reason: &str) -> Result<(), Unfinished> {
+        tracing::error!(provider = %task.provider, object = %task.object, %reason, "task dead-lettered");
+        self.publisher.publish_dead(&task.encode(), reason).await?;
+        let raw = serde_json::to_value(task).ok();
+        self.store
+            .record_dead_letter(
+                Some(&task.provider),
+                Some(task.object.kind()),
+                Some(&task.object.id_string()),
+                raw,
+                reason,
+            )
+            .await?;
+        self.record_failure(task, TaskResult::Dead, reason).await?;
+        self.finish_run_object(task, true).await?;
+        Ok(())
+    }
+
+    async fn record_failure(
+        &self,
+        task: &Task,
+        result: TaskResult,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let detail = json!({ "error": reason });
+        self.record(task, Action::None, result, Some(detail)).await
+    }
+
+    /// Appends to the provisioning log and counts the result.
+    async fn record(
+        &self,
+        task: &Task,
+        action: Action,
+        result: TaskResult,
+        detail: Option<Value>,
+    ) -> Result<(), StoreError> {
+        self.count(task, result);
+        self.store
+            .record_outcome(&Outcome {
+                provider: &task.provider,
+                run_id: task.run_id,
+                kind: task.object.kind(),
+                object_id: &task.object.id_string(),
+                action: action.as_str(),
+                result: result.as_str(),
+                detail,
+                attempt: task.attempt,
+            })
+            .await
+    }
+
+    fn count(&self, task: &Task, result: TaskResult) {
+        self.metrics
+            .task_finished(&task.provider, task.object.kind().as_str(), result.as_str());
+    }
+
+    async fn finish_run_object(&self, task: &Task, failed: bool) -> Result<(), StoreError> {
+        if let Some(run) = task.run_id {
+            self.store
+                .finish_run_object(run, task.object.kind(), &task.object.id_string(), failed)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the membership tasks a direct change makes necessary.
+    async fn follow_up(&self, task: &Task, follow_up: FollowUp) -> Result<(), Unfinished> {
+        let groups = follow_up
+            .groups(&self.authentik, &self.store, &task.provider)
+            .await?;
+        for group in groups {
+            let membership = Task::new(
+                &task.provider,
+                ObjectRef::Membership(group),
+                TaskReason::MembershipChange,
+            );
+            self.publisher.publish(Lane::Direct, &membership).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The lock an object is written under: a group and its memberships share one.
+fn lock_key(object: ObjectRef) -> String {
+    match object {
+        ObjectRef::User(pk) => format!("user/{pk}"),
+        ObjectRef::Group(pk) | ObjectRef::Membership(pk) => format!("group/{pk}"),
+    }
+}
+
+/// Hands the object to its reconciler.
+async fn reconcile_object(
+    worker: &ProviderWorker,
+    object: ObjectRef,
+) -> Result<Reconciled, ReconcileError> {
+    Ok(match object {
+        ObjectRef::User(pk) => {
+            let action = worker.users.reconcile(pk).await?;
+            Reconciled {
+                follow_up: FollowUp::of_user(pk, &action),
+                done: Done::of_object(&action),
+            }
+        }
+        ObjectRef::Group(pk) => {
+            let action = worker.groups.reconcile(pk).await?;
+            Reconciled {
+                follow_up: FollowUp::of_group(pk, &action),
+                done: Done::of_object(&action),
+            }
+        }
+        ObjectRef::Membership(pk) => {
+            let action = worker.memberships.reconcile(pk).await?;
+            Reconciled {
+                follow_up: FollowUp::None,
+                done: Done::of_memberships(&action),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use entra_sync_core::ids::{AkGroupPk, AkUserPk};
+
+    #[test]
+    fn a_group_and_its_memberships_share_one_lock() {
+        let group = AkGroupPk(uuid::Uuid::from_u128(7));
+        assert_eq!(
+            lock_key(ObjectRef::Group(group)),
+            lock_key(ObjectRef::Membership(group))
+        );
+        assert_ne!(
+            lock_key(ObjectRef::User(AkUserPk(7))),
+            lock_key(ObjectRef::Group(group))
+        );
+    }
+}

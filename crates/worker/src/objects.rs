@@ -1,0 +1,201 @@
+//! What reconciling a user and a group share: turning the mappings' answer
+//! into a [`Desired`] state, and carrying out the [`Plan`] core decided.
+//!
+//! Only the difference is written, and a linked object gone from Entra is
+//! created again (DESIGN invariant 4); deletes and suspensions come only from
+//! the plan, which makes them only of objects we linked (invariant 7). Each
+//! write is recorded as soon as Graph accepted it, so a repeated task finds
+//! it done (invariants 1 and 3).
+
+use crate::ReconcileError;
+use entra_sync_core::diff::Body;
+use entra_sync_core::failure::FailureClass;
+use entra_sync_core::ids::EntraObjectId;
+use entra_sync_core::mapping::{Connection, MapFailure, Mapped};
+use entra_sync_core::reconcile::{Desired, Known, Patch, Plan};
+use entra_sync_graph::{GraphFailure, RequestRecord, Written};
+use entra_sync_store::Store;
+use entra_sync_store::links::{Link, LinkKey, LinkState};
+use std::fmt::Display;
+
+/// What reconciling a user or a group did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ObjectAction {
+    /// Created in Entra and linked.
+    Created,
+    /// An existing Entra object was linked (and patched if needed) instead of
+    /// creating a second one: a user whose UPN was taken, or the one unlinked
+    /// group with the name.
+    Adopted,
+    /// The linked Entra object was gone: created again and re-linked.
+    Recreated,
+    /// These properties were PATCHed.
+    Updated(Vec<String>),
+    /// Nothing to write.
+    Unchanged,
+    /// A mapping skipped the object; its name.
+    Skipped(String),
+    /// Deleted in Entra, link dropped.
+    Deleted,
+    /// A user's `accountEnabled` set false, link kept as suspended.
+    Suspended,
+    /// Link dropped, Entra left alone (`do_nothing`, or `suspend` for a group).
+    Unlinked,
+    /// Dry run: this request would have been sent.
+    DryRun(RequestRecord),
+}
+
+/// One kind of linked object (users, groups) of one provider: the writes a
+/// [`Plan`] needs that differ by kind.
+pub(crate) trait LinkedObjects {
+    /// The authentik id.
+    type Key: LinkKey + Display;
+    /// `user` or `group`, for messages.
+    const NAME: &'static str;
+
+    /// The provider's name.
+    fn provider(&self) -> &str;
+
+    /// The state.
+    fn store(&self) -> &Store;
+
+    /// Whether the linked object may not have replicated in Graph yet: a
+    /// "not found" answer to its PATCH is then retried, not taken as a stale link.
+    async fn maybe_unreplicated(&self, key: Self::Key) -> Result<bool, ReconcileError>;
+
+    /// Sends a PATCH to the linked object.
+    async fn send_patch(&self, patch: &Patch, recent: bool) -> Result<Written<()>, GraphFailure>;
+
+    /// Deletes the Entra object.
+    async fn send_delete(&self, entra_id: &EntraObjectId) -> Result<Written<()>, GraphFailure>;
+
+    /// Creates the object with `body` and links it, or links the existing
+    /// Entra object that stands in its way.
+    async fn create(&self, key: Self::Key, body: &Body) -> Result<ObjectAction, ReconcileError>;
+
+    /// Saves a new or re-pointed link; an Entra object already linked to
+    /// another authentik object fails this one.
+    async fn save_link(&self, link: &Link<Self::Key>) -> Result<(), ReconcileError> {
+        self.store()
+            .save_link(self.provider(), link)
+            .await?
+            .map_err(|taken| {
+                ReconcileError::Permanent(format!("{} {}: {taken}", Self::NAME, link.ak_id))
+            })
+    }
+}
+
+/// What we know of a linked object's Entra side.
+pub(crate) fn known<K>(link: &Link<K>) -> Known<'_> {
+    Known {
+        entra_id: &link.entra_id,
+        attributes: &link.attributes,
+        suspended: link.state == LinkState::Suspended,
+    }
+}
+
+/// What the mappings see of a linked object.
+pub(crate) fn connection<K>(link: &Link<K>) -> Connection<'_> {
+    Connection {
+        entra_id: &link.entra_id,
+        attributes: &link.attributes,
+    }
+}
+
+/// The desired state the mappings give `object`: a broken mapping is a
+/// configuration failure (the provider halts); a value Graph would refuse
+/// fails this object only.
+pub(crate) fn desired(
+    mapped: Result<Mapped, MapFailure>,
+    object: impl Display,
+) -> Result<Desired, ReconcileError> {
+    match mapped {
+        Ok(Mapped::Body(body)) => Ok(Desired::Present(body)),
+        Ok(Mapped::Skip(by)) => Ok(Desired::Skipped(by)),
+        Err(MapFailure::Mapping(e)) => Err(ReconcileError::Configuration(format!("{object}: {e}"))),
+        Err(MapFailure::Invalid(e)) => Err(ReconcileError::Permanent(format!("{object}: {e}"))),
+    }
+}
+
+/// Carries out `plan` for the object `key`.
+pub(crate) async fn carry_out<O: LinkedObjects>(
+    objects: &O,
+    key: O::Key,
+    plan: Plan,
+) -> Result<ObjectAction, ReconcileError> {
+    match plan {
+        Plan::Unchanged | Plan::Nothing => Ok(ObjectAction::Unchanged),
+        Plan::Skipped(by) => Ok(ObjectAction::Skipped(by)),
+        Plan::Create(body) => objects.create(key, &body).await,
+        Plan::Update { patch, desired } => {
+            let recent = objects.maybe_unreplicated(key).await?;
+            match objects.send_patch(&patch, recent).await {
+                Ok(Written::DryRun(request)) => Ok(ObjectAction::DryRun(request)),
+                Ok(_) => {
+                    remember(objects, key, &patch, LinkState::Active).await?;
+                    Ok(ObjectAction::Updated(patch.properties()))
+                }
+                Err(f) if f.class == FailureClass::StaleLink => {
+                    objects.store().delete_link(objects.provider(), key).await?;
+                    match objects.create(key, &desired).await? {
+                        ObjectAction::Created => Ok(ObjectAction::Recreated),
+                        other => Ok(other),
+                    }
+                }
+                Err(f) => Err(f.into()),
+            }
+        }
+        Plan::Delete(entra_id) => match objects.send_delete(&entra_id).await? {
+            Written::DryRun(request) => Ok(ObjectAction::DryRun(request)),
+            _ => {
+                objects.store().delete_link(objects.provider(), key).await?;
+                Ok(ObjectAction::Deleted)
+            }
+        },
+        Plan::Suspend(patch) => {
+            let recent = objects.maybe_unreplicated(key).await?;
+            match objects.send_patch(&patch, recent).await? {
+                Written::DryRun(request) => Ok(ObjectAction::DryRun(request)),
+                _ => {
+                    remember(objects, key, &patch, LinkState::Suspended).await?;
+                    Ok(ObjectAction::Suspended)
+                }
+            }
+        }
+        Plan::Unlink => {
+            objects.store().delete_link(objects.provider(), key).await?;
+            Ok(ObjectAction::Unlinked)
+        }
+    }
+}
+
+/// Records what a PATCH wrote; the link must still point at the patched object.
+async fn remember<O: LinkedObjects>(
+    objects: &O,
+    key: O::Key,
+    patch: &Patch,
+    state: LinkState,
+) -> Result<(), ReconcileError> {
+    let saved = objects
+        .store()
+        .save_link_attributes(
+            objects.provider(),
+            key,
+            &patch.entra_id,
+            &patch.attributes,
+            state,
+        )
+        .await?;
+    if saved {
+        Ok(())
+    } else {
+        Err(ReconcileError::Transient {
+            detail: format!(
+                "{} {key}: no longer linked to Entra object {} once it was written",
+                O::NAME,
+                patch.entra_id
+            ),
+            retry_after: None,
+        })
+    }
+}
