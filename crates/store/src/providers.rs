@@ -2,6 +2,7 @@
 
 use crate::{Store, StoreError, query_error};
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 /// Whether a provider's settings are new to the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,31 +52,55 @@ impl Store {
         })
     }
 
-    /// Halts a provider. The first reason stays until `resume`; returns whether
-    /// this call halted it.
+    /// Halts a provider and ends its running full sync as failed (`provider
+    /// halted: REASON`), in one transaction. The first reason stays until
+    /// `resume`; returns whether this call halted it.
     pub async fn halt(&self, provider: &str, reason: &str) -> Result<bool, StoreError> {
-        let conn = self.conn().await?;
-        let n = conn
+        let mut conn = self.conn().await?;
+        let tx = conn
+            .transaction()
+            .await
+            .map_err(query_error("halting a provider"))?;
+        let n = tx
             .execute(
                 "INSERT INTO provider_halts (provider, reason) VALUES ($1, $2) ON CONFLICT (provider) DO NOTHING",
                 &[&provider, &reason],
             )
             .await
             .map_err(query_error("halting a provider"))?;
+        tx.execute(FAIL_RUN_OF_HALTED, &[&provider])
+            .await
+            .map_err(query_error("ending a halted provider's run"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("halting a provider"))?;
         Ok(n == 1)
     }
 
-    /// Clears a halt; returns whether the provider was halted.
-    pub async fn resume(&self, provider: &str) -> Result<bool, StoreError> {
+    /// Ends the running full sync of a halted provider as failed (`provider
+    /// halted: REASON`); returns its id, or `None` if the provider is not
+    /// halted or runs nothing. [`Store::halt`] does this itself; this catches a
+    /// run started while the provider was being halted.
+    pub async fn fail_run_of_halted(&self, provider: &str) -> Result<Option<Uuid>, StoreError> {
         let conn = self.conn().await?;
-        let n = conn
-            .execute(
-                "DELETE FROM provider_halts WHERE provider = $1",
+        let row = conn
+            .query_opt(FAIL_RUN_OF_HALTED, &[&provider])
+            .await
+            .map_err(query_error("ending a halted provider's run"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Clears a halt; returns the halt it cleared, if the provider was halted.
+    pub async fn resume(&self, provider: &str) -> Result<Option<Halt>, StoreError> {
+        let conn = self.conn().await?;
+        let row = conn
+            .query_opt(
+                "DELETE FROM provider_halts WHERE provider = $1 RETURNING reason, halted_at",
                 &[&provider],
             )
             .await
             .map_err(query_error("resuming a provider"))?;
-        Ok(n == 1)
+        Ok(row.as_ref().map(halt))
     }
 
     /// Makes a provider known without touching a stored settings hash (for
@@ -101,9 +126,20 @@ impl Store {
             )
             .await
             .map_err(query_error("reading a provider's halt"))?;
-        Ok(row.map(|r| Halt {
-            reason: r.get(0),
-            halted_at: r.get(1),
-        }))
+        Ok(row.as_ref().map(halt))
+    }
+}
+
+/// Ends provider `$1`'s running run as failed if the provider is halted; returns its id.
+const FAIL_RUN_OF_HALTED: &str = "UPDATE sync_runs r
+     SET state = 'failed', error = 'provider halted: ' || h.reason, phase = 'finished', finished_at = now()
+     FROM provider_halts h
+     WHERE h.provider = r.provider AND r.provider = $1 AND r.state = 'running'
+     RETURNING r.id";
+
+fn halt(row: &tokio_postgres::Row) -> Halt {
+    Halt {
+        reason: row.get(0),
+        halted_at: row.get(1),
     }
 }

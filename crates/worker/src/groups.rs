@@ -2,7 +2,7 @@
 //! itself; its members are [`crate::memberships`]).
 
 use crate::ReconcileError;
-use crate::memberships::{recently_linked, record_existing_members};
+use crate::memberships::recently_linked;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_core::authentik::AkGroup;
 use entra_sync_core::diff::{self, Body};
@@ -15,6 +15,7 @@ use entra_sync_core::mapping::{
 };
 use entra_sync_core::reconcile::{DeleteAction, Desired, Kind, Known, Plan, plan};
 use entra_sync_graph::{GraphClient, GroupLookup, RequestRecord, Written};
+use entra_sync_provider::record_existing_members;
 use entra_sync_store::Store;
 use entra_sync_store::links::{GroupLink, Link, LinkOrigin, LinkState};
 use std::collections::BTreeSet;

@@ -7,10 +7,10 @@
 //! and keep the link. [`groups::GroupReconciler`] does the same for one
 //! group, and [`memberships::MembershipReconciler`] brings one group's Entra
 //! members in line, sending only the difference both ways. [`provider`]
-//! builds a provider's reconcilers from its configuration, and [`budget`]
-//! shares the tenant's Graph budget.
+//! builds a provider's reconcilers from its configuration through the
+//! provider room (`entra_sync_provider`), which also shares the tenant's Graph
+//! budget.
 
-pub mod budget;
 pub mod groups;
 pub mod health;
 pub mod memberships;
