@@ -2,7 +2,7 @@
 //! memberships phases, each published as one bulk task per object and awaited
 //! until the workers have finished every object of the phase.
 //!
-//! [`crate::discovery`] resolves the scope afresh for every run and links what
+//! Discovery resolves the scope afresh for every run and links what
 //! already exists in Entra; the provider room counts the deletions the run
 //! would make, and past the threshold nothing is published (DESIGN invariant 7).
 //! A halt ends the run: [`entra_sync_store::Store::halt`] fails it.
