@@ -13,11 +13,12 @@ use entra_sync_core::mapping::{
 use entra_sync_core::scope::Scope;
 use entra_sync_producer::events::{EVENTS_CURSOR, WATERMARK_CURSOR};
 use entra_sync_producer::service::Intervals;
+use entra_sync_provider::{Provider, RunTrigger, request_full_sync};
 use entra_sync_queue::Topology;
 use entra_sync_queue::testing::TestVhost;
 use entra_sync_sim::authentik::RunningSim;
 use entra_sync_sim::graph::{GraphSim, SimConfig};
-use entra_sync_store::runs::{Run, RunStart, RunState};
+use entra_sync_store::runs::{Run, RunState};
 use entra_sync_store::testing::TestDatabase;
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
@@ -344,13 +345,12 @@ webhook_secret_file = "webhook-secret"
         let config = self.config();
         let p = config.provider(provider).expect("configured provider");
         let store = &self.db.store;
-        store
-            .ensure_provider(provider, &p.settings_hash())
+        let provider = Provider::from_config(p, store).unwrap();
+        request_full_sync(store, &provider, RunTrigger::OnDemand)
             .await
-            .unwrap();
-        match store.start_run(provider, "on_demand").await.unwrap() {
-            RunStart::Started(id) | RunStart::AlreadyRunning(id) => id,
-        }
+            .unwrap()
+            .run()
+            .expect("the provider is not halted")
     }
 
     /// Waits until run `id` ends; panics after `timeout`.

@@ -1,16 +1,13 @@
 //! Builds the producer's and the worker's parts from a [`Config`].
 
-use anyhow::Context;
 use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig};
 use entra_sync_config::{Config, ProviderConfig};
-use entra_sync_graph::GraphClient;
-use entra_sync_producer::full_sync::{ScopeSettings, SyncTarget};
 use entra_sync_producer::scheduler::ProviderSchedule;
 use entra_sync_producer::service::{Intervals, ProducerParts};
 use entra_sync_producer::webhook::WebhookSecret;
+use entra_sync_provider::Provider;
 use entra_sync_queue::Topology;
 use entra_sync_store::Store;
-use entra_sync_worker::provider::graph_config;
 use entra_sync_worker::runner::{WorkerParts, WorkerSettings};
 
 /// The database pool, with at least `min_size` connections allowed.
@@ -28,24 +25,13 @@ pub fn authentik(config: &Config) -> anyhow::Result<AuthentikClient> {
     Ok(client)
 }
 
-/// The full-sync schedule of one provider. Discovery only reads, so its Graph
-/// client is not gated by the write budget.
-pub fn provider_schedule(provider: &ProviderConfig) -> anyhow::Result<ProviderSchedule> {
-    let graph = GraphClient::new(graph_config(provider))
-        .with_context(|| format!("providers[{}]", provider.name))?;
+/// The full-sync schedule of one provider.
+pub fn provider_schedule(
+    provider: &ProviderConfig,
+    store: &Store,
+) -> anyhow::Result<ProviderSchedule> {
     Ok(ProviderSchedule {
-        target: SyncTarget {
-            name: provider.name.clone(),
-            graph,
-            scope: ScopeSettings {
-                filter_group: provider.filter_group.clone(),
-                exclude_service_accounts: provider.exclude_users_service_account,
-            },
-            user_delete: provider.user_delete_action.into(),
-            group_delete: provider.group_delete_action.into(),
-            deletion_threshold: provider.deletion_threshold,
-        },
-        settings_hash: provider.settings_hash(),
+        provider: Provider::from_config(provider, store)?,
         full_sync_interval: provider.full_sync_interval,
     })
 }
@@ -55,7 +41,7 @@ pub fn producer_parts(config: &Config, store: Store) -> anyhow::Result<ProducerP
     let providers = config
         .providers
         .iter()
-        .map(provider_schedule)
+        .map(|p| provider_schedule(p, &store))
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(ProducerParts {
         store,

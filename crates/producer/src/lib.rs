@@ -4,8 +4,20 @@
 //! From the top: [`service::run`] serves HTTP and elects the active producer;
 //! the leader runs the [`scheduler::Scheduler`], which executes each run with
 //! [`full_sync::full_sync`], and the [`events`] followers, whose hand-offs the
-//! [`sink::TaskSink`] turns into tasks.
+//! [`sink::TaskSink`] turns into tasks. Each provider's policy (scope,
+//! deletions, existing members, starting runs) comes from the provider room,
+//! `entra_sync_provider`.
+//!
+//! The invariants of DESIGN.md it keeps:
+//! - 1: a task names an object and why it was sent, nothing more; the
+//!   producer publishes one per object and leaves the decision to the worker.
+//! - 3: every task is published with confirms to durable queues, and a run
+//!   survives a crash of its leader (the next one resumes it).
+//! - 7: a run resolves its scope afresh, halts on a missing filter group, and
+//!   publishes nothing when it would delete or suspend more than the threshold.
+//! - 8: changes go on the direct lane, full syncs on the bulk lane.
 
+mod discovery;
 pub mod events;
 pub mod full_sync;
 pub mod metrics;

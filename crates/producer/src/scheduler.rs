@@ -8,14 +8,16 @@
 //!   unless it is halted.
 //! - A running run this process does not execute (started by `entra-sync
 //!   sync`, by the events sink, or orphaned by a dead leader) is executed.
-//! - A halted provider's running run is ended as failed.
+//! - A halted provider starts no run ([`request_full_sync`] refuses), and a
+//!   run that slipped in while it was being halted is ended as failed.
 //!
 //! [`Scheduler`] keeps "run the loop" apart from "do one run" ([`full_sync`]).
 
-use crate::full_sync::{SyncContext, SyncTarget, full_sync};
+use crate::full_sync::{SyncContext, full_sync};
+use entra_sync_provider::{Provider, RunRequest, RunTrigger, request_full_sync};
 use entra_sync_store::StoreError;
 use entra_sync_store::providers::SettingsChange;
-use entra_sync_store::runs::{RunStart, RunState};
+use entra_sync_store::runs::RunState;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -27,10 +29,8 @@ use uuid::Uuid;
 /// One provider's schedule, as plain data (the CLI and tests build it).
 #[derive(Debug, Clone)]
 pub struct ProviderSchedule {
-    /// What a run syncs.
-    pub target: SyncTarget,
-    /// The hash of the provider's settings; a change starts a full sync.
-    pub settings_hash: String,
+    /// What a run syncs; a change of its settings hash starts a full sync.
+    pub provider: Provider,
     /// How long after the start of the latest run the next one starts.
     pub full_sync_interval: Duration,
 }
@@ -39,7 +39,7 @@ pub struct ProviderSchedule {
 /// (they stay `running`, and the next leader resumes them).
 pub struct Scheduler {
     ctx: SyncContext,
-    providers: Vec<(Arc<SyncTarget>, ProviderSchedule)>,
+    providers: Vec<(Arc<Provider>, Duration)>,
     executing: HashMap<String, (Uuid, JoinHandle<()>)>,
     registered: bool,
 }
@@ -60,7 +60,7 @@ impl Scheduler {
             ctx,
             providers: providers
                 .into_iter()
-                .map(|p| (Arc::new(p.target.clone()), p))
+                .map(|p| (Arc::new(p.provider), p.full_sync_interval))
                 .collect(),
             executing: HashMap::new(),
             registered: false,
@@ -82,66 +82,53 @@ impl Scheduler {
     /// Registers every provider's settings hash and starts a run for new
     /// providers and changed settings.
     pub async fn register(&mut self) -> Result<(), StoreError> {
-        for (target, schedule) in &self.providers {
-            let name = &target.name;
+        for (provider, _) in &self.providers {
             let trigger = match self
                 .ctx
                 .store
-                .register_provider(name, &schedule.settings_hash)
+                .register_provider(&provider.name, &provider.settings_hash)
                 .await?
             {
-                SettingsChange::New => "provider_created",
-                SettingsChange::Changed => "settings_changed",
+                SettingsChange::New => RunTrigger::ProviderCreated,
+                SettingsChange::Changed => RunTrigger::SettingsChanged,
                 SettingsChange::Unchanged => continue,
             };
-            if let Some(halt) = self.ctx.store.halt_of(name).await? {
-                tracing::warn!(provider = %name, reason = %halt.reason, trigger, "provider halted: no full sync started");
-                continue;
+            if let RunRequest::Halted(halt) = self.start(provider, trigger).await? {
+                tracing::warn!(provider = %provider.name, reason = %halt.reason, %trigger, "provider halted: no full sync started");
             }
-            self.start(name, trigger).await?;
         }
         self.registered = true;
         Ok(())
     }
 
-    async fn start(&self, provider: &str, trigger: &str) -> Result<RunStart, StoreError> {
-        let started = self.ctx.store.start_run(provider, trigger).await?;
-        match started {
-            RunStart::Started(run) => {
-                tracing::info!(provider, %run, trigger, "full sync started");
-                self.ctx.metrics.full_sync_started(provider);
-            }
-            RunStart::AlreadyRunning(run) => {
-                tracing::debug!(provider, %run, trigger, "a full sync is already running");
-            }
+    /// Requests a run and counts it if it started.
+    async fn start(
+        &self,
+        provider: &Provider,
+        trigger: RunTrigger,
+    ) -> Result<RunRequest, StoreError> {
+        let request = request_full_sync(&self.ctx.store, provider, trigger).await?;
+        if let RunRequest::Started(_) = request {
+            self.ctx.metrics.full_sync_started(&provider.name);
         }
-        Ok(started)
+        Ok(request)
     }
 
-    /// One pass over the providers: fail halted runs, start due runs, execute
-    /// running runs nobody here executes.
+    /// One pass over the providers: fail runs of halted providers, start due
+    /// runs, execute running runs nobody here executes.
     pub async fn tick(&mut self) -> Result<(), StoreError> {
         self.executing.retain(|_, (_, h)| !h.is_finished());
         for i in 0..self.providers.len() {
-            let (target, schedule) = &self.providers[i];
-            let (target, interval) = (target.clone(), schedule.full_sync_interval);
-            let name = target.name.clone();
-            let latest = self.ctx.store.latest_run(&name).await?;
-            if let Some(halt) = self.ctx.store.halt_of(&name).await? {
-                if let Some(run) = latest.filter(|r| r.state == RunState::Running) {
-                    let message = format!("provider halted: {}", halt.reason);
-                    self.ctx
-                        .store
-                        .finish_run(run.id, RunState::Failed, Some(&message))
-                        .await?;
-                    tracing::warn!(provider = %name, run = %run.id, %message, "full sync failed");
-                    if let Some((_, handle)) = self.executing.remove(&name) {
-                        handle.abort();
-                    }
+            let (provider, interval) = self.providers[i].clone();
+            let name = provider.name.clone();
+            if let Some(run) = self.ctx.store.fail_run_of_halted(&name).await? {
+                tracing::warn!(provider = %name, %run, "full sync failed: the provider is halted");
+                if let Some((_, handle)) = self.executing.remove(&name) {
+                    handle.abort();
                 }
                 continue;
             }
-            let run = match latest {
+            let run = match self.ctx.store.latest_run(&name).await? {
                 Some(r) if r.state == RunState::Running => r.id,
                 Some(r)
                     if chrono::Utc::now() - r.started_at
@@ -150,7 +137,10 @@ impl Scheduler {
                 {
                     continue;
                 }
-                _ => self.start(&name, "schedule").await?.id(),
+                _ => match self.start(&provider, RunTrigger::Schedule).await?.run() {
+                    Some(run) => run,
+                    None => continue,
+                },
             };
             if self.executing.get(&name).is_some_and(|(id, _)| *id == run) {
                 continue;
@@ -159,10 +149,9 @@ impl Scheduler {
                 old.abort();
             }
             let ctx = self.ctx.clone();
-            let task_target = target.clone();
             let handle = tokio::spawn(async move {
-                if let Err(e) = full_sync(&ctx, &task_target, run).await {
-                    tracing::warn!(provider = %task_target.name, %run, error = %e, "full sync interrupted; it resumes on the next tick");
+                if let Err(e) = full_sync(&ctx, &provider, run).await {
+                    tracing::warn!(provider = %provider.name, %run, error = %e, "full sync interrupted; it resumes on the next tick");
                 }
             });
             self.executing.insert(name, (run, handle));

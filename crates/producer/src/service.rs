@@ -22,6 +22,7 @@ use crate::sink::TaskSink;
 use crate::webhook::{self, WebhookSecret};
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_core::secret::Secret;
+use entra_sync_provider::Provider;
 use entra_sync_queue::{Publisher, Topology};
 use entra_sync_store::Store;
 use entra_sync_store::leader::Leadership;
@@ -350,13 +351,14 @@ async fn lead_connected(
         poll_interval: parts.intervals.run_poll,
         metrics: health.metrics.clone(),
     };
-    let names: Vec<String> = parts
+    let providers: Vec<Arc<Provider>> = parts
         .providers
         .iter()
-        .map(|p| p.target.name.clone())
+        .map(|p| Arc::new(p.provider.clone()))
         .collect();
+    let names: Vec<String> = providers.iter().map(|p| p.name.clone()).collect();
     let kick = Arc::new(Notify::new());
-    let sink = TaskSink::new(ctx.clone(), names.clone(), kick.clone());
+    let sink = TaskSink::new(ctx.clone(), providers, kick.clone());
     let (children_tx, children_rx) = watch::channel(false);
     let mut children = tokio::task::JoinSet::new();
     let mut scheduler = Scheduler::new(ctx.clone(), parts.providers.clone());

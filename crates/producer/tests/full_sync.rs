@@ -7,7 +7,8 @@ use common::Env;
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_core::task::{ObjectKind, TaskReason};
-use entra_sync_producer::full_sync::{ScopeSettings, full_sync, threshold_message};
+use entra_sync_producer::full_sync::full_sync;
+use entra_sync_provider::{RunTrigger, ScopeSettings, TooManyDeletions};
 use entra_sync_queue::Lane;
 use entra_sync_store::links::{Link, LinkOrigin, LinkState};
 use entra_sync_store::runs::RunState;
@@ -21,7 +22,7 @@ fn entra(n: u128) -> EntraObjectId {
 async fn start(env: &Env, provider: &str) -> uuid::Uuid {
     env.store().register_provider(provider, "h").await.unwrap();
     env.store()
-        .start_run(provider, "on_demand")
+        .start_run(provider, RunTrigger::OnDemand)
         .await
         .unwrap()
         .id()
@@ -61,7 +62,7 @@ async fn discovery_links_existing_objects_by_upn_mail_and_display_name_never_two
 
     let run = start(&env, "p").await;
     let worker = env.worker(Duration::ZERO).await;
-    let finished = full_sync(&env.ctx, &env.target("p"), run).await.unwrap();
+    let finished = full_sync(&env.ctx, &env.provider("p"), run).await.unwrap();
 
     let store = env.store();
     let link = |pk: i64| async move { store.link("p", AkUserPk(pk)).await.unwrap() };
@@ -143,7 +144,7 @@ async fn phases_run_in_order_users_then_groups_then_memberships() {
     let g2 = env.add_group("g2");
     let run = start(&env, "p").await;
     let worker = env.worker(Duration::from_millis(60)).await;
-    let finished = full_sync(&env.ctx, &env.target("p"), run).await.unwrap();
+    let finished = full_sync(&env.ctx, &env.provider("p"), run).await.unwrap();
     assert_eq!(finished.state, RunState::Done);
     assert!(
         worker.violations.lock().unwrap().is_empty(),
@@ -191,14 +192,18 @@ async fn out_of_scope_and_deleted_linked_users_are_planned_so_the_worker_can_dep
             .unwrap()
             .unwrap();
     }
-    let run = store.start_run("p", "on_demand").await.unwrap().id();
+    let run = store
+        .start_run("p", RunTrigger::OnDemand)
+        .await
+        .unwrap()
+        .id();
     let worker = env.worker(Duration::ZERO).await;
-    let mut target = env.target("p");
-    target.scope = ScopeSettings {
+    let mut provider = env.provider("p");
+    provider.scope = ScopeSettings {
         filter_group: Some("staff".into()),
         exclude_service_accounts: true,
     };
-    let finished = full_sync(&env.ctx, &target, run).await.unwrap();
+    let finished = full_sync(&env.ctx, &provider, run).await.unwrap();
     assert_eq!(finished.state, RunState::Done);
     let mut users: Vec<String> = worker
         .seen()
@@ -243,14 +248,25 @@ async fn the_deletion_threshold_stops_a_mass_delete_and_publishes_nothing() {
     store.save_link("p", &gone_group).await.unwrap().unwrap();
 
     // delete: 3 users + 1 group = 4 > 3.
-    let run = store.start_run("p", "on_demand").await.unwrap().id();
-    let mut target = env.target("p");
-    target.deletion_threshold = 3;
-    let finished = full_sync(&env.ctx, &target, run).await.unwrap();
+    let run = store
+        .start_run("p", RunTrigger::OnDemand)
+        .await
+        .unwrap()
+        .id();
+    let mut provider = env.provider("p");
+    provider.deletions.threshold = 3;
+    let finished = full_sync(&env.ctx, &provider, run).await.unwrap();
     assert_eq!(finished.state, RunState::Failed);
     assert_eq!(
         finished.error.as_deref(),
-        Some(threshold_message(4, 3).as_str())
+        Some(
+            TooManyDeletions {
+                count: 4,
+                threshold: 3
+            }
+            .to_string()
+            .as_str()
+        )
     );
     assert!(
         finished
@@ -267,19 +283,34 @@ async fn the_deletion_threshold_stops_a_mass_delete_and_publishes_nothing() {
     assert_eq!(env.ctx.metrics.tasks_published(Lane::Bulk), 0);
 
     // suspend, groups left alone: the already suspended user does not count, so 2.
-    target.user_delete = DeleteAction::Suspend;
-    target.group_delete = DeleteAction::DoNothing;
-    target.deletion_threshold = 1;
-    let run = store.start_run("p", "on_demand").await.unwrap().id();
-    let finished = full_sync(&env.ctx, &target, run).await.unwrap();
+    provider.deletions.users = DeleteAction::Suspend;
+    provider.deletions.groups = DeleteAction::DoNothing;
+    provider.deletions.threshold = 1;
+    let run = store
+        .start_run("p", RunTrigger::OnDemand)
+        .await
+        .unwrap()
+        .id();
+    let finished = full_sync(&env.ctx, &provider, run).await.unwrap();
     assert_eq!(
         finished.error.as_deref(),
-        Some(threshold_message(2, 1).as_str())
+        Some(
+            TooManyDeletions {
+                count: 2,
+                threshold: 1
+            }
+            .to_string()
+            .as_str()
+        )
     );
-    target.deletion_threshold = 2;
-    let run = store.start_run("p", "on_demand").await.unwrap().id();
+    provider.deletions.threshold = 2;
+    let run = store
+        .start_run("p", RunTrigger::OnDemand)
+        .await
+        .unwrap()
+        .id();
     let worker = env.worker(Duration::ZERO).await;
-    let finished = full_sync(&env.ctx, &target, run).await.unwrap();
+    let finished = full_sync(&env.ctx, &provider, run).await.unwrap();
     assert_eq!(finished.state, RunState::Done, "{:?}", finished.error);
     assert_eq!(worker.seen().len(), finished.objects_total as usize);
 }
@@ -290,9 +321,9 @@ async fn a_halt_while_waiting_fails_the_run() {
     env.add_user("adele", "adele@contoso.com");
     let run = start(&env, "p").await;
     let ctx = env.ctx.clone();
-    let target = env.target("p");
+    let provider = env.provider("p");
     // No worker: the run waits in the users phase.
-    let running = tokio::spawn(async move { full_sync(&ctx, &target, run).await });
+    let running = tokio::spawn(async move { full_sync(&ctx, &provider, run).await });
     let store = env.store();
     tokio::time::timeout(Duration::from_secs(10), async {
         while store.run(run).await.unwrap().unwrap().phase != "users" {
@@ -322,9 +353,9 @@ async fn a_halt_while_waiting_fails_the_run() {
 async fn a_missing_filter_group_halts_the_provider_naming_the_setting() {
     let env = Env::new().await;
     let run = start(&env, "p").await;
-    let mut target = env.target("p");
-    target.scope.filter_group = Some("does-not-exist".into());
-    let finished = full_sync(&env.ctx, &target, run).await.unwrap();
+    let mut provider = env.provider("p");
+    provider.scope.filter_group = Some("does-not-exist".into());
+    let finished = full_sync(&env.ctx, &provider, run).await.unwrap();
     assert_eq!(finished.state, RunState::Failed);
     let halt = env.store().halt_of("p").await.unwrap().expect("halted");
     assert!(halt.reason.contains("filter_group"), "{}", halt.reason);
@@ -342,7 +373,7 @@ async fn an_unreachable_authentik_fails_the_run_with_that_error() {
     env.add_user("adele", "adele@contoso.com");
     let run = start(&env, "p").await;
     env.authentik.sim.fail_next_requests(10, 503);
-    let finished = full_sync(&env.ctx, &env.target("p"), run).await.unwrap();
+    let finished = full_sync(&env.ctx, &env.provider("p"), run).await.unwrap();
     assert_eq!(finished.state, RunState::Failed);
     let error = finished.error.unwrap();
     assert!(error.starts_with("authentik unreachable: "), "{error}");
@@ -369,7 +400,7 @@ async fn executing_a_run_again_publishes_only_what_is_still_pending() {
         .await
         .unwrap();
     let worker = env.worker(Duration::ZERO).await;
-    let finished = full_sync(&env.ctx, &env.target("p"), run).await.unwrap();
+    let finished = full_sync(&env.ctx, &env.provider("p"), run).await.unwrap();
     assert_eq!(finished.state, RunState::Done);
     assert_eq!(finished.objects_total, 2);
     assert_eq!(finished.objects_done, 2);
@@ -387,15 +418,15 @@ async fn rejected_graph_credentials_halt_the_provider_during_discovery() {
     let env = Env::new().await;
     env.add_user("adele", "adele@contoso.com");
     let run = start(&env, "p").await;
-    let mut target = env.target("p");
+    let mut provider = env.provider("p");
     let config = entra_sync_graph::GraphConfig::new(
         entra_sync_sim::graph::SimConfig::TENANT_ID,
         entra_sync_sim::graph::SimConfig::CLIENT_ID,
         entra_sync_graph::Secret::new("not-the-secret"),
     )
     .with_base_url(&env.graph.base_url());
-    target.graph = entra_sync_graph::GraphClient::new(config).unwrap();
-    let finished = full_sync(&env.ctx, &target, run).await.unwrap();
+    provider.graph = entra_sync_graph::GraphClient::new(config).unwrap();
+    let finished = full_sync(&env.ctx, &provider, run).await.unwrap();
     assert_eq!(finished.state, RunState::Failed);
     let halt = env.store().halt_of("p").await.unwrap().expect("halted");
     assert!(

@@ -10,6 +10,7 @@ use entra_sync_producer::events::{
 };
 use entra_sync_producer::scheduler::{ProviderSchedule, Scheduler};
 use entra_sync_producer::sink::TaskSink;
+use entra_sync_provider::{Provider, RunTrigger};
 use entra_sync_queue::Lane;
 use entra_sync_store::runs::{Run, RunState};
 use std::sync::Arc;
@@ -18,8 +19,10 @@ use tokio::sync::Notify;
 
 fn schedule(env: &Env, name: &str, hash: &str, interval: Duration) -> ProviderSchedule {
     ProviderSchedule {
-        target: env.target(name),
-        settings_hash: hash.into(),
+        provider: Provider {
+            settings_hash: hash.into(),
+            ..env.provider(name)
+        },
         full_sync_interval: interval,
     }
 }
@@ -110,7 +113,11 @@ async fn ticks_start_due_runs_and_execute_requested_ones() {
     );
 
     // `entra-sync sync` only records the run; the scheduler executes it.
-    let requested = store.start_run("p", "on_demand").await.unwrap().id();
+    let requested = store
+        .start_run("p", RunTrigger::OnDemand)
+        .await
+        .unwrap()
+        .id();
     hourly.tick().await.unwrap();
     assert_eq!(hourly.executing(), vec![requested]);
     let done = until_ended(&env, requested).await;
@@ -156,7 +163,11 @@ async fn a_halted_providers_run_is_failed_and_no_new_one_starts() {
     let env = Env::new().await;
     let store = env.store();
     store.register_provider("p", "h").await.unwrap();
-    let run = store.start_run("p", "on_demand").await.unwrap().id();
+    let run = store
+        .start_run("p", RunTrigger::OnDemand)
+        .await
+        .unwrap()
+        .id();
     store.halt("p", "invalid mapping \"upn\"").await.unwrap();
     let mut scheduler = Scheduler::new(
         env.ctx.clone(),
@@ -199,7 +210,7 @@ async fn the_sink_publishes_direct_tasks_and_skips_halted_providers() {
     store.halt("q", "bad credentials").await.unwrap();
     let mut sink = TaskSink::new(
         env.ctx.clone(),
-        vec!["p".into(), "q".into()],
+        vec![Arc::new(env.provider("p")), Arc::new(env.provider("q"))],
         Arc::new(Notify::new()),
     );
     let group = AkGroupPk(uuid::Uuid::from_u128(5));
@@ -244,7 +255,9 @@ async fn a_gap_in_the_feed_starts_a_full_sync_per_provider_and_wakes_the_schedul
     store.register_provider("halted", "h").await.unwrap();
     store.halt("halted", "bad credentials").await.unwrap();
     let kick = Arc::new(Notify::new());
-    let providers = vec!["p".into(), "q".into(), "halted".into()];
+    let providers = ["p", "q", "halted"]
+        .map(|name| Arc::new(env.provider(name)))
+        .to_vec();
     let mut sink = TaskSink::new(env.ctx.clone(), providers, kick.clone());
     sink.handle(Handoff::FullSyncNeeded(FullSyncReason::NoCursor))
         .await

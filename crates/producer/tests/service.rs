@@ -8,6 +8,7 @@ use entra_sync_core::secret::Secret;
 use entra_sync_producer::scheduler::ProviderSchedule;
 use entra_sync_producer::service::{Intervals, ProducerError, ProducerParts, run_on};
 use entra_sync_producer::webhook::WebhookSecret;
+use entra_sync_provider::RunTrigger;
 use entra_sync_store::Store;
 use entra_sync_store::runs::RunState;
 use std::net::SocketAddr;
@@ -111,8 +112,7 @@ async fn the_leader_syncs_a_new_provider_and_reports_health_and_metrics() {
     env.add_user("adele", "adele@contoso.com");
     let _worker = env.worker(Duration::ZERO).await;
     let provider = ProviderSchedule {
-        target: env.target("p"),
-        settings_hash: "h".into(),
+        provider: env.provider("p"),
         full_sync_interval: Duration::from_secs(3600),
     };
     let producer = Running::start(parts(&env, env.store().clone(), vec![provider])).await;
@@ -225,12 +225,15 @@ async fn a_rejected_authentik_token_halts_every_provider_from_the_events_followe
     let store = env.store();
     for provider in ["p", "q"] {
         store.register_provider(provider, "h").await.unwrap();
-        let run = store.start_run(provider, "on_demand").await.unwrap().id();
+        let run = store
+            .start_run(provider, RunTrigger::OnDemand)
+            .await
+            .unwrap()
+            .id();
         store.finish_run(run, RunState::Done, None).await.unwrap();
     }
     let schedule = |name: &str| ProviderSchedule {
-        target: env.target(name),
-        settings_hash: "h".into(),
+        provider: env.provider(name),
         full_sync_interval: Duration::from_secs(3600),
     };
     let mut parts = parts(&env, store.clone(), vec![schedule("p"), schedule("q")]);
@@ -266,8 +269,7 @@ async fn a_rejected_authentik_token_halts_every_provider_from_the_events_followe
 async fn a_webhook_that_reaches_a_standby_wakes_the_active_producer() {
     let env = Env::new().await;
     let provider = || ProviderSchedule {
-        target: env.target("p"),
-        settings_hash: "h".into(),
+        provider: env.provider("p"),
         full_sync_interval: Duration::from_secs(3600),
     };
     // Polls so rare that only a webhook can explain a quick hand-off.

@@ -2,6 +2,7 @@
 
 use crate::{Store, StoreError, query_error};
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 /// Whether a provider's settings are new to the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,28 +88,38 @@ impl Store {
         })
     }
 
-    /// Halts a provider for a configuration reason. The first reason stays
-    /// until `resume`; returns whether this call halted it.
+    /// Halts a provider for a configuration reason; see [`Store::halt_as`].
     pub async fn halt(&self, provider: &str, reason: &str) -> Result<bool, StoreError> {
         self.halt_as(provider, HaltKind::Configuration, reason)
             .await
     }
 
-    /// Halts a provider with a halt of `kind`. The first halt stays until it is
-    /// cleared; returns whether this call halted it.
+    /// Halts a provider with a halt of `kind` and ends its running full sync as
+    /// failed (`provider halted: REASON`), in one transaction. The first halt
+    /// stays until it is cleared; returns whether this call halted it.
     pub async fn halt_as(
         &self,
         provider: &str,
         kind: HaltKind,
         reason: &str,
     ) -> Result<bool, StoreError> {
-        let conn = self.conn().await?;
-        let n = conn
+        let mut conn = self.conn().await?;
+        let tx = conn
+            .transaction()
+            .await
+            .map_err(query_error("halting a provider"))?;
+        let n = tx
             .execute(
                 "INSERT INTO provider_halts (provider, reason, kind) VALUES ($1, $2, $3)
                  ON CONFLICT (provider) DO NOTHING",
                 &[&provider, &reason, &kind.as_str()],
             )
+            .await
+            .map_err(query_error("halting a provider"))?;
+        tx.execute(FAIL_RUN_OF_HALTED, &[&provider])
+            .await
+            .map_err(query_error("ending a halted provider's run"))?;
+        tx.commit()
             .await
             .map_err(query_error("halting a provider"))?;
         Ok(n == 1)
@@ -131,17 +142,30 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Clears a halt; returns whether the provider was halted.
-    pub async fn resume(&self, provider: &str) -> Result<bool, StoreError> {
+    /// Ends the running full sync of a halted provider as failed (`provider
+    /// halted: REASON`); returns its id, or `None` if the provider is not
+    /// halted or runs nothing. [`Store::halt_as`] does this itself; this catches
+    /// a run started while the provider was being halted.
+    pub async fn fail_run_of_halted(&self, provider: &str) -> Result<Option<Uuid>, StoreError> {
         let conn = self.conn().await?;
-        let n = conn
-            .execute(
-                "DELETE FROM provider_halts WHERE provider = $1",
+        let row = conn
+            .query_opt(FAIL_RUN_OF_HALTED, &[&provider])
+            .await
+            .map_err(query_error("ending a halted provider's run"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Clears a halt; returns the halt it cleared, if the provider was halted.
+    pub async fn resume(&self, provider: &str) -> Result<Option<Halt>, StoreError> {
+        let conn = self.conn().await?;
+        let row = conn
+            .query_opt(
+                "DELETE FROM provider_halts WHERE provider = $1 RETURNING reason, kind, halted_at",
                 &[&provider],
             )
             .await
             .map_err(query_error("resuming a provider"))?;
-        Ok(n == 1)
+        row.as_ref().map(halt).transpose()
     }
 
     /// Makes a provider known without touching a stored settings hash (for
@@ -167,13 +191,22 @@ impl Store {
             )
             .await
             .map_err(query_error("reading a provider's halt"))?;
-        row.map(|r| {
-            Ok(Halt {
-                reason: r.get(0),
-                kind: HaltKind::parse(r.get(1))?,
-                halted_at: r.get(2),
-            })
-        })
-        .transpose()
+        row.as_ref().map(halt).transpose()
     }
+}
+
+/// Ends provider `$1`'s running run as failed if the provider is halted; returns its id.
+const FAIL_RUN_OF_HALTED: &str = "UPDATE sync_runs r
+     SET state = 'failed', error = 'provider halted: ' || h.reason, phase = 'finished', finished_at = now()
+     FROM provider_halts h
+     WHERE h.provider = r.provider AND r.provider = $1 AND r.state = 'running'
+     RETURNING r.id";
+
+/// A halt from a row of (reason, kind, halted_at).
+fn halt(row: &tokio_postgres::Row) -> Result<Halt, StoreError> {
+    Ok(Halt {
+        reason: row.get(0),
+        kind: HaltKind::parse(row.get(1))?,
+        halted_at: row.get(2),
+    })
 }

@@ -38,6 +38,43 @@ impl RunState {
     }
 }
 
+/// What started a full sync; stored as text in `sync_runs.trigger`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunTrigger {
+    /// The provider was seen for the first time (`provider_created`).
+    ProviderCreated,
+    /// The provider's settings hash changed (`settings_changed`).
+    SettingsChanged,
+    /// Its `full_sync_interval` passed (`schedule`).
+    Schedule,
+    /// `entra-sync sync` asked for it (`on_demand`).
+    OnDemand,
+    /// `entra-sync resume` cleared a halt (`resume`).
+    Resume,
+    /// Changes may have been missed: the events feed had a gap or no cursor (`events_gap`).
+    EventsGap,
+}
+
+impl RunTrigger {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ProviderCreated => "provider_created",
+            Self::SettingsChanged => "settings_changed",
+            Self::Schedule => "schedule",
+            Self::OnDemand => "on_demand",
+            Self::Resume => "resume",
+            Self::EventsGap => "events_gap",
+        }
+    }
+}
+
+impl std::fmt::Display for RunTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A full-sync run and its counts.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Run {
@@ -49,7 +86,7 @@ pub struct Run {
     pub state: RunState,
     /// Where a running sync is: queued, discovery, users, groups, memberships, finished.
     pub phase: String,
-    /// What started it: schedule, settings_changed, first_seen, manual, resume.
+    /// What started it, as stored ([`RunTrigger::as_str`]).
     pub trigger: String,
     /// Why it failed, if it did.
     pub error: Option<String>,
@@ -106,8 +143,13 @@ fn run(row: &tokio_postgres::Row) -> Run {
 }
 
 impl Store {
-    /// Starts a run, unless one is already running for the provider (one at a time).
-    pub async fn start_run(&self, provider: &str, trigger: &str) -> Result<RunStart, StoreError> {
+    /// Starts a run, unless one is already running for the provider (one at a
+    /// time). It does not look at halts: `entra_sync_provider::request_full_sync` does.
+    pub async fn start_run(
+        &self,
+        provider: &str,
+        trigger: RunTrigger,
+    ) -> Result<RunStart, StoreError> {
         self.insert_run(provider, trigger, false).await
     }
 
@@ -116,7 +158,7 @@ impl Store {
     pub async fn start_run_allowing_deletions(
         &self,
         provider: &str,
-        trigger: &str,
+        trigger: RunTrigger,
     ) -> Result<RunStart, StoreError> {
         self.insert_run(provider, trigger, true).await
     }
@@ -124,7 +166,7 @@ impl Store {
     async fn insert_run(
         &self,
         provider: &str,
-        trigger: &str,
+        trigger: RunTrigger,
         deletions_allowed: bool,
     ) -> Result<RunStart, StoreError> {
         let conn = self.conn().await?;
@@ -134,7 +176,7 @@ impl Store {
                 "INSERT INTO sync_runs (id, provider, state, trigger, deletions_allowed)
                  VALUES ($1, $2, 'running', $3, $4)
                  ON CONFLICT (provider) WHERE state = 'running' DO NOTHING",
-                &[&id, &provider, &trigger, &deletions_allowed],
+                &[&id, &provider, &trigger.as_str(), &deletions_allowed],
             )
             .await
             .map_err(query_error("starting a run"))?;

@@ -5,7 +5,7 @@ use entra_sync_core::ids::AkGroupPk;
 use entra_sync_core::task::ObjectKind;
 use entra_sync_store::guard::{DeprovisionAction, Deprovisioning, GuardDecision, GuardLimit};
 use entra_sync_store::providers::HaltKind;
-use entra_sync_store::runs::RunStart;
+use entra_sync_store::runs::{RunStart, RunTrigger};
 use entra_sync_store::testing::TestDatabase;
 use std::time::Duration;
 
@@ -99,7 +99,7 @@ async fn a_run_started_allowing_deletions_is_waived_and_fills_no_window() {
     };
     let RunStart::Started(run) = db
         .store
-        .start_run_allowing_deletions("p", "resume")
+        .start_run_allowing_deletions("p", RunTrigger::Resume)
         .await
         .unwrap()
     else {
@@ -130,7 +130,12 @@ async fn a_run_started_allowing_deletions_is_waived_and_fills_no_window() {
         .finish_run(run, entra_sync_store::runs::RunState::Done, None)
         .await
         .unwrap();
-    let other = db.store.start_run("p", "manual").await.unwrap().id();
+    let other = db
+        .store
+        .start_run("p", RunTrigger::OnDemand)
+        .await
+        .unwrap()
+        .id();
     assert!(
         !db.store
             .run(other)

@@ -6,7 +6,7 @@ use entra_sync_store::budget::{BucketShape, Reservation};
 use entra_sync_store::links::{Link, LinkOrigin, LinkState};
 use entra_sync_store::outcomes::Outcome;
 use entra_sync_store::providers::SettingsChange;
-use entra_sync_store::runs::{RunStart, RunState};
+use entra_sync_store::runs::{RunStart, RunState, RunTrigger};
 use entra_sync_store::testing::TestDatabase;
 use serde_json::json;
 use std::time::Duration;
@@ -51,9 +51,89 @@ async fn halts_keep_the_first_reason_until_resumed() {
         db.store.halt_of("p").await.unwrap().unwrap().reason,
         "mapping \"m\" failed"
     );
-    assert!(db.store.resume("p").await.unwrap());
+    assert_eq!(
+        db.store.resume("p").await.unwrap().unwrap().reason,
+        "mapping \"m\" failed",
+        "resume returns the halt it cleared"
+    );
     assert!(db.store.halt_of("p").await.unwrap().is_none());
-    assert!(!db.store.resume("p").await.unwrap());
+    assert!(db.store.resume("p").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn halting_a_provider_fails_its_running_run_with_the_first_reason() {
+    let db = db_with_provider().await;
+    let run = db
+        .store
+        .start_run("p", RunTrigger::Schedule)
+        .await
+        .unwrap()
+        .id();
+    db.store.halt("p", "invalid mapping \"upn\"").await.unwrap();
+    let failed = db.store.run(run).await.unwrap().unwrap();
+    assert_eq!(failed.state, RunState::Failed);
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("provider halted: invalid mapping \"upn\"")
+    );
+    assert!(failed.finished_at.is_some());
+
+    // A run that slipped in while the provider was halted is failed by the sweep.
+    let late = db
+        .store
+        .start_run("p", RunTrigger::OnDemand)
+        .await
+        .unwrap()
+        .id();
+    assert_eq!(db.store.fail_run_of_halted("p").await.unwrap(), Some(late));
+    assert_eq!(
+        db.store.run(late).await.unwrap().unwrap().error.as_deref(),
+        Some("provider halted: invalid mapping \"upn\"")
+    );
+    assert_eq!(db.store.fail_run_of_halted("p").await.unwrap(), None);
+
+    db.store.resume("p").await.unwrap();
+    let next = db
+        .store
+        .start_run("p", RunTrigger::Schedule)
+        .await
+        .unwrap()
+        .id();
+    assert_eq!(
+        db.store.fail_run_of_halted("p").await.unwrap(),
+        None,
+        "a provider that is not halted keeps its run"
+    );
+    assert_eq!(
+        db.store.run(next).await.unwrap().unwrap().state,
+        RunState::Running
+    );
+}
+
+#[test]
+fn run_triggers_keep_their_stored_text() {
+    let stored: Vec<&str> = [
+        RunTrigger::ProviderCreated,
+        RunTrigger::SettingsChanged,
+        RunTrigger::Schedule,
+        RunTrigger::OnDemand,
+        RunTrigger::Resume,
+        RunTrigger::EventsGap,
+    ]
+    .into_iter()
+    .map(RunTrigger::as_str)
+    .collect();
+    assert_eq!(
+        stored,
+        [
+            "provider_created",
+            "settings_changed",
+            "schedule",
+            "on_demand",
+            "resume",
+            "events_gap"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -211,11 +291,12 @@ async fn memberships_go_with_their_links() {
 #[tokio::test]
 async fn one_run_at_a_time_and_each_object_counted_once() {
     let db = db_with_provider().await;
-    let RunStart::Started(run) = db.store.start_run("p", "manual").await.unwrap() else {
+    let RunStart::Started(run) = db.store.start_run("p", RunTrigger::OnDemand).await.unwrap()
+    else {
         panic!("first run")
     };
     assert_eq!(
-        db.store.start_run("p", "schedule").await.unwrap(),
+        db.store.start_run("p", RunTrigger::Schedule).await.unwrap(),
         RunStart::AlreadyRunning(run)
     );
     let ids: Vec<String> = (1..=3).map(|i| i.to_string()).collect();
@@ -280,7 +361,7 @@ async fn one_run_at_a_time_and_each_object_counted_once() {
     assert_eq!((latest.id, latest.state), (run, RunState::Done));
     assert!(latest.finished_at.is_some());
     assert!(
-        matches!(db.store.start_run("p", "schedule").await.unwrap(), RunStart::Started(id) if id != run)
+        matches!(db.store.start_run("p", RunTrigger::Schedule).await.unwrap(), RunStart::Started(id) if id != run)
     );
 }
 

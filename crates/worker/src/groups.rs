@@ -6,7 +6,7 @@
 //! is never repeated blind (DESIGN invariant 4). The rest is [`crate::objects`].
 
 use crate::ReconcileError;
-use crate::memberships::{recently_linked, record_existing_members};
+use crate::memberships::recently_linked;
 use crate::objects::{self, LinkedObjects, ObjectAction};
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_core::authentik::AkGroup;
@@ -17,6 +17,7 @@ use entra_sync_core::mapping::defaults::GROUP_CREATE_ONLY;
 use entra_sync_core::mapping::{Mapper, MappingInput, ProviderInfo, Subject};
 use entra_sync_core::reconcile::{DeleteAction, Desired, Kind, Patch, plan};
 use entra_sync_graph::{GraphClient, GraphFailure, GroupLookup, Written};
+use entra_sync_provider::record_existing_members;
 use entra_sync_store::Store;
 use entra_sync_store::links::{GroupLink, Link, LinkOrigin, LinkState};
 use std::collections::BTreeSet;

@@ -11,13 +11,13 @@
 //!   same for one group, both through [`objects`]; and
 //!   [`memberships::MembershipReconciler`] brings one group's Entra members in
 //!   line, sending only the difference both ways.
-//! - [`provider`] builds a provider's reconcilers from its configuration, and
-//!   [`budget`] shares the tenant's Graph budget; [`health`] serves the
-//!   worker's [`metrics`] with its health and readiness.
+//! - [`provider`] builds a provider's reconcilers from its configuration
+//!   through the provider room (`entra_sync_provider`), which also shares the
+//!   tenant's Graph budget; [`health`] serves the worker's [`metrics`] with
+//!   its health and readiness.
 //!
 //! Each module says which invariant of DESIGN.md it keeps.
 
-pub mod budget;
 mod follow_up;
 pub mod groups;
 mod handler;

@@ -348,37 +348,6 @@ fn whole_request(group: AkGroupPk, f: GraphFailure) -> ReconcileError {
     }
 }
 
-/// Records as written the members of Entra group `entra_group` that are linked
-/// users of `provider`, for an authentik group whose link was adopted or
-/// discovered: memberships that already exist in Entra are then never sent
-/// again (authentik re-adds them; defect D9). Entra members that are not
-/// linked users are left alone. Returns the recorded members.
-pub async fn record_existing_members(
-    store: &Store,
-    graph: &GraphClient,
-    provider: &str,
-    group: AkGroupPk,
-    entra_group: &EntraObjectId,
-) -> Result<Vec<AkUserPk>, ReconcileError> {
-    let members: Vec<EntraObjectId> = graph
-        .list_members(entra_group)
-        .collect_all()
-        .await
-        .map_err(|f| whole_request(group, f))?
-        .into_iter()
-        .map(|m| m.id)
-        .collect();
-    let mut linked: Vec<AkUserPk> = store
-        .link_refs_by_entra_id::<AkUserPk>(provider, &members)
-        .await?
-        .into_iter()
-        .map(|l| l.ak_id)
-        .collect();
-    linked.sort();
-    record(store, provider, group, entra_group, &linked).await?;
-    Ok(linked)
-}
-
 /// Records members as written to `entra_group`, unless authentik group `group`
 /// was re-linked meanwhile (then the task is retried against the new link).
 async fn record(

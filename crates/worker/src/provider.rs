@@ -1,79 +1,19 @@
-//! One provider's reconcilers, built from its configuration: the Graph client
-//! behind the shared budget, the compiled mappings, the resolved scope.
+//! One provider's reconcilers, built from its configuration through the
+//! provider room ([`entra_sync_provider`]): the Graph client behind the
+//! tenant's shared budget (DESIGN invariant 5), the compiled mappings, the
+//! delete actions, and the scope resolved in authentik (invariant 7). A room
+//! error that needs an operator is a configuration error, which halts the
+//! provider (invariant 6).
 
 use crate::ReconcileError;
-use crate::budget::BudgetGate;
 use crate::groups::GroupReconciler;
 use crate::memberships::MembershipReconciler;
 use crate::users::UserReconciler;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_config::ProviderConfig;
-use entra_sync_core::mapping::{CompiledMapping, Mapper, ProviderInfo};
-use entra_sync_core::scope::Scope;
-use entra_sync_graph::{GraphClient, GraphConfig};
+use entra_sync_core::mapping::ProviderInfo;
+use entra_sync_provider::{Provider, ProviderError, RecordMembersError, ScopeError};
 use entra_sync_store::Store;
-use std::sync::Arc;
-
-/// The Graph settings of a provider.
-pub fn graph_config(config: &ProviderConfig) -> GraphConfig {
-    let mut graph = GraphConfig::new(
-        config.tenant_id.clone(),
-        config.client_id.clone(),
-        config.client_secret.clone(),
-    );
-    graph.graph_url = config.graph_url.as_str().trim_end_matches('/').to_owned();
-    graph.login_url = config.login_url.as_str().trim_end_matches('/').to_owned();
-    graph.dry_run = config.dry_run;
-    graph
-}
-
-/// A provider's Graph client, drawing writes from the tenant's shared budget.
-pub fn graph_client(config: &ProviderConfig, store: &Store) -> Result<GraphClient, ReconcileError> {
-    let gate = BudgetGate::writes(
-        store.clone(),
-        &config.tenant_id,
-        &config.client_id,
-        config.write_quota,
-        config.write_window,
-    );
-    GraphClient::with_gate(graph_config(config), Arc::new(gate))
-        .map_err(|e| ReconcileError::Configuration(format!("providers[{}]: {e}", config.name)))
-}
-
-/// The compiled mappings of a provider; a mapping that does not compile is a
-/// configuration error naming it.
-pub fn mapper(config: &ProviderConfig) -> Result<Mapper, ReconcileError> {
-    let compiled = config
-        .mappings
-        .iter()
-        .map(|m| CompiledMapping::compile(&m.name, m.applies_to, &m.expression))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ReconcileError::Configuration(format!("providers[{}]: {e}", config.name)))?;
-    Ok(Mapper::new(compiled))
-}
-
-/// The scope of a provider, with its filter group looked up in authentik.
-pub async fn scope(
-    config: &ProviderConfig,
-    authentik: &AuthentikClient,
-) -> Result<Scope, ReconcileError> {
-    let filter_group = match &config.filter_group {
-        None => None,
-        Some(name) => match authentik.group_by_name(name).await? {
-            Some(group) => Some(group.pk),
-            None => {
-                return Err(ReconcileError::Configuration(format!(
-                    "providers[{}].filter_group: authentik has no group named {name:?}",
-                    config.name
-                )));
-            }
-        },
-    };
-    Ok(Scope {
-        filter_group,
-        exclude_service_accounts: config.exclude_users_service_account,
-    })
-}
 
 /// Everything a worker needs to reconcile the objects of one provider.
 pub struct ProviderWorker {
@@ -97,44 +37,83 @@ impl ProviderWorker {
         store
             .ensure_provider(&config.name, &config.settings_hash())
             .await?;
-        let graph = graph_client(config, store)?;
-        let domains = graph
+        let provider = Provider::from_config(config, store)?;
+        let domains = provider
+            .graph
             .verified_domains()
             .await?
             .into_iter()
             .map(|d| d.name)
             .collect();
         let info = ProviderInfo {
-            name: config.name.clone(),
+            name: provider.name.clone(),
             tenant_id: config.tenant_id.clone(),
             client_id: config.client_id.clone(),
             domains,
         };
-        let scope = scope(config, authentik).await?;
+        let scope = provider.resolve_scope(authentik).await?;
         Ok(Self {
             users: UserReconciler {
                 provider: info.clone(),
-                graph: graph.clone(),
+                graph: provider.graph.clone(),
                 authentik: authentik.clone(),
                 store: store.clone(),
-                mapper: mapper(config)?,
+                mapper: provider.mapper()?,
                 scope,
-                on_delete: config.user_delete_action.into(),
+                on_delete: provider.deletions.users,
             },
             groups: GroupReconciler {
                 provider: info,
-                graph: graph.clone(),
+                graph: provider.graph.clone(),
                 authentik: authentik.clone(),
                 store: store.clone(),
-                mapper: mapper(config)?,
-                on_delete: config.group_delete_action.into(),
+                mapper: provider.mapper()?,
+                on_delete: provider.deletions.groups,
             },
             memberships: MembershipReconciler {
-                provider: config.name.clone(),
-                graph,
+                provider: provider.name,
+                graph: provider.graph,
                 authentik: authentik.clone(),
                 store: store.clone(),
             },
         })
+    }
+}
+
+impl From<ProviderError> for ReconcileError {
+    fn from(e: ProviderError) -> Self {
+        Self::Configuration(e.to_string())
+    }
+}
+
+impl From<ScopeError> for ReconcileError {
+    fn from(e: ScopeError) -> Self {
+        match e {
+            ScopeError::Authentik(e) => e.into(),
+            e @ ScopeError::NoFilterGroup { .. } => Self::Configuration(e.to_string()),
+        }
+    }
+}
+
+impl From<RecordMembersError> for ReconcileError {
+    fn from(e: RecordMembersError) -> Self {
+        let detail = e.to_string();
+        match e {
+            // Graph's failure decides the class; the message names the group.
+            RecordMembersError::Graph { source, .. } => match Self::from(*source) {
+                Self::Transient { retry_after, .. } => Self::Transient {
+                    detail,
+                    retry_after,
+                },
+                Self::Permanent(_) => Self::Permanent(detail),
+                Self::Configuration(_) => Self::Configuration(detail),
+            },
+            RecordMembersError::Store { .. } | RecordMembersError::Relinked { .. } => {
+                Self::Transient {
+                    detail,
+                    retry_after: None,
+                }
+            }
+        }
     }
 }

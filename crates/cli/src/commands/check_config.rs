@@ -1,6 +1,6 @@
 //! `entra-sync check-config`: validates the configuration and compiles the mappings.
 
-use entra_sync_core::mapping::CompiledMapping;
+use entra_sync_provider::compile_mappings;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -9,12 +9,10 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config)?;
     let mut broken = 0;
     for provider in &config.providers {
-        let errors: Vec<String> = provider
-            .mappings
-            .iter()
-            .filter_map(|m| CompiledMapping::compile(&m.name, m.applies_to, &m.expression).err())
-            .map(|e| e.to_string())
-            .collect();
+        let errors: Vec<String> = match compile_mappings(&provider.mappings) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        };
         println!(
             "provider {}: tenant {}, {} custom mapping(s), {}",
             provider.name,

@@ -1,6 +1,6 @@
 //! `entra-sync resume --provider NAME`: clears a halt and asks for a full sync.
 
-use entra_sync_store::runs::RunStart;
+use entra_sync_provider::{Provider, RunRequest, RunTrigger, request_full_sync};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -8,22 +8,24 @@ use std::process::ExitCode;
 /// up by the full sync this starts.
 pub async fn run(config: Option<&Path>, name: &str) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config)?;
-    let provider = super::provider(&config, name)?;
+    let configured = super::provider(&config, name)?;
     let store = super::store(&config, 2)?;
-    let halt = store.halt_of(name).await?;
-    if !store.resume(name).await? {
+    let provider = Provider::from_config(configured, &store)?;
+    let Some(halt) = store.resume(name).await? else {
         println!("provider {name} was not halted");
         return Ok(ExitCode::SUCCESS);
-    }
-    if let Some(halt) = halt {
-        println!("provider {name} resumed (was halted: {})", halt.reason);
-    }
-    store
-        .ensure_provider(name, &provider.settings_hash())
-        .await?;
-    match store.start_run(name, "resume").await? {
-        RunStart::Started(id) => println!("full sync {id} requested"),
-        RunStart::AlreadyRunning(id) => println!("full sync {id} is already running"),
+    };
+    println!("provider {name} resumed (was halted: {})", halt.reason);
+    match request_full_sync(&store, &provider, RunTrigger::Resume).await? {
+        RunRequest::Started(id) => println!("full sync {id} requested"),
+        RunRequest::AlreadyRunning(id) => println!("full sync {id} is already running"),
+        RunRequest::Halted(halt) => {
+            eprintln!(
+                "provider {name} was halted again meanwhile: {}; no full sync started",
+                halt.reason
+            );
+            return Ok(ExitCode::FAILURE);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,8 @@
 //! `entra-sync sync --provider NAME [--wait] [--timeout SECS]`: starts a full
 //! sync now. The active producer picks the run up and executes it.
 
-use entra_sync_store::runs::{RunStart, RunState};
+use entra_sync_provider::{Provider, RunRequest, RunTrigger, request_full_sync};
+use entra_sync_store::runs::RunState;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -21,26 +22,24 @@ pub async fn run(
     timeout: Option<Duration>,
 ) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config)?;
-    let provider = super::provider(&config, name)?;
+    let configured = super::provider(&config, name)?;
     let store = super::store(&config, 2)?;
-    store
-        .ensure_provider(name, &provider.settings_hash())
-        .await?;
-    if let Some(halt) = store.halt_of(name).await? {
-        eprintln!(
-            "provider {name} is halted: {}; fix it, then run `entra-sync resume --provider {name}`",
-            halt.reason
-        );
-        return Ok(ExitCode::from(ERROR));
-    }
-    let id = match store.start_run(name, "on_demand").await? {
-        RunStart::Started(id) => {
+    let provider = Provider::from_config(configured, &store)?;
+    let id = match request_full_sync(&store, &provider, RunTrigger::OnDemand).await? {
+        RunRequest::Started(id) => {
             println!("full sync {id} started");
             id
         }
-        RunStart::AlreadyRunning(id) => {
+        RunRequest::AlreadyRunning(id) => {
             println!("full sync {id} is already running");
             id
+        }
+        RunRequest::Halted(halt) => {
+            eprintln!(
+                "provider {name} is halted: {}; fix it, then run `entra-sync resume --provider {name}`",
+                halt.reason
+            );
+            return Ok(ExitCode::from(ERROR));
         }
     };
     if !wait {

@@ -8,8 +8,9 @@ use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig, RetryPolicy}
 use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_core::task::{ObjectKind, Task};
 use entra_sync_graph::{GraphClient, GraphConfig, Secret};
-use entra_sync_producer::full_sync::{ScopeSettings, SyncContext, SyncTarget};
+use entra_sync_producer::full_sync::SyncContext;
 use entra_sync_producer::metrics::Metrics;
+use entra_sync_provider::{DeletionPolicy, Provider, ScopeSettings};
 use entra_sync_queue::testing::TestVhost;
 use entra_sync_queue::{Lane, Publisher, Topology};
 use entra_sync_sim::authentik::{self, Mode, NewGroup, NewUser, RunningSim};
@@ -77,14 +78,19 @@ impl Env {
         GraphClient::new(config).unwrap()
     }
 
-    pub fn target(&self, name: &str) -> SyncTarget {
-        SyncTarget {
+    /// Provider `name` on the Graph simulator: deletes what is gone, up to 500 per run.
+    pub fn provider(&self, name: &str) -> Provider {
+        Provider {
             name: name.into(),
+            settings_hash: "h".into(),
             graph: self.graph_client(),
             scope: ScopeSettings::default(),
-            user_delete: DeleteAction::Delete,
-            group_delete: DeleteAction::Delete,
-            deletion_threshold: 500,
+            deletions: DeletionPolicy {
+                users: DeleteAction::Delete,
+                groups: DeleteAction::Delete,
+                threshold: 500,
+            },
+            mappings: Vec::new(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The Graph client's [`RequestGate`] over the shared PostgreSQL budget: every
 //! worker of every replica draws writes from one token bucket per (app,
-//! tenant), and a 429 pauses that tenant for all of them (DESIGN invariant 5).
+//! tenant), and a 429 to any process, the producer's discovery included,
+//! pauses that tenant's writes for all of them (DESIGN invariant 5).
 
 use entra_sync_graph::{RequestCost, RequestGate, ThrottleSignals};
 use entra_sync_store::Store;

@@ -1,0 +1,251 @@
+//! Discovery, the first step of a full sync: reads authentik and Entra once
+//! and links the unlinked authentik objects that already exist in Entra
+//! (users by e-mail against `mail` or `userPrincipalName`, groups by
+//! `displayName`; ambiguous matches are reported, never guessed), keeping the
+//! attributes Entra lists so that only real differences are written later.
+//! It writes links, never to Graph; the existing members of the groups it
+//! links count as written (the provider room's [`record_existing_members`]).
+
+use entra_sync_authentik::{AuthentikClient, AuthentikError, GroupQuery, UserQuery};
+use entra_sync_core::authentik::{AkGroup, AkUser};
+use entra_sync_core::entra::{EntraGroup, EntraUser, listed_attributes};
+use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
+use entra_sync_core::matching::{Match, Matcher};
+use entra_sync_core::scope::Scope;
+use entra_sync_graph::GraphFailure;
+use entra_sync_provider::{Provider, RecordMembersError, ScopeError, record_existing_members};
+use entra_sync_store::links::{GroupLink, Link, LinkKey, LinkOrigin, LinkState, UserLink};
+use entra_sync_store::{Store, StoreError};
+use futures_util::TryStreamExt;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// What discovery found and linked.
+pub(crate) struct Discovered {
+    /// In-scope authentik users.
+    pub(crate) in_scope: BTreeSet<AkUserPk>,
+    /// Every authentik group.
+    pub(crate) groups: BTreeSet<AkGroupPk>,
+    /// Every user link after discovery.
+    pub(crate) user_links: Vec<UserLink>,
+    /// Every group link after discovery.
+    pub(crate) group_links: Vec<GroupLink>,
+    /// Every authentik user by pk (to tell gone from out of scope).
+    pub(crate) users: HashMap<AkUserPk, AkUser>,
+    /// The resolved scope.
+    pub(crate) scope: Scope,
+}
+
+/// Why discovery stopped.
+pub(crate) enum DiscoveryError {
+    /// The scope could not be resolved.
+    Scope(ScopeError),
+    /// authentik could not be read.
+    Authentik(AuthentikError),
+    /// Graph could not be read.
+    Graph(Box<GraphFailure>),
+    /// PostgreSQL failed.
+    Store(StoreError),
+}
+
+impl DiscoveryError {
+    fn graph(failure: GraphFailure) -> Self {
+        Self::Graph(Box::new(failure))
+    }
+}
+
+impl From<StoreError> for DiscoveryError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// Discovery for one provider.
+pub(crate) struct Discovery<'a> {
+    /// The state.
+    pub(crate) store: &'a Store,
+    /// The authentik client.
+    pub(crate) authentik: &'a AuthentikClient,
+    /// The provider.
+    pub(crate) provider: &'a Provider,
+}
+
+impl Discovery<'_> {
+    /// Reads both sides and links unlinked objects that already exist in Entra.
+    pub(crate) async fn run(&self) -> Result<Discovered, DiscoveryError> {
+        let provider = &self.provider.name;
+        let store = self.store;
+        let scope = self
+            .provider
+            .resolve_scope(self.authentik)
+            .await
+            .map_err(DiscoveryError::Scope)?;
+        let ak = self.authentik;
+        let ak_users: Vec<AkUser> = ak
+            .users(&UserQuery::default())
+            .try_concat()
+            .await
+            .map_err(DiscoveryError::Authentik)?;
+        let ak_groups: Vec<AkGroup> = ak
+            .groups(&GroupQuery::default())
+            .try_concat()
+            .await
+            .map_err(DiscoveryError::Authentik)?;
+        // Discovery is background traffic: Graph may throttle it first.
+        let graph = &self.provider.graph.bulk();
+        let entra_users: Vec<EntraUser> = graph
+            .list_users()
+            .collect_all()
+            .await
+            .map_err(DiscoveryError::graph)?;
+        let entra_groups: Vec<EntraGroup> = graph
+            .list_groups()
+            .collect_all()
+            .await
+            .map_err(DiscoveryError::graph)?;
+
+        // Users.
+        let mut user_links = store.links_of::<AkUserPk>(provider).await?;
+        let linked_users: HashSet<AkUserPk> = user_links.iter().map(|l| l.ak_id).collect();
+        let mut taken: HashSet<EntraObjectId> =
+            user_links.iter().map(|l| l.entra_id.clone()).collect();
+        let entra_by_id: HashMap<&EntraObjectId, &EntraUser> =
+            entra_users.iter().map(|u| (&u.id, u)).collect();
+        let mut matcher = Matcher::for_users(&entra_users);
+        let mut in_scope = BTreeSet::new();
+        let mut sorted: Vec<&AkUser> = ak_users.iter().collect();
+        sorted.sort_by_key(|u| u.pk);
+        for user in sorted {
+            if !scope.includes_user(user) {
+                continue;
+            }
+            in_scope.insert(user.pk);
+            if linked_users.contains(&user.pk) {
+                continue;
+            }
+            let Some(entra_id) = self.accept(matcher.match_user(user), &taken, "user", &user.email)
+            else {
+                continue;
+            };
+            let link = Link {
+                ak_id: user.pk,
+                entra_id: entra_id.clone(),
+                attributes: listed_attributes(entra_by_id[&entra_id]),
+                origin: LinkOrigin::Discovered,
+                state: LinkState::Active,
+            };
+            if self.save(&link, "user", &user.email).await? {
+                tracing::info!(user = %user.pk, entra_id = %entra_id, "discovery linked an existing Entra user");
+                taken.insert(entra_id);
+                user_links.push(link);
+            }
+        }
+
+        // Groups.
+        let mut group_links = store.links_of::<AkGroupPk>(provider).await?;
+        let linked_groups: HashSet<AkGroupPk> = group_links.iter().map(|l| l.ak_id).collect();
+        let mut taken: HashSet<EntraObjectId> =
+            group_links.iter().map(|l| l.entra_id.clone()).collect();
+        let entra_group_by_id: HashMap<&EntraObjectId, &EntraGroup> =
+            entra_groups.iter().map(|g| (&g.id, g)).collect();
+        let mut matcher = Matcher::for_groups(&entra_groups);
+        let mut new_group_links = Vec::new();
+        let mut sorted: Vec<&AkGroup> = ak_groups.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name).then(a.pk.0.cmp(&b.pk.0)));
+        for group in sorted {
+            if linked_groups.contains(&group.pk) {
+                continue;
+            }
+            let Some(entra_id) =
+                self.accept(matcher.match_group(group), &taken, "group", &group.name)
+            else {
+                continue;
+            };
+            let link = Link {
+                ak_id: group.pk,
+                entra_id: entra_id.clone(),
+                attributes: listed_attributes(entra_group_by_id[&entra_id]),
+                origin: LinkOrigin::Discovered,
+                state: LinkState::Active,
+            };
+            if self.save(&link, "group", &group.name).await? {
+                tracing::info!(group = %group.pk.0, entra_id = %entra_id, "discovery linked an existing Entra group");
+                taken.insert(entra_id);
+                new_group_links.push(link);
+            }
+        }
+
+        // The existing members of newly linked groups that are linked users
+        // count as written, so the worker diffs against what Entra has.
+        for link in &new_group_links {
+            match record_existing_members(store, graph, provider, link.ak_id, &link.entra_id).await
+            {
+                Ok(_) => {}
+                // A worker re-created the group meanwhile; its link is not ours to fill.
+                Err(RecordMembersError::Relinked { .. }) => {}
+                Err(RecordMembersError::Graph { source, .. }) => {
+                    return Err(DiscoveryError::Graph(source));
+                }
+                Err(RecordMembersError::Store { source, .. }) => {
+                    return Err(DiscoveryError::Store(source));
+                }
+            }
+        }
+        group_links.extend(new_group_links);
+
+        Ok(Discovered {
+            in_scope,
+            groups: ak_groups.iter().map(|g| g.pk).collect(),
+            user_links,
+            group_links,
+            users: ak_users.into_iter().map(|u| (u.pk, u)).collect(),
+            scope,
+        })
+    }
+
+    /// The Entra object to link for a match, or `None` (logged) when there is none
+    /// or it is ambiguous or taken.
+    fn accept(
+        &self,
+        found: Match,
+        taken: &HashSet<EntraObjectId>,
+        kind: &str,
+        key: &str,
+    ) -> Option<EntraObjectId> {
+        match found {
+            Match::None => None,
+            Match::One(id) if taken.contains(&id) => {
+                tracing::warn!(kind, key, entra_id = %id, "discovery: the matching Entra object is already linked to another authentik object; not linked");
+                None
+            }
+            Match::One(id) => Some(id),
+            Match::Ambiguous(ids) => {
+                tracing::warn!(kind, key, candidates = ?ids, "discovery: several Entra objects match; not linked");
+                None
+            }
+            Match::AlreadyClaimed(id) => {
+                tracing::warn!(kind, key, entra_id = %id, "discovery: another authentik object matches the same Entra object; not linked");
+                None
+            }
+            Match::NotOwnable { id, reason } => {
+                tracing::warn!(kind, key, entra_id = %id, %reason, "discovery: the matching Entra object can't be owned; not linked");
+                None
+            }
+        }
+    }
+
+    /// Saves a discovered link; `false` if the Entra object was linked meanwhile.
+    async fn save<K: LinkKey>(
+        &self,
+        link: &Link<K>,
+        kind: &str,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        match self.store.save_link(&self.provider.name, link).await? {
+            Ok(()) => Ok(true),
+            Err(taken) => {
+                tracing::warn!(kind, key, error = %taken, "discovery: not linked");
+                Ok(false)
+            }
+        }
+    }
+}

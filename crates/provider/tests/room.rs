@@ -1,0 +1,192 @@
+//! The provider room against the real PostgreSQL and the Graph and authentik
+//! simulators: starting runs, recording existing members, resolving scope.
+
+use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig};
+use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
+use entra_sync_core::reconcile::DeleteAction;
+use entra_sync_graph::{GraphClient, GraphConfig, Secret};
+use entra_sync_provider::{
+    DeletionPolicy, Provider, RecordMembersError, RunRequest, RunTrigger, ScopeError,
+    ScopeSettings, record_existing_members, request_full_sync,
+};
+use entra_sync_sim::authentik::{Mode, NewGroup};
+use entra_sync_sim::graph::{GraphSim, SimConfig};
+use entra_sync_store::links::{Link, LinkOrigin, LinkState};
+use entra_sync_store::runs::RunState;
+use entra_sync_store::testing::TestDatabase;
+use serde_json::json;
+
+fn provider(graph: GraphClient) -> Provider {
+    Provider {
+        name: "p".into(),
+        settings_hash: "h".into(),
+        graph,
+        scope: ScopeSettings::default(),
+        deletions: DeletionPolicy {
+            users: DeleteAction::Delete,
+            groups: DeleteAction::Delete,
+            threshold: 500,
+        },
+        mappings: Vec::new(),
+    }
+}
+
+fn graph_client(base_url: &str) -> GraphClient {
+    let config = GraphConfig::new(
+        SimConfig::TENANT_ID,
+        SimConfig::CLIENT_ID,
+        Secret::new(SimConfig::CLIENT_SECRET),
+    )
+    .with_base_url(base_url);
+    GraphClient::new(config).unwrap()
+}
+
+fn link<K>(ak_id: K, entra_id: &str) -> Link<K> {
+    Link {
+        ak_id,
+        entra_id: EntraObjectId::parse(entra_id).unwrap(),
+        attributes: Default::default(),
+        origin: LinkOrigin::Created,
+        state: LinkState::Active,
+    }
+}
+
+#[tokio::test]
+async fn a_full_sync_starts_once_at_a_time_and_never_for_a_halted_provider() {
+    let db = TestDatabase::migrated().await;
+    let store = &db.store;
+    // No graph request is made: any address will do.
+    let provider = provider(graph_client("http://127.0.0.1:9"));
+
+    // The provider's row is made on the way: `entra-sync sync` may come first.
+    let first = request_full_sync(store, &provider, RunTrigger::OnDemand)
+        .await
+        .unwrap();
+    let RunRequest::Started(run) = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(
+        store.run(run).await.unwrap().unwrap().trigger,
+        "on_demand",
+        "the trigger is stored as text"
+    );
+    assert_eq!(
+        request_full_sync(store, &provider, RunTrigger::Schedule)
+            .await
+            .unwrap(),
+        RunRequest::AlreadyRunning(run)
+    );
+
+    store.halt("p", "bad credentials").await.unwrap();
+    assert_eq!(
+        store.run(run).await.unwrap().unwrap().state,
+        RunState::Failed,
+        "halting ends the running run"
+    );
+    let halted = request_full_sync(store, &provider, RunTrigger::EventsGap)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&halted, RunRequest::Halted(h) if h.reason == "bad credentials"),
+        "{halted:?}"
+    );
+    assert_eq!(halted.run(), None);
+    assert_eq!(store.latest_run("p").await.unwrap().unwrap().id, run);
+
+    store.resume("p").await.unwrap();
+    let resumed = request_full_sync(store, &provider, RunTrigger::Resume)
+        .await
+        .unwrap();
+    assert!(matches!(resumed, RunRequest::Started(id) if id != run));
+}
+
+#[tokio::test]
+async fn existing_members_that_are_linked_users_are_recorded_while_the_group_is_linked() {
+    let db = TestDatabase::migrated().await;
+    let store = &db.store;
+    store.register_provider("p", "h").await.unwrap();
+    let sim = GraphSim::start(SimConfig::default()).await.unwrap();
+    let user = |n: &str| {
+        sim.seed_user(json!({"userPrincipalName": format!("{n}@contoso.com"), "displayName": n, "accountEnabled": true, "mailNickname": n}))
+            .unwrap()
+    };
+    let (linked, stranger) = (user("linked"), user("stranger"));
+    let entra_group = sim
+        .seed_group(json!({"displayName": "Sales", "mailNickname": "sales", "mailEnabled": false, "securityEnabled": true}))
+        .unwrap();
+    sim.seed_member(&entra_group, &linked).unwrap();
+    sim.seed_member(&entra_group, &stranger).unwrap();
+    store
+        .save_link("p", &link(AkUserPk(7), &linked))
+        .await
+        .unwrap()
+        .unwrap();
+    let group = AkGroupPk(uuid::Uuid::from_u128(1));
+    store
+        .save_link("p", &link(group, &entra_group))
+        .await
+        .unwrap()
+        .unwrap();
+    let graph = graph_client(&sim.base_url());
+    let entra_group = EntraObjectId::parse(&entra_group).unwrap();
+
+    let recorded = record_existing_members(store, &graph, "p", group, &entra_group)
+        .await
+        .unwrap();
+    assert_eq!(recorded, vec![AkUserPk(7)], "only linked users");
+    assert_eq!(
+        store.written_members("p", group).await.unwrap(),
+        vec![AkUserPk(7)]
+    );
+    assert_eq!(sim.mutating_requests(), 0, "nothing is written to Graph");
+
+    // A worker re-created the group meanwhile: its new link inherits nothing.
+    store.delete_link("p", group).await.unwrap();
+    let other = sim
+        .seed_group(json!({"displayName": "Sales", "mailNickname": "sales2", "mailEnabled": false, "securityEnabled": true}))
+        .unwrap();
+    store
+        .save_link("p", &link(group, &other))
+        .await
+        .unwrap()
+        .unwrap();
+    let relinked = record_existing_members(store, &graph, "p", group, &entra_group).await;
+    assert!(
+        matches!(relinked, Err(RecordMembersError::Relinked { .. })),
+        "{relinked:?}"
+    );
+    assert!(store.written_members("p", group).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_filter_group_is_looked_up_on_every_call_and_a_missing_one_is_a_configuration_error() {
+    let sim = entra_sync_sim::authentik::start(entra_sync_sim::authentik::SimConfig::new("t"))
+        .await
+        .unwrap();
+    let url = url::Url::parse(&sim.base_url()).unwrap();
+    let authentik = AuthentikClient::new(ClientConfig::new(url, ApiToken::new("t"))).unwrap();
+    let mut provider = provider(graph_client("http://127.0.0.1:9"));
+    provider.scope = ScopeSettings {
+        filter_group: Some("staff".into()),
+        exclude_service_accounts: true,
+    };
+
+    let missing = provider.resolve_scope(&authentik).await.unwrap_err();
+    assert!(missing.is_configuration());
+    assert!(matches!(missing, ScopeError::NoFilterGroup { .. }));
+    assert_eq!(
+        missing.to_string(),
+        "providers[p].filter_group: authentik has no group named \"staff\""
+    );
+
+    let staff = sim.sim.create_group(
+        NewGroup {
+            name: "staff".into(),
+            ..Default::default()
+        },
+        Mode::Evented,
+    );
+    let scope = provider.resolve_scope(&authentik).await.unwrap();
+    assert_eq!(scope.filter_group, Some(AkGroupPk(staff)));
+    assert!(scope.exclude_service_accounts);
+}
