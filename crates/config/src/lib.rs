@@ -526,11 +526,7 @@ client_secret_env = "ENTRA_CLIENT_SECRET"
                 "authentik.webhook_secret_env",
                 "missing",
             ),
-            (
-                format!("{MINIMAL}\n[[providers]"),
-                "file",
-                "(line 12)",
-            ),
+            (format!("{MINIMAL}\n[[providers]"), "file", "(line 12)"),
             (
                 format!("[amqp]\nurl = \"http://x\"\n{MINIMAL}"),
                 "amqp.url",
