@@ -116,9 +116,13 @@ async fn next_delivery(consumer: &mut Consumer) -> entra_sync_queue::Delivery {
         .unwrap()
 }
 
-/// The next task of `lane` for a consumer on a connection of its own, after
-/// `published` (if any) was published.
-async fn next_task(url: &str, lane: Lane, published: Option<&Task>) -> Task {
+/// A consumer of `lane` on a connection of its own, once `published` (if
+/// any) was published there.
+async fn consumer_of(
+    url: &str,
+    lane: Lane,
+    published: Option<&Task>,
+) -> (entra_sync_queue::Connection, Consumer) {
     let connection = connect(url).await.unwrap();
     let topology = Topology::new("es");
     let publisher = Publisher::open(&connection, topology.clone())
@@ -127,24 +131,16 @@ async fn next_task(url: &str, lane: Lane, published: Option<&Task>) -> Task {
     if let Some(task) = published {
         publisher.publish(lane, task).await.unwrap();
     }
-    let mut consumer = Consumer::open(&connection, &topology, lane, 4)
+    let consumer = Consumer::open(&connection, &topology, lane, 4)
         .await
         .unwrap();
-    Task::decode(next_delivery(&mut consumer).await.body()).unwrap()
+    (connection, consumer)
 }
 
 #[tokio::test]
 async fn a_consumer_hands_out_its_lane_and_settles_each_delivery() {
     let vhost = TestVhost::new().await;
-    let connection = connect(&vhost.url()).await.unwrap();
-    let topology = Topology::new("es");
-    let publisher = Publisher::open(&connection, topology.clone())
-        .await
-        .unwrap();
-    let mut consumer = Consumer::open(&connection, &topology, Lane::Bulk, 4)
-        .await
-        .unwrap();
-    publisher.publish(Lane::Bulk, &task()).await.unwrap();
+    let (connection, mut consumer) = consumer_of(&vhost.url(), Lane::Bulk, Some(&task())).await;
     let delivery = next_delivery(&mut consumer).await;
     assert_eq!(delivery.lane(), Lane::Bulk);
     assert_eq!(Task::decode(delivery.body()).unwrap(), task());
@@ -159,8 +155,10 @@ async fn a_consumer_hands_out_its_lane_and_settles_each_delivery() {
         attempt: 9,
         ..task()
     };
+    let (_connection, mut consumer) = consumer_of(&vhost.url(), Lane::Bulk, Some(&later)).await;
+    let next = next_delivery(&mut consumer).await;
     assert_eq!(
-        next_task(&vhost.url(), Lane::Bulk, Some(&later)).await,
+        Task::decode(next.body()).unwrap(),
         later,
         "the acked task is gone"
     );
@@ -169,16 +167,10 @@ async fn a_consumer_hands_out_its_lane_and_settles_each_delivery() {
 #[tokio::test]
 async fn a_delivery_never_settled_goes_back_to_its_queue() {
     let vhost = TestVhost::new().await;
-    let connection = connect(&vhost.url()).await.unwrap();
-    let topology = Topology::new("es");
-    let publisher = Publisher::open(&connection, topology.clone())
-        .await
-        .unwrap();
-    let mut consumer = Consumer::open(&connection, &topology, Lane::Direct, 4)
-        .await
-        .unwrap();
-    publisher.publish(Lane::Direct, &task()).await.unwrap();
+    let (connection, mut consumer) = consumer_of(&vhost.url(), Lane::Direct, Some(&task())).await;
     let _held = next_delivery(&mut consumer).await;
     connection.close(200, "worker gone".into()).await.unwrap();
-    assert_eq!(next_task(&vhost.url(), Lane::Direct, None).await, task());
+    let (_connection, mut consumer) = consumer_of(&vhost.url(), Lane::Direct, None).await;
+    let next = next_delivery(&mut consumer).await;
+    assert_eq!(Task::decode(next.body()).unwrap(), task());
 }

@@ -100,37 +100,28 @@ impl GroupReconciler {
         body: &Body,
         existing: &EntraGroup,
     ) -> Result<ObjectAction, ReconcileError> {
-        let attributes = listed_attributes(existing);
-        let patch = diff::patch(body, &attributes, GROUP_CREATE_ONLY);
-        if !patch.is_empty()
-            && let Written::DryRun(request) =
-                self.graph.update_group(&existing.id, &patch, false).await?
-        {
-            return Ok(ObjectAction::DryRun(request));
+        let listed = listed_attributes(existing);
+        match objects::adopt(self, pk, body, &existing.id, listed).await? {
+            ObjectAction::Adopted => {
+                record_existing_members(
+                    &self.store,
+                    &self.graph,
+                    &self.provider.name,
+                    pk,
+                    &existing.id,
+                )
+                .await?;
+                Ok(ObjectAction::Adopted)
+            }
+            other => Ok(other),
         }
-        self.save_link(&Link {
-            ak_id: pk,
-            entra_id: existing.id.clone(),
-            attributes: diff::apply(&attributes, &patch),
-            origin: LinkOrigin::Adopted,
-            state: LinkState::Active,
-        })
-        .await?;
-        record_existing_members(
-            &self.store,
-            &self.graph,
-            &self.provider.name,
-            pk,
-            &existing.id,
-        )
-        .await?;
-        Ok(ObjectAction::Adopted)
     }
 }
 
 impl LinkedObjects for GroupReconciler {
     type Key = AkGroupPk;
     const NAME: &'static str = "group";
+    const CREATE_ONLY: &'static [&'static str] = GROUP_CREATE_ONLY;
 
     fn provider(&self) -> &str {
         &self.provider.name

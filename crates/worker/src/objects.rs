@@ -8,14 +8,14 @@
 //! it done (invariants 1 and 3).
 
 use crate::ReconcileError;
-use entra_sync_core::diff::Body;
+use entra_sync_core::diff::{self, Body};
 use entra_sync_core::failure::FailureClass;
 use entra_sync_core::ids::EntraObjectId;
 use entra_sync_core::mapping::{Connection, MapFailure, Mapped};
 use entra_sync_core::reconcile::{Desired, Known, Patch, Plan};
 use entra_sync_graph::{GraphFailure, RequestRecord, Written};
 use entra_sync_store::Store;
-use entra_sync_store::links::{Link, LinkKey, LinkState};
+use entra_sync_store::links::{Link, LinkKey, LinkOrigin, LinkState};
 use std::fmt::Display;
 
 /// What reconciling a user or a group did.
@@ -52,6 +52,8 @@ pub(crate) trait LinkedObjects {
     type Key: LinkKey + Display;
     /// `user` or `group`, for messages.
     const NAME: &'static str;
+    /// The properties sent only on create, never patched.
+    const CREATE_ONLY: &'static [&'static str];
 
     /// The provider's name.
     fn provider(&self) -> &str;
@@ -167,6 +169,40 @@ pub(crate) async fn carry_out<O: LinkedObjects>(
             Ok(ObjectAction::Unlinked)
         }
     }
+}
+
+/// Links the existing Entra object `entra_id`, whose properties are `listed`,
+/// after patching it to `body`: a conflict adopts rather than duplicates
+/// (DESIGN invariant 6).
+pub(crate) async fn adopt<O: LinkedObjects>(
+    objects: &O,
+    key: O::Key,
+    body: &Body,
+    entra_id: &EntraObjectId,
+    listed: Body,
+) -> Result<ObjectAction, ReconcileError> {
+    let changes = diff::patch(body, &listed, O::CREATE_ONLY);
+    let attributes = diff::apply(&listed, &changes);
+    if !changes.is_empty() {
+        let patch = Patch {
+            entra_id: entra_id.clone(),
+            changes,
+            attributes: attributes.clone(),
+        };
+        if let Written::DryRun(request) = objects.send_patch(&patch, false).await? {
+            return Ok(ObjectAction::DryRun(request));
+        }
+    }
+    objects
+        .save_link(&Link {
+            ak_id: key,
+            entra_id: entra_id.clone(),
+            attributes,
+            origin: LinkOrigin::Adopted,
+            state: LinkState::Active,
+        })
+        .await?;
+    Ok(ObjectAction::Adopted)
 }
 
 /// Records what a PATCH wrote; the link must still point at the patched object.

@@ -98,29 +98,14 @@ impl UserReconciler {
                 retry_after: None,
             });
         };
-        let attributes = listed_attributes(existing);
-        let patch = diff::patch(body, &attributes, USER_CREATE_ONLY);
-        if !patch.is_empty()
-            && let Written::DryRun(request) =
-                self.graph.update_user(&existing.id, &patch, false).await?
-        {
-            return Ok(ObjectAction::DryRun(request));
-        }
-        self.save_link(&Link {
-            ak_id: pk,
-            entra_id: existing.id.clone(),
-            attributes: diff::apply(&attributes, &patch),
-            origin: LinkOrigin::Adopted,
-            state: LinkState::Active,
-        })
-        .await?;
-        Ok(ObjectAction::Adopted)
+        objects::adopt(self, pk, body, &existing.id, listed_attributes(existing)).await
     }
 }
 
 impl LinkedObjects for UserReconciler {
     type Key = AkUserPk;
     const NAME: &'static str = "user";
+    const CREATE_ONLY: &'static [&'static str] = USER_CREATE_ONLY;
 
     fn provider(&self) -> &str {
         &self.provider.name
