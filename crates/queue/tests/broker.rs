@@ -116,34 +116,33 @@ async fn next_delivery(consumer: &mut Consumer) -> entra_sync_queue::Delivery {
         .unwrap()
 }
 
-/// The next task of `lane` for a consumer on a connection of its own, after
-/// `published` (if any) was published.
-async fn next_task(url: &str, lane: Lane, published: Option<&Task>) -> Task {
+/// A connection to `url`, a publisher of topology `es` and a consumer of `lane`.
+async fn open_lane(url: &str, lane: Lane) -> (lapin::Connection, Publisher, Consumer) {
     let connection = connect(url).await.unwrap();
     let topology = Topology::new("es");
     let publisher = Publisher::open(&connection, topology.clone())
         .await
         .unwrap();
+    let consumer = Consumer::open(&connection, &topology, lane, 4)
+        .await
+        .unwrap();
+    (connection, publisher, consumer)
+}
+
+/// The next task of `lane` for a consumer on a connection of its own, after
+/// `published` (if any) was published.
+async fn next_task(url: &str, lane: Lane, published: Option<&Task>) -> Task {
+    let (_connection, publisher, mut consumer) = open_lane(url, lane).await;
     if let Some(task) = published {
         publisher.publish(lane, task).await.unwrap();
     }
-    let mut consumer = Consumer::open(&connection, &topology, lane, 4)
-        .await
-        .unwrap();
     Task::decode(next_delivery(&mut consumer).await.body()).unwrap()
 }
 
 #[tokio::test]
 async fn a_consumer_hands_out_its_lane_and_settles_each_delivery() {
     let vhost = TestVhost::new().await;
-    let connection = connect(&vhost.url()).await.unwrap();
-    let topology = Topology::new("es");
-    let publisher = Publisher::open(&connection, topology.clone())
-        .await
-        .unwrap();
-    let mut consumer = Consumer::open(&connection, &topology, Lane::Bulk, 4)
-        .await
-        .unwrap();
+    let (connection, publisher, mut consumer) = open_lane(&vhost.url(), Lane::Bulk).await;
     publisher.publish(Lane::Bulk, &task()).await.unwrap();
     let delivery = next_delivery(&mut consumer).await;
     assert_eq!(delivery.lane(), Lane::Bulk);
@@ -169,14 +168,7 @@ async fn a_consumer_hands_out_its_lane_and_settles_each_delivery() {
 #[tokio::test]
 async fn a_delivery_never_settled_goes_back_to_its_queue() {
     let vhost = TestVhost::new().await;
-    let connection = connect(&vhost.url()).await.unwrap();
-    let topology = Topology::new("es");
-    let publisher = Publisher::open(&connection, topology.clone())
-        .await
-        .unwrap();
-    let mut consumer = Consumer::open(&connection, &topology, Lane::Direct, 4)
-        .await
-        .unwrap();
+    let (connection, publisher, mut consumer) = open_lane(&vhost.url(), Lane::Direct).await;
     publisher.publish(Lane::Direct, &task()).await.unwrap();
     let _held = next_delivery(&mut consumer).await;
     connection.close(200, "worker gone".into()).await.unwrap();
