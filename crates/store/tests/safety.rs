@@ -179,6 +179,16 @@ async fn a_halt_of_one_kind_is_cleared_only_as_that_kind() {
     );
 }
 
+/// The pk saved for provider `p`'s filter group `entra`.
+async fn resolved_pk(db: &TestDatabase) -> Option<AkGroupPk> {
+    db.store
+        .filter_group("p", "entra")
+        .await
+        .unwrap()
+        .expect("a resolution was saved")
+        .pk
+}
+
 #[tokio::test]
 async fn the_filter_group_resolution_is_shared_per_name() {
     let db = db_with_provider().await;
@@ -188,28 +198,12 @@ async fn the_filter_group_resolution_is_shared_per_name() {
         .save_filter_group("p", "entra", Some(first))
         .await
         .unwrap();
-    assert_eq!(
-        db.store
-            .filter_group("p", "entra")
-            .await
-            .unwrap()
-            .unwrap()
-            .pk,
-        Some(first)
-    );
+    assert_eq!(resolved_pk(&db).await, Some(first));
     db.store
         .save_filter_group("p", "entra", None)
         .await
         .unwrap();
-    assert_eq!(
-        db.store
-            .filter_group("p", "entra")
-            .await
-            .unwrap()
-            .unwrap()
-            .pk,
-        None
-    );
+    assert_eq!(resolved_pk(&db).await, None);
     // A renamed filter group in the configuration is never answered from the old name.
     assert!(db.store.filter_group("p", "staff").await.unwrap().is_none());
 }
