@@ -24,6 +24,19 @@ fn client(base: &str, token: &str) -> AuthentikClient {
     AuthentikClient::new(config).unwrap()
 }
 
+/// The body authentik's API (the simulator) answers to `GET path`.
+async fn get_raw(sim: &authentik::RunningSim, path: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{}{path}", sim.base_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn pages_through_ten_thousand_users_without_gaps_or_repeats() {
     let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
@@ -253,18 +266,7 @@ async fn our_tolerant_types_read_what_the_official_models_read() {
     );
     let c = client(&sim.base_url(), TOKEN);
     let ours: Vec<_> = c.users(&UserQuery::default()).try_concat().await.unwrap();
-    let raw = reqwest::Client::new()
-        .get(format!(
-            "{}api/v3/core/users/?page_size=100&page=1&ordering=pk",
-            sim.base_url()
-        ))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let raw = get_raw(&sim, "api/v3/core/users/?page_size=100&page=1&ordering=pk").await;
     let official: authentik_client::models::PaginatedUserList = serde_json::from_str(&raw).unwrap();
     for (o, u) in official.results.iter().zip(&ours) {
         assert_eq!(i64::from(o.pk), u.pk.0);
@@ -293,18 +295,11 @@ async fn our_tolerant_types_read_what_the_official_models_read() {
         );
     }
     let groups: Vec<_> = c.groups(&GroupQuery::default()).try_concat().await.unwrap();
-    let raw = reqwest::Client::new()
-        .get(format!(
-            "{}api/v3/core/groups/?page_size=100&ordering=name&include_users=false",
-            sim.base_url()
-        ))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let raw = get_raw(
+        &sim,
+        "api/v3/core/groups/?page_size=100&ordering=name&include_users=false",
+    )
+    .await;
     let official: authentik_client::models::PaginatedGroupList =
         serde_json::from_str(&raw).unwrap();
     assert_eq!(official.results.len(), groups.len());

@@ -36,6 +36,24 @@ fn config(name: &str) -> FollowerConfig {
     }
 }
 
+/// A follower of `sim`'s events feed with its cursor in `db`.
+fn events_follower(sim: &authentik::RunningSim, db: &TestDatabase) -> EventFollower {
+    EventFollower::new(
+        client(&sim.base_url(), TOKEN),
+        db.store.clone(),
+        config(EVENTS_CURSOR),
+    )
+}
+
+/// A follower of `sim`'s users' `last_updated` with its cursor in `db`.
+fn watermark_follower(sim: &authentik::RunningSim, db: &TestDatabase) -> WatermarkFollower {
+    WatermarkFollower::new(
+        client(&sim.base_url(), TOKEN),
+        db.store.clone(),
+        config(WATERMARK_CURSOR),
+    )
+}
+
 #[derive(Default)]
 struct Collect {
     handoffs: Vec<Handoff>,
@@ -105,11 +123,7 @@ async fn the_first_poll_requests_a_full_sync_then_changes_follow_deduplicated() 
     let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
     let org = sim.sim.generate(&OrgSpec::new(1, 50, 10));
     sim.sim.update_user(3, UserPatch::default(), Mode::Evented);
-    let f = EventFollower::new(
-        client(&sim.base_url(), TOKEN),
-        db.store.clone(),
-        config(EVENTS_CURSOR),
-    );
+    let f = events_follower(&sim, &db);
     let mut sink = Collect::default();
     let o = f.poll_once(&mut sink).await.unwrap();
     assert_eq!(o.full_sync, Some(FullSyncReason::NoCursor));
@@ -243,14 +257,15 @@ async fn a_change_made_while_the_follower_was_stopped_is_picked_up_after_restart
         },
         Mode::Evented,
     );
-    {
-        let f = EventFollower::new(
+    // Default settle window.
+    let follower = || {
+        EventFollower::new(
             client(&sim.base_url(), TOKEN),
             db.store.clone(),
             FollowerConfig::new(EVENTS_CURSOR),
-        );
-        f.poll_once(&mut Collect::default()).await.unwrap();
-    }
+        )
+    };
+    follower().poll_once(&mut Collect::default()).await.unwrap();
     sim.sim.delete_group(g, Mode::Evented);
     sim.sim.update_user(
         pk,
@@ -261,11 +276,7 @@ async fn a_change_made_while_the_follower_was_stopped_is_picked_up_after_restart
         Mode::Evented,
     );
     // Default settle window: changes are handed off at once all the same.
-    let f = EventFollower::new(
-        client(&sim.base_url(), TOKEN),
-        db.store.clone(),
-        FollowerConfig::new(EVENTS_CURSOR),
-    );
+    let f = follower();
     let mut sink = Collect::default();
     f.poll_once(&mut sink).await.unwrap();
     assert_eq!(sink.changes(), vec![group(g), user(pk)]);
@@ -278,11 +289,7 @@ async fn a_change_made_while_the_follower_was_stopped_is_picked_up_after_restart
 async fn a_failed_handoff_leaves_the_cursor_where_it_was() {
     let db = TestDatabase::migrated().await;
     let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
-    let f = EventFollower::new(
-        client(&sim.base_url(), TOKEN),
-        db.store.clone(),
-        config(EVENTS_CURSOR),
-    );
+    let f = events_follower(&sim, &db);
     f.poll_once(&mut Collect::default()).await.unwrap();
     let before = db.store.load_cursor(EVENTS_CURSOR).await.unwrap();
     let pk = sim.sim.create_user(new_user("u"), Mode::Evented);
@@ -305,11 +312,7 @@ async fn a_cursor_behind_the_event_retention_requests_a_full_sync() {
     cfg.event_retention = Duration::from_millis(800);
     let sim = authentik::start(cfg).await.unwrap();
     sim.sim.create_user(new_user("old"), Mode::Evented);
-    let f = EventFollower::new(
-        client(&sim.base_url(), TOKEN),
-        db.store.clone(),
-        config(EVENTS_CURSOR),
-    );
+    let f = events_follower(&sim, &db);
     f.poll_once(&mut Collect::default()).await.unwrap();
     let cursor = db.store.load_cursor(EVENTS_CURSOR).await.unwrap().unwrap();
 
@@ -345,11 +348,7 @@ async fn a_quiet_feed_within_retention_is_no_gap() {
     let db = TestDatabase::migrated().await;
     let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
     // No events at all when the follower starts: its cursor is "now".
-    let f = EventFollower::new(
-        client(&sim.base_url(), TOKEN),
-        db.store.clone(),
-        config(EVENTS_CURSOR),
-    );
+    let f = events_follower(&sim, &db);
     f.poll_once(&mut Collect::default()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     let pk = sim.sim.create_user(new_user("u"), Mode::Evented);
@@ -396,11 +395,7 @@ async fn the_watermark_catches_silent_user_edits() {
     let db = TestDatabase::migrated().await;
     let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
     sim.sim.generate(&OrgSpec::new(2, 400, 10));
-    let f = WatermarkFollower::new(
-        client(&sim.base_url(), TOKEN),
-        db.store.clone(),
-        config(WATERMARK_CURSOR),
-    );
+    let f = watermark_follower(&sim, &db);
     let o = f.poll_once(&mut Collect::default()).await.unwrap();
     assert_eq!(o.changes, 0);
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -439,11 +434,7 @@ async fn the_watermark_catches_silent_user_edits() {
             Mode::Silent,
         );
     }
-    let f = WatermarkFollower::new(
-        client(&sim.base_url(), TOKEN),
-        db.store.clone(),
-        config(WATERMARK_CURSOR),
-    );
+    let f = watermark_follower(&sim, &db);
     let mut sink = Collect::default();
     f.poll_once(&mut sink).await.unwrap();
     assert_eq!(sink.changes(), vec![user(3), user(4)]);

@@ -18,6 +18,15 @@ fn link<K>(ak_id: K, entra_id: EntraObjectId, state: LinkState) -> Link<K> {
     }
 }
 
+/// Links `group` of provider `p` to the Entra group `entra(n)`.
+async fn link_group(db: &TestDatabase, group: AkGroupPk, n: u128) {
+    db.store
+        .save_link("p", &link(group, entra(n), LinkState::Active))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 #[tokio::test]
 async fn links_are_found_in_bulk_by_either_id_and_kind() {
     let db = TestDatabase::migrated().await;
@@ -31,11 +40,7 @@ async fn links_are_found_in_bulk_by_either_id_and_kind() {
     save("p", link(AkUserPk(2), entra(2), LinkState::Suspended)).await;
     save("q", link(AkUserPk(3), entra(3), LinkState::Active)).await;
     let group = AkGroupPk(uuid::Uuid::from_u128(9));
-    db.store
-        .save_link("p", &link(group, entra(9), LinkState::Active))
-        .await
-        .unwrap()
-        .unwrap();
+    link_group(&db, group, 9).await;
 
     let mut users = db
         .store
@@ -89,11 +94,7 @@ async fn memberships_are_recorded_only_while_the_group_is_linked_to_that_entra_g
     let db = TestDatabase::migrated().await;
     db.store.register_provider("p", "h").await.unwrap();
     let group = AkGroupPk(uuid::Uuid::from_u128(9));
-    db.store
-        .save_link("p", &link(group, entra(9), LinkState::Active))
-        .await
-        .unwrap()
-        .unwrap();
+    link_group(&db, group, 9).await;
     for pk in 1..=2 {
         db.store
             .save_link(
@@ -112,11 +113,7 @@ async fn memberships_are_recorded_only_while_the_group_is_linked_to_that_entra_g
     );
     // The group was re-created meanwhile: writes to the old Entra group are not its members.
     db.store.delete_link("p", group).await.unwrap();
-    db.store
-        .save_link("p", &link(group, entra(10), LinkState::Active))
-        .await
-        .unwrap()
-        .unwrap();
+    link_group(&db, group, 10).await;
     assert!(
         !db.store
             .add_written_members_to("p", group, &entra(9), &[AkUserPk(2)])

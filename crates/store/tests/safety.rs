@@ -15,6 +15,18 @@ async fn db_with_provider() -> TestDatabase {
     db
 }
 
+/// Claims `deprovisioning` against `limit`.
+async fn claim(
+    db: &TestDatabase,
+    deprovisioning: &Deprovisioning<'_>,
+    limit: GuardLimit,
+) -> GuardDecision {
+    db.store
+        .claim_deprovisioning(deprovisioning, limit)
+        .await
+        .unwrap()
+}
+
 fn user(id: &str, run_id: Option<uuid::Uuid>) -> Deprovisioning<'_> {
     Deprovisioning {
         provider: "p",
@@ -66,26 +78,14 @@ async fn the_window_rolls_and_suspends_count_too() {
         action: DeprovisionAction::Suspend,
         ..user("1", None)
     };
+    assert_eq!(claim(&db, &suspend, limit).await, GuardDecision::Allowed);
     assert_eq!(
-        db.store
-            .claim_deprovisioning(&suspend, limit)
-            .await
-            .unwrap(),
-        GuardDecision::Allowed
-    );
-    assert_eq!(
-        db.store
-            .claim_deprovisioning(&user("2", None), limit)
-            .await
-            .unwrap(),
+        claim(&db, &user("2", None), limit).await,
         GuardDecision::Exceeded { would_be: 2 }
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
-        db.store
-            .claim_deprovisioning(&user("2", None), limit)
-            .await
-            .unwrap(),
+        claim(&db, &user("2", None), limit).await,
         GuardDecision::Allowed
     );
 }
@@ -108,19 +108,13 @@ async fn a_run_started_allowing_deletions_is_waived_and_fills_no_window() {
     assert!(db.store.run(run).await.unwrap().unwrap().deletions_allowed);
     for id in ["1", "2", "3"] {
         assert_eq!(
-            db.store
-                .claim_deprovisioning(&user(id, Some(run)), limit)
-                .await
-                .unwrap(),
+            claim(&db, &user(id, Some(run)), limit).await,
             GuardDecision::Waived
         );
     }
     // A direct task during that run is still counted.
     assert_eq!(
-        db.store
-            .claim_deprovisioning(&user("4", None), limit)
-            .await
-            .unwrap(),
+        claim(&db, &user("4", None), limit).await,
         GuardDecision::Allowed
     );
     assert_eq!(db.store.deprovisionings_within("p", HOUR).await.unwrap(), 1);
@@ -145,10 +139,7 @@ async fn a_run_started_allowing_deletions_is_waived_and_fills_no_window() {
             .deletions_allowed
     );
     assert_eq!(
-        db.store
-            .claim_deprovisioning(&user("5", Some(other)), limit)
-            .await
-            .unwrap(),
+        claim(&db, &user("5", Some(other)), limit).await,
         GuardDecision::Exceeded { would_be: 2 }
     );
 }
@@ -188,6 +179,16 @@ async fn a_halt_of_one_kind_is_cleared_only_as_that_kind() {
     );
 }
 
+/// The pk saved for provider `p`'s filter group `entra`.
+async fn resolved_pk(db: &TestDatabase) -> Option<AkGroupPk> {
+    db.store
+        .filter_group("p", "entra")
+        .await
+        .unwrap()
+        .expect("a resolution was saved")
+        .pk
+}
+
 #[tokio::test]
 async fn the_filter_group_resolution_is_shared_per_name() {
     let db = db_with_provider().await;
@@ -197,28 +198,12 @@ async fn the_filter_group_resolution_is_shared_per_name() {
         .save_filter_group("p", "entra", Some(first))
         .await
         .unwrap();
-    assert_eq!(
-        db.store
-            .filter_group("p", "entra")
-            .await
-            .unwrap()
-            .unwrap()
-            .pk,
-        Some(first)
-    );
+    assert_eq!(resolved_pk(&db).await, Some(first));
     db.store
         .save_filter_group("p", "entra", None)
         .await
         .unwrap();
-    assert_eq!(
-        db.store
-            .filter_group("p", "entra")
-            .await
-            .unwrap()
-            .unwrap()
-            .pk,
-        None
-    );
+    assert_eq!(resolved_pk(&db).await, None);
     // A renamed filter group in the configuration is never answered from the old name.
     assert!(db.store.filter_group("p", "staff").await.unwrap().is_none());
 }

@@ -34,16 +34,12 @@ pub fn security_group(name: &str) -> Value {
 
 /// A Microsoft 365 group (`Unified`), with its mailbox address.
 pub fn microsoft_365_group(name: &str, domain: &str) -> Value {
-    let nick = nickname(name);
     with(
-        security_group(name),
+        with_mailbox(security_group(name), name, domain),
         json!({
-            "mail": format!("{nick}@{domain}"),
-            "mailEnabled": true,
             "securityEnabled": false,
             "groupTypes": ["Unified"],
             "visibility": "Private",
-            "proxyAddresses": [format!("SMTP:{nick}@{domain}")],
             "resourceProvisioningOptions": [],
         }),
     )
@@ -63,15 +59,7 @@ pub fn dynamic_group(name: &str, rule: &str) -> Value {
 
 /// A mail-enabled security group (managed in Exchange; read-only through Graph).
 pub fn mail_enabled_security_group(name: &str, domain: &str) -> Value {
-    let nick = nickname(name);
-    with(
-        security_group(name),
-        json!({
-            "mail": format!("{nick}@{domain}"),
-            "mailEnabled": true,
-            "proxyAddresses": [format!("SMTP:{nick}@{domain}")],
-        }),
-    )
+    with_mailbox(security_group(name), name, domain)
 }
 
 /// A distribution group (managed in Exchange; read-only through Graph).
@@ -127,6 +115,19 @@ fn nickname(name: &str) -> String {
 }
 
 /// `base` with `changes` written over it.
+/// `group` with a mailbox at `{nickname}@{domain}`.
+fn with_mailbox(group: Value, name: &str, domain: &str) -> Value {
+    let nick = nickname(name);
+    with(
+        group,
+        json!({
+            "mail": format!("{nick}@{domain}"),
+            "mailEnabled": true,
+            "proxyAddresses": [format!("SMTP:{nick}@{domain}")],
+        }),
+    )
+}
+
 fn with(base: Value, changes: Value) -> Value {
     let mut object: Map<String, Value> = match base {
         Value::Object(map) => map,

@@ -423,19 +423,12 @@ impl Directory {
         domains: &[String],
         now: Instant,
     ) -> Result<Reply, SimError> {
-        let Value::Object(mut props) = body else {
-            return Err(SimError::bad_request(
-                "Empty Payload, JSON content expected.",
-            ));
-        };
+        let mut props = properties(body)?;
         let binds = match kind {
             Kind::Groups => take_binds(&mut props)?,
             Kind::Users => Vec::new(),
         };
-        match kind {
-            Kind::Users => validate::user(&props, true, domains)?,
-            Kind::Groups => validate::group(&props, true)?,
-        }
+        validate_properties(kind, &props, true, domains)?;
         let mut bound = BTreeSet::new();
         for m in &binds {
             bound.insert(self.visible_member(m, now)?);
@@ -510,11 +503,7 @@ impl Directory {
         domains: &[String],
         now: Instant,
     ) -> Result<Reply, SimError> {
-        let Value::Object(mut props) = body else {
-            return Err(SimError::bad_request(
-                "Empty Payload, JSON content expected.",
-            ));
-        };
+        let mut props = properties(body)?;
         let id = self.visible_id(kind, key, now)?;
         self.writable(&id, &self.map(kind)[&id])?;
         let binds = match kind {
@@ -527,10 +516,7 @@ impl Directory {
         if kind == Kind::Groups && !props.is_empty() && read_only(&self.groups[&id]) {
             return Err(SimError::mail_enabled_read_only());
         }
-        match kind {
-            Kind::Users => validate::user(&props, false, domains)?,
-            Kind::Groups => validate::group(&props, false)?,
-        }
+        validate_properties(kind, &props, false, domains)?;
         let mut new_members = BTreeSet::new();
         if kind == Kind::Groups && !binds.is_empty() {
             let group = &self.groups[&id];
@@ -768,6 +754,30 @@ fn read_only(group: &Object) -> bool {
 }
 
 /// Takes `members@odata.bind` out of a group body; at most 20 references.
+/// The properties of a POST or PATCH body; anything but a JSON object is
+/// refused as Graph refuses it.
+fn properties(body: Value) -> Result<Map<String, Value>, SimError> {
+    match body {
+        Value::Object(props) => Ok(props),
+        _ => Err(SimError::bad_request(
+            "Empty Payload, JSON content expected.",
+        )),
+    }
+}
+
+/// Checks the properties of a user or group body (`creating`: a POST).
+fn validate_properties(
+    kind: Kind,
+    props: &Map<String, Value>,
+    creating: bool,
+    domains: &[String],
+) -> Result<(), SimError> {
+    match kind {
+        Kind::Users => validate::user(props, creating, domains),
+        Kind::Groups => validate::group(props, creating),
+    }
+}
+
 fn take_binds(props: &mut Map<String, Value>) -> Result<Vec<String>, SimError> {
     let Some(binds) = props.remove("members@odata.bind") else {
         return Ok(Vec::new());
