@@ -184,3 +184,31 @@ async fn dry_run_and_do_nothing_claim_nothing() {
     assert!(env.db.store.halt_of("p").await.unwrap().is_none());
     assert_eq!(deletes(&env), 0);
 }
+
+#[tokio::test]
+async fn a_user_leaving_the_scope_is_claimed_like_a_deletion() {
+    let env = Env::new().await;
+    let staff = env.add_group("staff");
+    let scope = Scope {
+        filter_group: Some(staff),
+        exclude_service_accounts: true,
+    };
+    let r = UserReconciler {
+        scope,
+        ..users(&env, DeleteAction::Delete, env.guard_with(1, false), false)
+    };
+    let mut members = Vec::new();
+    for name in ["in1", "in2"] {
+        let pk = env.add_user(name, &format!("{name}@contoso.com"));
+        env.authentik.sim.add_member(staff.0, pk.0, Mode::Evented);
+        assert_eq!(r.reconcile(pk, None).await.unwrap(), ObjectAction::Created);
+        env.authentik.sim.remove_member(staff.0, pk.0, Mode::Evented);
+        members.push(pk);
+    }
+    assert_eq!(r.reconcile(members[0], None).await.unwrap(), ObjectAction::Deleted);
+    assert!(matches!(
+        r.reconcile(members[1], None).await.unwrap_err(),
+        ReconcileError::HeldBack(_)
+    ));
+    assert_eq!(deletes(&env), 1);
+}
