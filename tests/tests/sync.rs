@@ -2,6 +2,7 @@
 
 use entra_sync_core::ids::AkUserPk;
 use entra_sync_sim::authentik::{Mode, UserPatch, UserType};
+use entra_sync_store::providers::HaltKind;
 use entra_sync_store::runs::RunState;
 use entra_sync_tests::{ProviderSpec, Stack, new_group, new_user};
 use serde_json::json;
@@ -381,9 +382,19 @@ async fn the_deletion_threshold_stops_a_mass_delete() {
     assert_eq!(run.state, RunState::Failed, "{run:?}");
     let error = run.error.unwrap_or_default();
     assert!(
-        error.contains("8") && error.contains("deletion_threshold"),
+        error.contains(
+            "deletion guard: 8 deletions or suspensions within 1h would exceed deletion_threshold 5"
+        ),
         "{error}"
     );
+    let halt = stack
+        .db
+        .store
+        .halt_of("entra")
+        .await
+        .unwrap()
+        .expect("halted");
+    assert_eq!(halt.kind, HaltKind::DeletionGuard, "{}", halt.reason);
     assert_eq!(
         stack.graph().state()["users"].as_array().unwrap().len(),
         before

@@ -78,6 +78,10 @@ enum Command {
         /// Provider name, as configured.
         #[arg(long)]
         provider: String,
+        /// Only for a halt by the deletion guard: clear it and let the full sync
+        /// it starts delete what the guard held back.
+        #[arg(long)]
+        allow_deletions: bool,
     },
     /// Runs a simulator of a remote system, for tests and the demo.
     Sim {
@@ -158,9 +162,10 @@ fn main() -> ExitCode {
             Command::Status { provider, json } => {
                 commands::status::run(cli.config.as_deref(), provider.as_deref(), json).await
             }
-            Command::Resume { provider } => {
-                commands::resume::run(cli.config.as_deref(), &provider).await
-            }
+            Command::Resume {
+                provider,
+                allow_deletions,
+            } => commands::resume::run(cli.config.as_deref(), &provider, allow_deletions).await,
             Command::Sim {
                 system:
                     SimSystem::Graph {

@@ -446,3 +446,131 @@ async fn two_workers_with_one_configuration_both_run_and_serve_health() {
         assert!(status.success(), "clean exit after SIGTERM: {status}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_worker_processes_share_the_deletion_guard_and_resume_allow_deletions_lets_the_rest_through()
+ {
+    use entra_sync_store::providers::HaltKind;
+    let mut spec = ProviderSpec::new("p");
+    spec.deletion_threshold = 10;
+    let stack = Stack::start(vec![spec]).await;
+    let sim = &stack.authentik.sim;
+    let users: Vec<i64> = (0..40)
+        .map(|n| {
+            sim.create_user(
+                entra_sync_tests::new_user(&format!("d{n:02}")),
+                Mode::Silent,
+            )
+        })
+        .collect();
+    let producer = stack.process_config();
+    let (a, b) = (stack.process_config(), stack.process_config());
+    let children = vec![
+        spawn(&a.path, &["worker", "--concurrency", "4"]),
+        spawn(&b.path, &["worker", "--concurrency", "4"]),
+        spawn(&producer.path, &["producer"]),
+    ];
+    let _guard = kill_on_drop(children);
+    stack.settle().await;
+    assert_eq!(stack.graph().state()["users"].as_array().unwrap().len(), 40);
+
+    // A bulk clean-up in authentik: 40 deletions, each with an event.
+    for pk in &users {
+        sim.delete_user(*pk, Mode::Evented);
+    }
+    let store = &stack.db.store;
+    stack
+        .eventually(
+            "the guard halts the provider",
+            Duration::from_secs(30),
+            || async { store.halt_of("p").await.unwrap().is_some() },
+        )
+        .await;
+    let halt = store.halt_of("p").await.unwrap().unwrap();
+    assert_eq!(halt.kind, HaltKind::DeletionGuard);
+    assert!(
+        halt.reason.starts_with("deletion guard: 11 deletions or suspensions within 1h would exceed deletion_threshold 10;"),
+        "{}",
+        halt.reason
+    );
+    let conn = store.conn().await.unwrap();
+    stack
+        .eventually(
+            "the granted deletions are recorded",
+            Duration::from_secs(30),
+            || async {
+                let row = conn
+                    .query_one(
+                        "SELECT count(*) FROM object_outcomes WHERE action = 'deleted'",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                row.get::<_, i64>(0) == 10
+            },
+        )
+        .await;
+    assert_eq!(stack.requests("DELETE", "users/{id}"), 10);
+
+    // Plain resume would keep the guard; --allow-deletions lets the rest through.
+    let (code, out) = run_cli(
+        &stack.config_path(),
+        &["resume", "--provider", "p", "--allow-deletions"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("provider p resumed"), "{out}");
+    stack
+        .eventually(
+            "every deleted user is gone from Entra",
+            Duration::from_secs(60),
+            || async {
+                stack.graph().state()["users"]
+                    .as_array()
+                    .unwrap()
+                    .is_empty()
+            },
+        )
+        .await;
+    assert_eq!(stack.requests("DELETE", "users/{id}"), 40);
+    assert!(store.halt_of("p").await.unwrap().is_none());
+}
+
+/// Runs `entra-sync resume --provider p --allow-deletions`; its exit code and stderr.
+fn resume_allowing_deletions(config: &std::path::Path) -> (Option<i32>, String) {
+    let out = command(config, &["resume", "--provider", "p", "--allow-deletions"])
+        .output()
+        .expect("run entra-sync");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_allow_deletions_on_a_provider_not_halted_by_the_guard_changes_nothing() {
+    let stack = Stack::start(vec![ProviderSpec::new("p")]).await;
+    let store = &stack.db.store;
+    let config = stack.config_path();
+
+    let (code, stderr) = resume_allowing_deletions(&config);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("provider p is not halted by the deletion guard (it is not halted)"),
+        "{stderr}"
+    );
+
+    store.register_provider("p", "h").await.unwrap();
+    store.halt("p", "a mapping is broken").await.unwrap();
+    let (code, stderr) = resume_allowing_deletions(&config);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not halted by the deletion guard (it is halted: a mapping is broken)"),
+        "{stderr}"
+    );
+    let halt = store.halt_of("p").await.unwrap().expect("still halted");
+    assert_eq!(halt.reason, "a mapping is broken");
+    assert!(
+        store.latest_run("p").await.unwrap().is_none(),
+        "no full sync started"
+    );
+}

@@ -3,9 +3,10 @@
 //! until the workers have finished every object of the phase.
 //!
 //! Discovery resolves the scope afresh for every run and links what
-//! already exists in Entra; the provider room counts the deletions the run
-//! would make, and past the threshold nothing is published (DESIGN invariant 7).
-//! A halt ends the run: [`entra_sync_store::Store::halt`] fails it.
+//! already exists in Entra; the provider's deletion guard counts the deletions
+//! the run would make with those already made within its window, and past the
+//! threshold nothing is published and the provider halts (DESIGN invariant 7).
+//! A halt ends the run: [`entra_sync_store::Store::halt_as`] fails it.
 //!
 //! A run can be executed again from the start (a new leader resuming a run
 //! after a crash): discovery links only what is still unlinked, planning
@@ -17,7 +18,7 @@ use crate::metrics::Metrics;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_core::failure::FailureClass;
 use entra_sync_core::task::{ObjectKind, ObjectRef, Task, TaskReason};
-use entra_sync_provider::{AuthentikSide, Provider, ScopeError};
+use entra_sync_provider::{AuthentikSide, Provider, RunCheck, ScopeError};
 use entra_sync_queue::{Lane, Publisher, QueueError};
 use entra_sync_store::runs::{Run, RunState};
 use entra_sync_store::{Store, StoreError};
@@ -217,10 +218,10 @@ impl Execution<'_> {
 
     async fn execute(&self) -> Result<(), Stop> {
         let store = &self.ctx.store;
-        match store.run(self.run).await? {
-            Some(r) if r.state == RunState::Running => {}
+        let run = match store.run(self.run).await? {
+            Some(r) if r.state == RunState::Running => r,
             _ => return Err(Stop::Ended),
-        }
+        };
         store.set_run_phase(self.run, "discovery").await?;
         let found = Discovery {
             store,
@@ -234,12 +235,23 @@ impl Execution<'_> {
             groups: &found.groups,
             scope: &found.scope,
         };
-        let deletions = self
+        let checked = self
             .provider
-            .deletions
-            .check_run(&authentik, &found.user_links, &found.group_links)
-            .map_err(|e| Stop::Fail(e.to_string()))?;
-        tracing::info!(deletions, "deletion guard passed");
+            .deletion_guard(store)
+            .check_run(
+                &self.provider.deletions,
+                &run,
+                &authentik,
+                &found.user_links,
+                &found.group_links,
+            )
+            .await?;
+        match checked {
+            RunCheck::Passed(deletions) => tracing::info!(deletions, "deletion guard passed"),
+            RunCheck::Waived => tracing::info!("deletion guard waived for this run"),
+            // The guard halted the provider, which failed this run.
+            RunCheck::HeldBack(_) => return Err(Stop::Ended),
+        }
         let users: BTreeSet<String> = found
             .in_scope
             .iter()

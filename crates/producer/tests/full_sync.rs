@@ -8,9 +8,13 @@ use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_core::task::{ObjectKind, TaskReason};
 use entra_sync_producer::full_sync::full_sync;
-use entra_sync_provider::{RunTrigger, ScopeSettings, TooManyDeletions};
+use entra_sync_provider::{
+    DeprovisionAction, GuardLimit, HeldBack, Provider, RunTrigger, ScopeSettings,
+};
 use entra_sync_queue::Lane;
+use entra_sync_store::guard::{Deprovisioning, GuardDecision};
 use entra_sync_store::links::{Link, LinkOrigin, LinkState};
+use entra_sync_store::providers::HaltKind;
 use entra_sync_store::runs::RunState;
 use serde_json::json;
 use std::time::Duration;
@@ -217,8 +221,19 @@ async fn out_of_scope_and_deleted_linked_users_are_planned_so_the_worker_can_dep
     assert_eq!(users, expected, "in-scope users and every linked user");
 }
 
+/// The reason the deletion guard gives for holding back a full sync of `provider`.
+fn held_back(provider: &Provider, would_be: u64, by_full_sync: u64) -> String {
+    let reason = HeldBack {
+        provider: provider.name.clone(),
+        would_be,
+        limit: provider.deletions.limit(),
+        by_full_sync: Some(by_full_sync),
+    };
+    format!("provider halted: {reason}")
+}
+
 #[tokio::test]
-async fn the_deletion_threshold_stops_a_mass_delete_and_publishes_nothing() {
+async fn the_deletion_guard_stops_a_mass_delete_before_any_write_and_halts() {
     let env = Env::new().await;
     env.add_user("kept", "kept@contoso.com");
     let store = env.store();
@@ -246,33 +261,32 @@ async fn the_deletion_threshold_stops_a_mass_delete_and_publishes_nothing() {
         state: LinkState::Active,
     };
     store.save_link("p", &gone_group).await.unwrap().unwrap();
+    let run = |allowing_deletions: bool| async move {
+        let started = if allowing_deletions {
+            store
+                .start_run_allowing_deletions("p", RunTrigger::ResumeAllowingDeletions)
+                .await
+        } else {
+            store.start_run("p", RunTrigger::OnDemand).await
+        };
+        started.unwrap().id()
+    };
 
     // delete: 3 users + 1 group = 4 > 3.
-    let run = store
-        .start_run("p", RunTrigger::OnDemand)
-        .await
-        .unwrap()
-        .id();
     let mut provider = env.provider("p");
     provider.deletions.threshold = 3;
-    let finished = full_sync(&env.ctx, &provider, run).await.unwrap();
+    let finished = full_sync(&env.ctx, &provider, run(false).await)
+        .await
+        .unwrap();
     assert_eq!(finished.state, RunState::Failed);
-    assert_eq!(
-        finished.error.as_deref(),
-        Some(
-            TooManyDeletions {
-                count: 4,
-                threshold: 3
-            }
-            .to_string()
-            .as_str()
-        )
-    );
+    assert_eq!(finished.error, Some(held_back(&provider, 4, 4)));
+    let halt = store.halt_of("p").await.unwrap().expect("halted");
+    assert_eq!(halt.kind, HaltKind::DeletionGuard);
     assert!(
-        finished
-            .error
-            .unwrap()
-            .contains("it would delete or suspend 4 objects, more than deletion_threshold 3")
+        halt.reason
+            .contains("resume --provider p --allow-deletions"),
+        "{}",
+        halt.reason
     );
     assert_eq!(finished.objects_total, 0);
     assert!(
@@ -283,36 +297,47 @@ async fn the_deletion_threshold_stops_a_mass_delete_and_publishes_nothing() {
     assert_eq!(env.ctx.metrics.tasks_published(Lane::Bulk), 0);
 
     // suspend, groups left alone: the already suspended user does not count, so 2.
+    store.resume("p").await.unwrap();
     provider.deletions.users = DeleteAction::Suspend;
     provider.deletions.groups = DeleteAction::DoNothing;
     provider.deletions.threshold = 1;
-    let run = store
-        .start_run("p", RunTrigger::OnDemand)
+    let finished = full_sync(&env.ctx, &provider, run(false).await)
         .await
-        .unwrap()
-        .id();
-    let finished = full_sync(&env.ctx, &provider, run).await.unwrap();
-    assert_eq!(
-        finished.error.as_deref(),
-        Some(
-            TooManyDeletions {
-                count: 2,
-                threshold: 1
-            }
-            .to_string()
-            .as_str()
-        )
-    );
+        .unwrap();
+    assert_eq!(finished.error, Some(held_back(&provider, 2, 2)));
+
+    // Within the threshold alone, but not with one already made within the window.
+    store.resume("p").await.unwrap();
     provider.deletions.threshold = 2;
-    let run = store
-        .start_run("p", RunTrigger::OnDemand)
+    let earlier = Deprovisioning {
+        provider: "p",
+        kind: ObjectKind::User,
+        object_id: "900",
+        action: DeprovisionAction::Delete,
+        run_id: None,
+    };
+    let limit = GuardLimit {
+        threshold: 2,
+        window: provider.deletions.window,
+    };
+    assert_eq!(
+        store.claim_deprovisioning(&earlier, limit).await.unwrap(),
+        GuardDecision::Allowed
+    );
+    let finished = full_sync(&env.ctx, &provider, run(false).await)
         .await
-        .unwrap()
-        .id();
+        .unwrap();
+    assert_eq!(finished.error, Some(held_back(&provider, 3, 2)));
+
+    // `resume --allow-deletions`: the run is waived and goes through.
+    store.resume("p").await.unwrap();
     let worker = env.worker(Duration::ZERO).await;
-    let finished = full_sync(&env.ctx, &provider, run).await.unwrap();
+    let finished = full_sync(&env.ctx, &provider, run(true).await)
+        .await
+        .unwrap();
     assert_eq!(finished.state, RunState::Done, "{:?}", finished.error);
     assert_eq!(worker.seen().len(), finished.objects_total as usize);
+    assert!(store.halt_of("p").await.unwrap().is_none());
 }
 
 #[tokio::test]

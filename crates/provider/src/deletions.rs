@@ -1,41 +1,32 @@
-//! The deletion guard (DESIGN invariant 7): what happens to linked objects
-//! gone from authentik or out of scope, and how many a full sync may delete or
-//! suspend before it stops. A run counts its deletions with the worker's own
-//! rule, `entra_sync_core::reconcile::plan`, so the two can never disagree.
+//! The deletion policy (DESIGN invariant 7): what happens to linked objects
+//! gone from authentik or out of scope, and how many may be deleted or
+//! suspended within a rolling window ([`crate::DeletionGuard`] enforces it).
+//! A run counts its deletions with the worker's own rule,
+//! `entra_sync_core::reconcile::plan`, so the two can never disagree.
 
 use entra_sync_core::authentik::AkUser;
 use entra_sync_core::diff::Body;
 use entra_sync_core::ids::{AkGroupPk, AkUserPk};
 use entra_sync_core::reconcile::{DeleteAction, Desired, Kind, Known, Plan, plan};
 use entra_sync_core::scope::Scope;
+use entra_sync_store::guard::GuardLimit;
 use entra_sync_store::links::{Link, LinkState};
 use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 /// What happens to linked objects gone from authentik or out of scope, and
-/// how many one full sync may delete or suspend.
-///
-/// The threshold counts per full sync; the rolling window of invariant 7
-/// (`deletion_window`, over every path) belongs here once configured.
+/// how many may be deleted or suspended, on every path together, within a
+/// rolling window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeletionPolicy {
     /// What happens to users.
     pub users: DeleteAction,
     /// What happens to groups (`suspend` acts as `do_nothing`).
     pub groups: DeleteAction,
-    /// A run that would delete or suspend more objects than this stops before any write.
+    /// At most this many deletes and suspends (`deletion_threshold`) …
     pub threshold: u32,
-}
-
-/// A full sync would delete or suspend more objects than the threshold allows.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "full sync stopped: it would delete or suspend {count} objects, more than deletion_threshold {threshold}; nothing was changed"
-)]
-pub struct TooManyDeletions {
-    /// How many objects the run would delete or suspend.
-    pub count: u64,
-    /// The configured threshold.
-    pub threshold: u32,
+    /// … within this rolling window (`deletion_window`).
+    pub window: Duration,
 }
 
 /// What a run read of authentik: enough to tell whether a linked object is
@@ -75,29 +66,28 @@ fn present() -> Desired {
 }
 
 impl DeletionPolicy {
-    /// How many of the linked users and groups a run would delete or suspend;
-    /// `Err` when that is more than the threshold.
-    pub fn check_run(
+    /// The limit the store holds claims to.
+    pub fn limit(&self) -> GuardLimit {
+        GuardLimit {
+            threshold: self.threshold,
+            window: self.window,
+        }
+    }
+
+    /// How many of the linked users and groups a run would delete or suspend.
+    pub fn count_run(
         &self,
         authentik: &AuthentikSide<'_>,
         user_links: &[Link<AkUserPk>],
         group_links: &[Link<AkGroupPk>],
-    ) -> Result<u64, TooManyDeletions> {
+    ) -> u64 {
         let users = user_links
             .iter()
             .filter(|l| self.deprovisions(Kind::User, &authentik.user(l.ak_id), l));
         let groups = group_links
             .iter()
             .filter(|l| self.deprovisions(Kind::Group, &authentik.group(l.ak_id), l));
-        let count = (users.count() + groups.count()) as u64;
-        if count > u64::from(self.threshold) {
-            Err(TooManyDeletions {
-                count,
-                threshold: self.threshold,
-            })
-        } else {
-            Ok(count)
-        }
+        (users.count() + groups.count()) as u64
     }
 
     /// Whether the worker will delete or suspend this linked object.
@@ -141,17 +131,17 @@ mod tests {
         AkUser { groups, ..user }
     }
 
-    fn policy(users: DeleteAction, groups: DeleteAction, threshold: u32) -> DeletionPolicy {
+    fn policy(users: DeleteAction, groups: DeleteAction) -> DeletionPolicy {
         DeletionPolicy {
             users,
             groups,
-            threshold,
+            threshold: 500,
+            window: Duration::from_secs(3600),
         }
     }
 
-    /// The full-sync threshold test's directory: one user kept in authentik;
-    /// three linked users gone from it, one of them already suspended; one
-    /// linked group gone.
+    /// A directory: one user kept in authentik; three linked users gone from
+    /// it, one of them already suspended; one linked group gone.
     struct Gone {
         users: HashMap<AkUserPk, AkUser>,
         groups: BTreeSet<AkGroupPk>,
@@ -175,13 +165,13 @@ mod tests {
             }
         }
 
-        fn check(&self, policy: DeletionPolicy) -> Result<u64, TooManyDeletions> {
+        fn count(&self, policy: DeletionPolicy) -> u64 {
             let side = AuthentikSide {
                 users: &self.users,
                 groups: &self.groups,
                 scope: &self.scope,
             };
-            policy.check_run(&side, &self.user_links, &self.group_links)
+            policy.count_run(&side, &self.user_links, &self.group_links)
         }
     }
 
@@ -192,30 +182,22 @@ mod tests {
     #[test]
     fn deleting_counts_every_gone_linked_object_suspended_or_not() {
         let gone = Gone::new();
-        let delete = |threshold| policy(DeleteAction::Delete, DeleteAction::Delete, threshold);
         assert_eq!(
-            gone.check(delete(3)),
-            Err(TooManyDeletions {
-                count: 4,
-                threshold: 3
-            })
+            gone.count(policy(DeleteAction::Delete, DeleteAction::Delete)),
+            4
         );
-        assert_eq!(gone.check(delete(4)), Ok(4));
     }
 
     #[test]
     fn suspending_skips_users_already_suspended_and_groups_are_never_suspended() {
         let gone = Gone::new();
         assert_eq!(
-            gone.check(policy(DeleteAction::Suspend, DeleteAction::DoNothing, 1)),
-            Err(TooManyDeletions {
-                count: 2,
-                threshold: 1
-            })
+            gone.count(policy(DeleteAction::Suspend, DeleteAction::DoNothing)),
+            2
         );
         assert_eq!(
-            gone.check(policy(DeleteAction::Suspend, DeleteAction::Suspend, 2)),
-            Ok(2)
+            gone.count(policy(DeleteAction::Suspend, DeleteAction::Suspend)),
+            2
         );
     }
 
@@ -223,8 +205,8 @@ mod tests {
     fn do_nothing_deletes_nothing() {
         let gone = Gone::new();
         assert_eq!(
-            gone.check(policy(DeleteAction::DoNothing, DeleteAction::DoNothing, 0)),
-            Ok(0)
+            gone.count(policy(DeleteAction::DoNothing, DeleteAction::DoNothing)),
+            0
         );
     }
 
@@ -243,27 +225,21 @@ mod tests {
             exclude_service_accounts: false,
         };
         // 902 left the filter group; the others and the group are present.
-        let delete = policy(DeleteAction::Delete, DeleteAction::Delete, 0);
         assert_eq!(
-            gone.check(delete),
-            Err(TooManyDeletions {
-                count: 1,
-                threshold: 0
-            })
+            gone.count(policy(DeleteAction::Delete, DeleteAction::Delete)),
+            1
         );
     }
 
     #[test]
-    fn the_message_says_how_many_were_held_back() {
-        let message = TooManyDeletions {
-            count: 4,
-            threshold: 3,
-        }
-        .to_string();
-        assert!(
-            message
-                .contains("it would delete or suspend 4 objects, more than deletion_threshold 3"),
-            "{message}"
+    fn the_limit_is_the_threshold_within_the_window() {
+        let policy = policy(DeleteAction::Delete, DeleteAction::Delete);
+        assert_eq!(
+            policy.limit(),
+            GuardLimit {
+                threshold: 500,
+                window: Duration::from_secs(3600)
+            }
         );
     }
 }

@@ -14,21 +14,26 @@
 //!   group already holds, so those memberships are not sent again (invariant 4).
 //! - [`DeletionPolicy`] says what happens to objects gone from authentik or
 //!   out of scope, and counts a run's deletions through
-//!   `entra_sync_core::reconcile::plan`, the rule every deletion follows; past
-//!   the threshold a run deletes nothing (invariant 7).
+//!   `entra_sync_core::reconcile::plan`, the rule every deletion follows.
+//! - [`DeletionGuard`] lets every delete and suspension through, from any path
+//!   and any worker, up to `deletion_threshold` within `deletion_window`;
+//!   past it nothing more is deleted and the provider halts (invariant 7).
 //! - [`request_full_sync`] starts a full sync for a [`RunTrigger`], unless the
-//!   provider is halted (invariant 6: a halted provider waits for `resume`).
+//!   provider is halted (invariant 6: a halted provider waits for [`resume`]).
 
 pub mod budget;
 mod deletions;
+mod guard;
 mod members;
 mod runs;
 mod scope;
 
-pub use deletions::{AuthentikSide, DeletionPolicy, TooManyDeletions};
+pub use deletions::{AuthentikSide, DeletionPolicy};
+pub use entra_sync_store::guard::{DeprovisionAction, GuardLimit};
 pub use entra_sync_store::runs::RunTrigger;
+pub use guard::{Claim, DeletionGuard, HeldBack, RunCheck};
 pub use members::{RecordMembersError, record_existing_members};
-pub use runs::{RunRequest, request_full_sync};
+pub use runs::{Resumed, RunRequest, request_full_sync, resume};
 pub use scope::{ScopeError, ScopeSettings};
 
 use budget::BudgetGate;
@@ -113,6 +118,7 @@ impl Provider {
                 users: config.user_delete_action.into(),
                 groups: config.group_delete_action.into(),
                 threshold: config.deletion_threshold,
+                window: config.deletion_window,
             },
             mappings: config.mappings.clone(),
         })
@@ -200,7 +206,7 @@ client_secret_env = "ENTRA_CLIENT_SECRET"
         let config = config(
             "filter_group = \"staff\"\nexclude_users_service_account = true\n\
              user_delete_action = \"suspend\"\ngroup_delete_action = \"do_nothing\"\n\
-             deletion_threshold = 7\ndry_run = true\n",
+             deletion_threshold = 7\ndeletion_window = \"10m\"\ndry_run = true\n",
         );
         let provider = Provider::from_config(&config, &store()).unwrap();
         assert_eq!(provider.name, "contoso");
@@ -218,6 +224,7 @@ client_secret_env = "ENTRA_CLIENT_SECRET"
                 users: DeleteAction::Suspend,
                 groups: DeleteAction::DoNothing,
                 threshold: 7,
+                window: std::time::Duration::from_secs(600),
             }
         );
         assert!(provider.graph.is_dry_run());

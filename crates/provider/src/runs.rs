@@ -1,9 +1,11 @@
 //! Starting a full sync: the one way every path (the schedule, settings
 //! changes, a gap in the events feed, `entra-sync sync` and `resume`) asks
-//! for a run. A halted provider starts none until `resume` (DESIGN invariant 6).
+//! for a run. A halted provider starts none until `resume` (DESIGN invariant 6);
+//! `resume --allow-deletions` clears only the deletion guard's halt and waives
+//! the guard for the run it starts (invariant 7).
 
 use crate::Provider;
-use entra_sync_store::providers::Halt;
+use entra_sync_store::providers::{Halt, HaltKind};
 use entra_sync_store::runs::{RunStart, RunTrigger};
 use entra_sync_store::{Store, StoreError};
 use uuid::Uuid;
@@ -30,7 +32,9 @@ impl RunRequest {
 }
 
 /// Asks for a full sync of `provider`: starts one unless one is running or the
-/// provider is halted. The active producer executes it.
+/// provider is halted. The active producer executes it. A trigger that
+/// [allows deletions](RunTrigger::allows_deletions) waives the deletion guard
+/// for the run (a run already running gets the waiver).
 #[tracing::instrument(skip_all, fields(provider = %provider.name, %trigger))]
 pub async fn request_full_sync(
     store: &Store,
@@ -45,7 +49,14 @@ pub async fn request_full_sync(
         tracing::debug!(reason = %halt.reason, "provider halted: no full sync started");
         return Ok(RunRequest::Halted(halt));
     }
-    Ok(match store.start_run(&provider.name, trigger).await? {
+    let start = if trigger.allows_deletions() {
+        store
+            .start_run_allowing_deletions(&provider.name, trigger)
+            .await?
+    } else {
+        store.start_run(&provider.name, trigger).await?
+    };
+    Ok(match start {
         RunStart::Started(run) => {
             tracing::info!(%run, "full sync started");
             RunRequest::Started(run)
@@ -55,4 +66,55 @@ pub async fn request_full_sync(
             RunRequest::AlreadyRunning(run)
         }
     })
+}
+
+/// The answer to `resume`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resumed {
+    /// The halt was cleared; the full sync that catches up was asked for.
+    Resumed {
+        /// The halt that was cleared.
+        halt: Halt,
+        /// The full sync.
+        run: RunRequest,
+    },
+    /// The provider was not halted (by the deletion guard, with
+    /// `allow_deletions`): nothing changed. Its halt, if any.
+    NotHalted(Option<Halt>),
+}
+
+/// Clears the halt of `provider` and asks for a full sync (`entra-sync
+/// resume`). Plain, it clears any halt and keeps the deletion guard; with
+/// `allow_deletions`, it clears only a deletion-guard halt, and the full sync
+/// it starts deletes what the guard held back.
+#[tracing::instrument(skip_all, fields(provider = %provider.name, allow_deletions))]
+pub async fn resume(
+    store: &Store,
+    provider: &Provider,
+    allow_deletions: bool,
+) -> Result<Resumed, StoreError> {
+    let halt = store.halt_of(&provider.name).await?;
+    let cleared = match halt {
+        Some(halt) if allow_deletions && halt.kind != HaltKind::DeletionGuard => {
+            return Ok(Resumed::NotHalted(Some(halt)));
+        }
+        None => return Ok(Resumed::NotHalted(None)),
+        Some(halt) if allow_deletions => store
+            .clear_halt_of_kind(&provider.name, HaltKind::DeletionGuard)
+            .await?
+            .then_some(halt),
+        Some(_) => store.resume(&provider.name).await?,
+    };
+    let Some(halt) = cleared else {
+        // Someone else resumed it meanwhile.
+        return Ok(Resumed::NotHalted(None));
+    };
+    tracing::info!(reason = %halt.reason, "halt cleared");
+    let trigger = if allow_deletions {
+        RunTrigger::ResumeAllowingDeletions
+    } else {
+        RunTrigger::Resume
+    };
+    let run = request_full_sync(store, provider, trigger).await?;
+    Ok(Resumed::Resumed { halt, run })
 }

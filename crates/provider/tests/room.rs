@@ -26,6 +26,7 @@ fn provider(graph: GraphClient) -> Provider {
             users: DeleteAction::Delete,
             groups: DeleteAction::Delete,
             threshold: 500,
+            window: std::time::Duration::from_secs(3600),
         },
         mappings: Vec::new(),
     }

@@ -69,8 +69,10 @@ pub enum GuardDecision {
 impl Store {
     /// Claims one deprovisioning against `limit`. Claims of one provider are
     /// serialised on its row, so two workers never both let the
-    /// `threshold + 1`-th through. A task of a run started with
-    /// `resume --allow-deletions` is waived, and does not fill the window.
+    /// `threshold + 1`-th through. An object counts once per window, so a
+    /// delete retried after a transient failure is not counted again. A task
+    /// of a run started with `resume --allow-deletions` is waived, and does
+    /// not fill the window.
     pub async fn claim_deprovisioning(
         &self,
         claim: &Deprovisioning<'_>,
@@ -100,7 +102,22 @@ impl Store {
         };
         if !waived {
             let in_window = count_within(&tx, claim.provider, limit.window).await?;
-            let would_be = in_window + 1;
+            let counted = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM deprovisionings
+                     WHERE provider = $1 AND kind = $2 AND object_id = $3 AND NOT waived
+                       AND at > now() - make_interval(secs => $4))",
+                    &[
+                        &claim.provider,
+                        &claim.kind.as_str(),
+                        &claim.object_id,
+                        &limit.window.as_secs_f64(),
+                    ],
+                )
+                .await
+                .map_err(query_error("reading an object's deletion-guard claim"))?
+                .get::<_, bool>(0);
+            let would_be = in_window + u64::from(!counted);
             if would_be > u64::from(limit.threshold) {
                 tx.rollback()
                     .await
@@ -132,7 +149,7 @@ impl Store {
         })
     }
 
-    /// How many counted deprovisionings `provider` made within `window`.
+    /// How many objects `provider` counted deprovisionings of within `window`.
     pub async fn deprovisionings_within(
         &self,
         provider: &str,
@@ -189,7 +206,7 @@ async fn count_within(
 ) -> Result<u64, StoreError> {
     let row = client
         .query_one(
-            "SELECT count(*) FROM deprovisionings
+            "SELECT count(DISTINCT (kind, object_id)) FROM deprovisionings
              WHERE provider = $1 AND NOT waived AND at > now() - make_interval(secs => $2)",
             &[&provider, &window.as_secs_f64()],
         )

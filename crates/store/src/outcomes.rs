@@ -80,8 +80,9 @@ impl Store {
         Ok(row.get(0))
     }
 
-    /// The newest failures of a provider's objects (failed for good, dead-lettered
-    /// or halting the provider), newest first, at most `limit`.
+    /// The newest failures of a provider's objects (failed for good,
+    /// dead-lettered, halting the provider or held back by the deletion guard),
+    /// newest first, at most `limit`.
     pub async fn recent_failures(
         &self,
         provider: &str,
@@ -91,7 +92,7 @@ impl Store {
         let rows = conn
             .query(
                 "SELECT kind, object_id, result, detail->>'error', at, run_id FROM object_outcomes
-                 WHERE provider = $1 AND result IN ('failed', 'dead', 'halted')
+                 WHERE provider = $1 AND result IN ('failed', 'dead', 'halted', 'held_back')
                  ORDER BY at DESC, id DESC LIMIT $2",
                 &[&provider, &limit],
             )

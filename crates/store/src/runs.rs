@@ -51,6 +51,9 @@ pub enum RunTrigger {
     OnDemand,
     /// `entra-sync resume` cleared a halt (`resume`).
     Resume,
+    /// `entra-sync resume --allow-deletions` cleared the deletion guard's halt;
+    /// the guard is waived for this run (`resume_allowing_deletions`).
+    ResumeAllowingDeletions,
     /// Changes may have been missed: the events feed had a gap or no cursor (`events_gap`).
     EventsGap,
 }
@@ -64,8 +67,14 @@ impl RunTrigger {
             Self::Schedule => "schedule",
             Self::OnDemand => "on_demand",
             Self::Resume => "resume",
+            Self::ResumeAllowingDeletions => "resume_allowing_deletions",
             Self::EventsGap => "events_gap",
         }
+    }
+
+    /// Whether the deletion guard is waived for the run it starts.
+    pub fn allows_deletions(self) -> bool {
+        self == Self::ResumeAllowingDeletions
     }
 }
 

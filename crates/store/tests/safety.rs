@@ -68,6 +68,33 @@ async fn concurrent_claims_never_let_more_than_the_threshold_through() {
 }
 
 #[tokio::test]
+async fn a_claim_repeated_for_the_same_object_counts_once() {
+    let db = db_with_provider().await;
+    let limit = GuardLimit {
+        threshold: 1,
+        window: HOUR,
+    };
+    // A delete retried after a transient failure claims again.
+    for _ in 0..2 {
+        assert_eq!(
+            db.store
+                .claim_deprovisioning(&user("1", None), limit)
+                .await
+                .unwrap(),
+            GuardDecision::Allowed
+        );
+    }
+    assert_eq!(db.store.deprovisionings_within("p", HOUR).await.unwrap(), 1);
+    assert_eq!(
+        db.store
+            .claim_deprovisioning(&user("2", None), limit)
+            .await
+            .unwrap(),
+        GuardDecision::Exceeded { would_be: 2 }
+    );
+}
+
+#[tokio::test]
 async fn the_window_rolls_and_suspends_count_too() {
     let db = db_with_provider().await;
     let limit = GuardLimit {

@@ -16,11 +16,13 @@ use entra_sync_core::ids::{AkGroupPk, EntraObjectId};
 use entra_sync_core::mapping::defaults::GROUP_CREATE_ONLY;
 use entra_sync_core::mapping::{Mapper, MappingInput, ProviderInfo, Subject};
 use entra_sync_core::reconcile::{DeleteAction, Desired, Kind, Patch, plan};
+use entra_sync_core::task::ObjectKind;
 use entra_sync_graph::{GraphClient, GraphFailure, GroupLookup, Written};
-use entra_sync_provider::record_existing_members;
+use entra_sync_provider::{DeletionGuard, record_existing_members};
 use entra_sync_store::Store;
 use entra_sync_store::links::{GroupLink, Link, LinkOrigin, LinkState};
 use std::collections::BTreeSet;
+use uuid::Uuid;
 
 /// Everything needed to reconcile the groups of one provider. Every group is
 /// in scope; a mapping may skip one.
@@ -37,18 +39,25 @@ pub struct GroupReconciler {
     pub mapper: Mapper,
     /// What to do with deleted groups (`suspend` acts as `do_nothing`).
     pub on_delete: DeleteAction,
+    /// Lets each delete through.
+    pub guard: DeletionGuard,
 }
 
 impl GroupReconciler {
-    /// Brings the Entra counterpart of authentik group `pk` to its desired state.
+    /// Brings the Entra counterpart of authentik group `pk` to its desired
+    /// state, for the task of full sync `run` if any.
     #[tracing::instrument(skip(self), fields(provider = %self.provider.name))]
-    pub async fn reconcile(&self, pk: AkGroupPk) -> Result<ObjectAction, ReconcileError> {
+    pub async fn reconcile(
+        &self,
+        pk: AkGroupPk,
+        run: Option<Uuid>,
+    ) -> Result<ObjectAction, ReconcileError> {
         let group = self.authentik.group(pk).await?;
         let link: Option<GroupLink> = self.store.link(&self.provider.name, pk).await?;
         let desired = self.desired(group.as_ref(), link.as_ref())?;
         let known = link.as_ref().map(objects::known);
         let decided = plan(Kind::Group, &desired, known.as_ref(), self.on_delete);
-        objects::carry_out(self, pk, decided).await
+        objects::carry_out(self, pk, decided, run).await
     }
 
     /// What authentik wants of the group.
@@ -120,7 +129,7 @@ impl GroupReconciler {
 
 impl LinkedObjects for GroupReconciler {
     type Key = AkGroupPk;
-    const NAME: &'static str = "group";
+    const KIND: ObjectKind = ObjectKind::Group;
     const CREATE_ONLY: &'static [&'static str] = GROUP_CREATE_ONLY;
 
     fn provider(&self) -> &str {
@@ -129,6 +138,10 @@ impl LinkedObjects for GroupReconciler {
 
     fn store(&self) -> &Store {
         &self.store
+    }
+
+    fn guard(&self) -> &DeletionGuard {
+        &self.guard
     }
 
     /// When it was linked within the replication window.

@@ -11,7 +11,8 @@
 //!   is requeued (invariant 3).
 //! - What follows a failure depends on its class (invariant 6): transient →
 //!   a delayed retry, dead-lettered after `max_attempts`; permanent →
-//!   recorded; configuration → the provider is halted.
+//!   recorded; configuration → the provider is halted. A delete or suspension
+//!   the deletion guard held back was not sent; the guard halted the provider.
 
 use crate::ReconcileError;
 use crate::follow_up::FollowUp;
@@ -132,6 +133,11 @@ impl Handler {
                 detail,
                 retry_after,
             }) => self.retry(lane, task, &detail, retry_after).await?,
+            Err(ReconcileError::HeldBack(held)) => {
+                tracing::warn!(provider = %task.provider, object = %task.object, reason = %held, "deletion held back");
+                self.record_failure(&task, TaskResult::HeldBack, &held.to_string())
+                    .await?;
+            }
             Err(ReconcileError::Configuration(reason)) => {
                 self.workers.lock().await.remove(&task.provider);
                 if self.store.halt(&task.provider, &reason).await? {
@@ -175,7 +181,7 @@ impl Handler {
                 detail: format!("{object} is locked by another worker"),
                 retry_after: None,
             })?;
-        let result = reconcile_object(&worker, task.object).await;
+        let result = reconcile_object(&worker, task).await;
         if let Err(e) = lock.release().await {
             tracing::warn!(error = %e, "cannot release an object lock; its connection was closed instead");
         }
@@ -297,21 +303,21 @@ fn lock_key(object: ObjectRef) -> String {
     }
 }
 
-/// Hands the object to its reconciler.
+/// Hands the task's object to its reconciler.
 async fn reconcile_object(
     worker: &ProviderWorker,
-    object: ObjectRef,
+    task: &Task,
 ) -> Result<Reconciled, ReconcileError> {
-    Ok(match object {
+    Ok(match task.object {
         ObjectRef::User(pk) => {
-            let action = worker.users.reconcile(pk).await?;
+            let action = worker.users.reconcile(pk, task.run_id).await?;
             Reconciled {
                 follow_up: FollowUp::of_user(pk, &action),
                 done: Done::of_object(&action),
             }
         }
         ObjectRef::Group(pk) => {
-            let action = worker.groups.reconcile(pk).await?;
+            let action = worker.groups.reconcile(pk, task.run_id).await?;
             Reconciled {
                 follow_up: FollowUp::of_group(pk, &action),
                 done: Done::of_object(&action),

@@ -51,6 +51,10 @@ pub enum ReconcileError {
     /// The provider is misconfigured (mapping, credentials, permission): halt it.
     #[error("configuration failure: {0}")]
     Configuration(String),
+    /// The deletion guard held a delete or suspension back: it was not sent,
+    /// and the guard halted the provider.
+    #[error("{0}")]
+    HeldBack(entra_sync_provider::HeldBack),
 }
 
 impl From<GraphFailure> for ReconcileError {

@@ -345,6 +345,7 @@ fn whole_request(group: AkGroupPk, f: GraphFailure) -> ReconcileError {
         },
         ReconcileError::Permanent(d) => ReconcileError::Permanent(with_group(d)),
         ReconcileError::Configuration(d) => ReconcileError::Configuration(with_group(d)),
+        held @ ReconcileError::HeldBack(_) => held,
     }
 }
 

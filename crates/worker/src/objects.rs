@@ -3,7 +3,8 @@
 //!
 //! Only the difference is written, and a linked object gone from Entra is
 //! created again (DESIGN invariant 4); deletes and suspensions come only from
-//! the plan, which makes them only of objects we linked (invariant 7). Each
+//! the plan, which makes them only of objects we linked, and each is claimed
+//! from the provider's deletion guard before it is sent (invariant 7). Each
 //! write is recorded as soon as Graph accepted it, so a repeated task finds
 //! it done (invariants 1 and 3).
 
@@ -13,10 +14,13 @@ use entra_sync_core::failure::FailureClass;
 use entra_sync_core::ids::EntraObjectId;
 use entra_sync_core::mapping::{Connection, MapFailure, Mapped};
 use entra_sync_core::reconcile::{Desired, Known, Patch, Plan};
+use entra_sync_core::task::ObjectKind;
 use entra_sync_graph::{GraphFailure, RequestRecord, Written};
+use entra_sync_provider::{Claim, DeletionGuard, DeprovisionAction};
 use entra_sync_store::Store;
 use entra_sync_store::links::{Link, LinkKey, LinkOrigin, LinkState};
 use std::fmt::Display;
+use uuid::Uuid;
 
 /// What reconciling a user or a group did.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,8 +54,8 @@ pub enum ObjectAction {
 pub(crate) trait LinkedObjects {
     /// The authentik id.
     type Key: LinkKey + Display;
-    /// `user` or `group`, for messages.
-    const NAME: &'static str;
+    /// User or group.
+    const KIND: ObjectKind;
     /// The properties sent only on create, never patched.
     const CREATE_ONLY: &'static [&'static str];
 
@@ -60,6 +64,9 @@ pub(crate) trait LinkedObjects {
 
     /// The state.
     fn store(&self) -> &Store;
+
+    /// The provider's deletion guard, which lets each delete and suspension through.
+    fn guard(&self) -> &DeletionGuard;
 
     /// Whether the linked object may not have replicated in Graph yet: a
     /// "not found" answer to its PATCH is then retried, not taken as a stale link.
@@ -82,7 +89,7 @@ pub(crate) trait LinkedObjects {
             .save_link(self.provider(), link)
             .await?
             .map_err(|taken| {
-                ReconcileError::Permanent(format!("{} {}: {taken}", Self::NAME, link.ak_id))
+                ReconcileError::Permanent(format!("{} {}: {taken}", Self::KIND, link.ak_id))
             })
     }
 }
@@ -119,11 +126,12 @@ pub(crate) fn desired(
     }
 }
 
-/// Carries out `plan` for the object `key`.
+/// Carries out `plan` for the object `key`, for the task of full sync `run` if any.
 pub(crate) async fn carry_out<O: LinkedObjects>(
     objects: &O,
     key: O::Key,
     plan: Plan,
+    run: Option<Uuid>,
 ) -> Result<ObjectAction, ReconcileError> {
     match plan {
         Plan::Unchanged | Plan::Nothing => Ok(ObjectAction::Unchanged),
@@ -147,14 +155,18 @@ pub(crate) async fn carry_out<O: LinkedObjects>(
                 Err(f) => Err(f.into()),
             }
         }
-        Plan::Delete(entra_id) => match objects.send_delete(&entra_id).await? {
-            Written::DryRun(request) => Ok(ObjectAction::DryRun(request)),
-            _ => {
-                objects.store().delete_link(objects.provider(), key).await?;
-                Ok(ObjectAction::Deleted)
+        Plan::Delete(entra_id) => {
+            claim(objects, key, DeprovisionAction::Delete, run).await?;
+            match objects.send_delete(&entra_id).await? {
+                Written::DryRun(request) => Ok(ObjectAction::DryRun(request)),
+                _ => {
+                    objects.store().delete_link(objects.provider(), key).await?;
+                    Ok(ObjectAction::Deleted)
+                }
             }
-        },
+        }
         Plan::Suspend(patch) => {
+            claim(objects, key, DeprovisionAction::Suspend, run).await?;
             let recent = objects.maybe_unreplicated(key).await?;
             match objects.send_patch(&patch, recent).await? {
                 Written::DryRun(request) => Ok(ObjectAction::DryRun(request)),
@@ -205,6 +217,24 @@ pub(crate) async fn adopt<O: LinkedObjects>(
     Ok(ObjectAction::Adopted)
 }
 
+/// Asks the deletion guard to let a delete or suspension of `key` through;
+/// held back, it is not sent and the provider is halted.
+async fn claim<O: LinkedObjects>(
+    objects: &O,
+    key: O::Key,
+    action: DeprovisionAction,
+    run: Option<Uuid>,
+) -> Result<(), ReconcileError> {
+    match objects
+        .guard()
+        .claim(O::KIND, &key.to_string(), action, run)
+        .await?
+    {
+        Claim::Granted => Ok(()),
+        Claim::HeldBack(held) => Err(ReconcileError::HeldBack(held)),
+    }
+}
+
 /// Records what a PATCH wrote; the link must still point at the patched object.
 async fn remember<O: LinkedObjects>(
     objects: &O,
@@ -228,7 +258,7 @@ async fn remember<O: LinkedObjects>(
         Err(ReconcileError::Transient {
             detail: format!(
                 "{} {key}: no longer linked to Entra object {} once it was written",
-                O::NAME,
+                O::KIND,
                 patch.entra_id
             ),
             retry_after: None,

@@ -71,6 +71,9 @@ pub enum TaskResult {
     Dead,
     /// A configuration failure halted the provider.
     Halted,
+    /// The deletion guard held the delete or suspension back (not sent) and
+    /// halted the provider.
+    HeldBack,
     /// The provider is halted: the task was dropped unread.
     Dropped,
 }
@@ -84,6 +87,7 @@ impl TaskResult {
             Self::Retrying => "retrying",
             Self::Dead => "dead",
             Self::Halted => "halted",
+            Self::HeldBack => "held_back",
             Self::Dropped => "dropped",
         }
     }
@@ -230,6 +234,7 @@ mod tests {
             TaskResult::Retrying,
             TaskResult::Dead,
             TaskResult::Halted,
+            TaskResult::HeldBack,
             TaskResult::Dropped,
         ]
         .into_iter()
@@ -237,7 +242,15 @@ mod tests {
         .collect();
         assert_eq!(
             names,
-            ["ok", "failed", "retrying", "dead", "halted", "dropped"]
+            [
+                "ok",
+                "failed",
+                "retrying",
+                "dead",
+                "halted",
+                "held_back",
+                "dropped"
+            ]
         );
     }
 

@@ -52,6 +52,7 @@ impl ProviderWorker {
             domains,
         };
         let scope = provider.resolve_scope(authentik).await?;
+        let guard = provider.deletion_guard(store);
         Ok(Self {
             users: UserReconciler {
                 provider: info.clone(),
@@ -61,6 +62,7 @@ impl ProviderWorker {
                 mapper: provider.mapper()?,
                 scope,
                 on_delete: provider.deletions.users,
+                guard: guard.clone(),
             },
             groups: GroupReconciler {
                 provider: info,
@@ -69,6 +71,7 @@ impl ProviderWorker {
                 store: store.clone(),
                 mapper: provider.mapper()?,
                 on_delete: provider.deletions.groups,
+                guard,
             },
             memberships: MembershipReconciler {
                 provider: provider.name,
@@ -107,6 +110,7 @@ impl From<RecordMembersError> for ReconcileError {
                 },
                 Self::Permanent(_) => Self::Permanent(detail),
                 Self::Configuration(_) => Self::Configuration(detail),
+                held @ Self::HeldBack(_) => held,
             },
             RecordMembersError::Store { .. } | RecordMembersError::Relinked { .. } => {
                 Self::Transient {

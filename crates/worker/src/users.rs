@@ -18,9 +18,12 @@ use entra_sync_core::mapping::defaults::{
 use entra_sync_core::mapping::{Mapper, MappingInput, ProviderInfo, Subject};
 use entra_sync_core::reconcile::{DeleteAction, Desired, Kind, Patch, plan};
 use entra_sync_core::scope::Scope;
+use entra_sync_core::task::ObjectKind;
 use entra_sync_graph::{GraphClient, GraphFailure, UserLookup, Written};
+use entra_sync_provider::DeletionGuard;
 use entra_sync_store::Store;
 use entra_sync_store::links::{Link, LinkOrigin, LinkState, UserLink};
+use uuid::Uuid;
 
 /// Everything needed to reconcile the users of one provider.
 pub struct UserReconciler {
@@ -38,21 +41,28 @@ pub struct UserReconciler {
     pub scope: Scope,
     /// What to do with deleted or out-of-scope users.
     pub on_delete: DeleteAction,
+    /// Lets each delete and suspension through.
+    pub guard: DeletionGuard,
 }
 
 /// Properties never stored as "last written".
 const NOT_STORED: &[&str] = &["passwordProfile"];
 
 impl UserReconciler {
-    /// Brings the Entra counterpart of authentik user `pk` to its desired state.
+    /// Brings the Entra counterpart of authentik user `pk` to its desired
+    /// state, for the task of full sync `run` if any.
     #[tracing::instrument(skip(self), fields(provider = %self.provider.name))]
-    pub async fn reconcile(&self, pk: AkUserPk) -> Result<ObjectAction, ReconcileError> {
+    pub async fn reconcile(
+        &self,
+        pk: AkUserPk,
+        run: Option<Uuid>,
+    ) -> Result<ObjectAction, ReconcileError> {
         let user = self.authentik.user(pk).await?;
         let link = self.store.link(&self.provider.name, pk).await?;
         let desired = self.desired(user.as_ref(), link.as_ref())?;
         let known = link.as_ref().map(objects::known);
         let decided = plan(Kind::User, &desired, known.as_ref(), self.on_delete);
-        objects::carry_out(self, pk, decided).await
+        objects::carry_out(self, pk, decided, run).await
     }
 
     /// What authentik wants of the user.
@@ -104,7 +114,7 @@ impl UserReconciler {
 
 impl LinkedObjects for UserReconciler {
     type Key = AkUserPk;
-    const NAME: &'static str = "user";
+    const KIND: ObjectKind = ObjectKind::User;
     const CREATE_ONLY: &'static [&'static str] = USER_CREATE_ONLY;
 
     fn provider(&self) -> &str {
@@ -113,6 +123,10 @@ impl LinkedObjects for UserReconciler {
 
     fn store(&self) -> &Store {
         &self.store
+    }
+
+    fn guard(&self) -> &DeletionGuard {
+        &self.guard
     }
 
     /// Never: a user's PATCH takes Graph's "not found" as a stale link at once.

@@ -38,6 +38,7 @@ impl GroupEnv for Env {
             store: self.db.store.clone(),
             mapper,
             on_delete,
+            guard: self.guard(dry_run),
         }
     }
 }
@@ -62,7 +63,7 @@ async fn a_new_group_is_created_with_one_post_and_an_unchanged_one_costs_no_writ
     let env = Env::new().await;
     let pk = env.add_group("Sales Team");
     let r = env.default_reconciler();
-    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Created);
+    assert_eq!(r.reconcile(pk, None).await.unwrap(), ObjectAction::Created);
     assert_eq!(env.graph.counters().get("POST", "groups"), 1);
     assert_eq!(env.graph.mutating_requests(), 1);
     let groups = env.entra("groups");
@@ -75,7 +76,10 @@ async fn a_new_group_is_created_with_one_post_and_an_unchanged_one_costs_no_writ
     assert_eq!(link.origin, LinkOrigin::Created);
     assert_eq!(link.attributes["displayName"], "Sales Team");
 
-    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Unchanged);
+    assert_eq!(
+        r.reconcile(pk, None).await.unwrap(),
+        ObjectAction::Unchanged
+    );
     assert_eq!(
         env.graph.mutating_requests(),
         1,
@@ -88,10 +92,10 @@ async fn a_rename_patches_only_the_changed_properties() {
     let env = Env::new().await;
     let pk = env.add_group("Sales");
     let r = env.default_reconciler();
-    r.reconcile(pk).await.unwrap();
+    r.reconcile(pk, None).await.unwrap();
     rename(&env, pk, "Sales EMEA");
     assert_eq!(
-        r.reconcile(pk).await.unwrap(),
+        r.reconcile(pk, None).await.unwrap(),
         ObjectAction::Updated(vec!["displayName".into(), "mailNickname".into()])
     );
     assert_eq!(env.graph.counters().get("PATCH", "groups/{id}"), 1);
@@ -104,7 +108,10 @@ async fn a_rename_patches_only_the_changed_properties() {
         "sales-emea",
         "the written attributes are remembered"
     );
-    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Unchanged);
+    assert_eq!(
+        r.reconcile(pk, None).await.unwrap(),
+        ObjectAction::Unchanged
+    );
     assert_eq!(env.graph.mutating_requests(), 2);
 }
 
@@ -114,15 +121,24 @@ async fn a_deleted_group_is_deleted_once_and_only_if_linked() {
     let linked = env.add_group("Linked");
     let never = env.add_group("Never synced");
     let r = env.default_reconciler();
-    r.reconcile(linked).await.unwrap();
+    r.reconcile(linked, None).await.unwrap();
     env.authentik.sim.delete_group(linked.0, Mode::Evented);
     env.authentik.sim.delete_group(never.0, Mode::Evented);
-    assert_eq!(r.reconcile(linked).await.unwrap(), ObjectAction::Deleted);
+    assert_eq!(
+        r.reconcile(linked, None).await.unwrap(),
+        ObjectAction::Deleted
+    );
     assert_eq!(env.graph.counters().get("DELETE", "groups/{id}"), 1);
     assert!(env.entra("groups").is_empty());
     assert!(link(&env, linked).await.is_none());
-    assert_eq!(r.reconcile(linked).await.unwrap(), ObjectAction::Unchanged);
-    assert_eq!(r.reconcile(never).await.unwrap(), ObjectAction::Unchanged);
+    assert_eq!(
+        r.reconcile(linked, None).await.unwrap(),
+        ObjectAction::Unchanged
+    );
+    assert_eq!(
+        r.reconcile(never, None).await.unwrap(),
+        ObjectAction::Unchanged
+    );
     assert_eq!(
         env.graph.mutating_requests(),
         2,
@@ -136,10 +152,10 @@ async fn do_nothing_and_suspend_drop_the_link_and_leave_entra_alone() {
     for action in [DeleteAction::DoNothing, DeleteAction::Suspend] {
         let pk = env.add_group(&format!("{action:?}"));
         let r = env.reconciler(action, Mapper::default(), false);
-        r.reconcile(pk).await.unwrap();
+        r.reconcile(pk, None).await.unwrap();
         let writes = env.graph.mutating_requests();
         env.authentik.sim.delete_group(pk.0, Mode::Evented);
-        assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Unlinked);
+        assert_eq!(r.reconcile(pk, None).await.unwrap(), ObjectAction::Unlinked);
         assert!(link(&env, pk).await.is_none());
         assert_eq!(env.graph.mutating_requests(), writes, "{action:?}");
     }
@@ -159,7 +175,7 @@ async fn a_group_a_mapping_skips_is_not_touched() {
     .unwrap();
     let r = env.reconciler(DeleteAction::Delete, Mapper::new(vec![skip]), false);
     assert_eq!(
-        r.reconcile(pk).await.unwrap(),
+        r.reconcile(pk, None).await.unwrap(),
         ObjectAction::Skipped("10-skip-internal".into())
     );
     assert_eq!(env.graph.mutating_requests(), 0);
@@ -175,7 +191,7 @@ async fn a_same_named_group_is_adopted_not_duplicated() {
         .unwrap();
     let pk = env.add_group("Sales");
     let r = env.default_reconciler();
-    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Adopted);
+    assert_eq!(r.reconcile(pk, None).await.unwrap(), ObjectAction::Adopted);
     let groups = env.entra("groups");
     assert_eq!(groups.len(), 1, "no second Entra group");
     assert_eq!(
@@ -187,7 +203,10 @@ async fn a_same_named_group_is_adopted_not_duplicated() {
     let link = link(&env, pk).await.unwrap();
     assert_eq!(link.entra_id.as_str(), existing);
     assert_eq!(link.origin, LinkOrigin::Adopted);
-    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Unchanged);
+    assert_eq!(
+        r.reconcile(pk, None).await.unwrap(),
+        ObjectAction::Unchanged
+    );
     assert_eq!(env.graph.mutating_requests(), 1);
 }
 
@@ -216,7 +235,7 @@ async fn a_same_named_group_linked_to_another_group_is_not_adopted() {
         .unwrap();
     let pk = env.add_group("Sales");
     assert_eq!(
-        env.default_reconciler().reconcile(pk).await.unwrap(),
+        env.default_reconciler().reconcile(pk, None).await.unwrap(),
         ObjectAction::Created
     );
     assert_eq!(env.entra("groups").len(), 2);
@@ -232,8 +251,11 @@ async fn several_unlinked_same_named_groups_are_a_permanent_failure_not_a_guess(
             .unwrap();
     }
     let pk = env.add_group("Sales");
-    let ReconcileError::Permanent(reason) =
-        env.default_reconciler().reconcile(pk).await.unwrap_err()
+    let ReconcileError::Permanent(reason) = env
+        .default_reconciler()
+        .reconcile(pk, None)
+        .await
+        .unwrap_err()
     else {
         panic!("permanent")
     };
@@ -252,16 +274,19 @@ async fn a_stale_link_is_recreated() {
     let env = Env::new().await;
     let pk = env.add_group("Sales");
     let r = env.default_reconciler();
-    r.reconcile(pk).await.unwrap();
+    r.reconcile(pk, None).await.unwrap();
     let old = link(&env, pk).await.unwrap().entra_id;
     env.graph_client(false).delete_group(&old).await.unwrap();
     rename(&env, pk, "Sales EMEA");
-    let ReconcileError::Transient { .. } = r.reconcile(pk).await.unwrap_err() else {
+    let ReconcileError::Transient { .. } = r.reconcile(pk, None).await.unwrap_err() else {
         panic!("soon after the create, not found may be replication delay: retry, never duplicate")
     };
     assert_eq!(link(&env, pk).await.unwrap().entra_id, old);
     age_links(&env).await;
-    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Recreated);
+    assert_eq!(
+        r.reconcile(pk, None).await.unwrap(),
+        ObjectAction::Recreated
+    );
     let new = link(&env, pk).await.unwrap();
     assert_ne!(old, new.entra_id);
     assert_eq!(new.origin, LinkOrigin::Created);
@@ -281,7 +306,7 @@ async fn a_broken_mapping_is_a_configuration_failure_naming_it() {
     )
     .unwrap();
     let r = env.reconciler(DeleteAction::Delete, Mapper::new(vec![broken]), false);
-    let ReconcileError::Configuration(reason) = r.reconcile(pk).await.unwrap_err() else {
+    let ReconcileError::Configuration(reason) = r.reconcile(pk, None).await.unwrap_err() else {
         panic!("configuration")
     };
     assert!(reason.contains("20-description"), "{reason}");
@@ -299,7 +324,7 @@ async fn an_invalid_body_is_a_permanent_failure_of_that_group() {
     )
     .unwrap();
     let r = env.reconciler(DeleteAction::Delete, Mapper::new(vec![bad]), false);
-    let ReconcileError::Permanent(reason) = r.reconcile(pk).await.unwrap_err() else {
+    let ReconcileError::Permanent(reason) = r.reconcile(pk, None).await.unwrap_err() else {
         panic!("permanent")
     };
     assert!(
@@ -314,7 +339,7 @@ async fn dry_run_reports_the_write_and_sends_nothing() {
     let env = Env::new().await;
     let pk = env.add_group("Sales");
     let r = env.reconciler(DeleteAction::Delete, Mapper::default(), true);
-    let ObjectAction::DryRun(request) = r.reconcile(pk).await.unwrap() else {
+    let ObjectAction::DryRun(request) = r.reconcile(pk, None).await.unwrap() else {
         panic!("dry run")
     };
     assert_eq!(request.method, "POST");

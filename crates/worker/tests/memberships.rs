@@ -33,6 +33,7 @@ impl MembershipEnv for Env {
             mapper: Mapper::default(),
             scope: Scope::default(),
             on_delete: DeleteAction::Delete,
+            guard: self.guard(false),
         }
     }
 
@@ -44,6 +45,7 @@ impl MembershipEnv for Env {
             store: self.db.store.clone(),
             mapper: Mapper::default(),
             on_delete: DeleteAction::Delete,
+            guard: self.guard(false),
         }
     }
 
@@ -64,7 +66,7 @@ async fn users(env: &Env, prefix: &str, n: usize, linked: bool) -> Vec<AkUserPk>
     for i in 0..n {
         let pk = env.add_user(&format!("{prefix}{i}"), &format!("{prefix}{i}@contoso.com"));
         if linked {
-            assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Created);
+            assert_eq!(r.reconcile(pk, None).await.unwrap(), ObjectAction::Created);
         }
         pks.push(pk);
     }
@@ -78,7 +80,7 @@ async fn group_with(env: &Env, name: &str, members: &[AkUserPk]) -> AkGroupPk {
         env.authentik.sim.add_member(pk.0, m.0, Mode::Evented);
     }
     assert_eq!(
-        env.groups().reconcile(pk).await.unwrap(),
+        env.groups().reconcile(pk, None).await.unwrap(),
         ObjectAction::Created
     );
     pk
@@ -197,7 +199,7 @@ async fn an_unlinked_member_waits_and_costs_no_request() {
     assert_eq!(entra_members(&env, group).await.len(), 2);
 
     // Once the user is linked, the membership task adds just that member.
-    env.users().reconcile(unlinked[0]).await.unwrap();
+    env.users().reconcile(unlinked[0], None).await.unwrap();
     let MembershipAction::Synced { added, waiting, .. } = r.reconcile(group).await.unwrap() else {
         panic!("synced")
     };
@@ -229,7 +231,7 @@ async fn an_adopted_groups_existing_members_are_not_added_again() {
         env.authentik.sim.add_member(group.0, m.0, Mode::Evented);
     }
     assert_eq!(
-        env.groups().reconcile(group).await.unwrap(),
+        env.groups().reconcile(group, None).await.unwrap(),
         ObjectAction::Adopted
     );
     assert_eq!(
@@ -334,7 +336,7 @@ async fn a_group_deleted_in_entra_drops_its_stale_link() {
     assert!(reason.contains(entra_group.as_str()), "{reason}");
     assert!(env.db.store.link("p", group).await.unwrap().is_none());
     assert_eq!(
-        env.groups().reconcile(group).await.unwrap(),
+        env.groups().reconcile(group, None).await.unwrap(),
         ObjectAction::Created,
         "the group's next sync creates it again"
     );
@@ -401,7 +403,10 @@ async fn a_suspended_member_is_removed_and_waits() {
     };
     for m in &members {
         env.authentik.sim.add_member(filter.0, m.0, Mode::Evented);
-        assert_eq!(scoped.reconcile(*m).await.unwrap(), ObjectAction::Created);
+        assert_eq!(
+            scoped.reconcile(*m, None).await.unwrap(),
+            ObjectAction::Created
+        );
     }
     let group = group_with(&env, "Team", &members).await;
     let r = env.memberships(false);
@@ -410,7 +415,7 @@ async fn a_suspended_member_is_removed_and_waits() {
         .sim
         .remove_member(filter.0, members[0].0, Mode::Evented);
     assert_eq!(
-        scoped.reconcile(members[0]).await.unwrap(),
+        scoped.reconcile(members[0], None).await.unwrap(),
         ObjectAction::Suspended
     );
     assert_eq!(

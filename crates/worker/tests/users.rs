@@ -49,6 +49,7 @@ impl UserEnv for Env {
             mapper,
             scope,
             on_delete,
+            guard: self.guard(dry_run),
         }
     }
 }
@@ -58,13 +59,16 @@ async fn a_new_user_is_created_once_and_an_unchanged_one_costs_no_write() {
     let env = Env::new().await;
     let pk = env.add_user("adele", "adele@contoso.com");
     let r = env.default_reconciler();
-    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Created);
+    assert_eq!(r.reconcile(pk, None).await.unwrap(), ObjectAction::Created);
     let users = env.entra("users");
     assert_eq!(users.len(), 1);
     assert_eq!(users[0]["userPrincipalName"], "adele@contoso.com");
     assert_eq!(users[0]["displayName"], "adele name");
     let writes = env.graph.mutating_requests();
-    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Unchanged);
+    assert_eq!(
+        r.reconcile(pk, None).await.unwrap(),
+        ObjectAction::Unchanged
+    );
     assert_eq!(
         env.graph.mutating_requests(),
         writes,
@@ -82,7 +86,7 @@ async fn a_rename_patches_only_the_display_name() {
     let env = Env::new().await;
     let pk = env.add_user("adele", "adele@contoso.com");
     let r = env.default_reconciler();
-    r.reconcile(pk).await.unwrap();
+    r.reconcile(pk, None).await.unwrap();
     env.authentik.sim.update_user(
         pk.0,
         UserPatch {
@@ -92,7 +96,7 @@ async fn a_rename_patches_only_the_display_name() {
         Mode::Evented,
     );
     assert_eq!(
-        r.reconcile(pk).await.unwrap(),
+        r.reconcile(pk, None).await.unwrap(),
         ObjectAction::Updated(vec!["displayName".into()])
     );
     assert_eq!(env.entra("users")[0]["displayName"], "Adele Vance");
@@ -106,14 +110,17 @@ async fn a_taken_upn_is_adopted_not_duplicated() {
         .unwrap();
     let pk = env.add_user("adele", "adele@contoso.com");
     let r = env.default_reconciler();
-    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Adopted);
+    assert_eq!(r.reconcile(pk, None).await.unwrap(), ObjectAction::Adopted);
     let users = env.entra("users");
     assert_eq!(users.len(), 1, "no second Entra user");
     assert_eq!(
         users[0]["displayName"], "adele name",
         "the adopted user is brought to the desired state"
     );
-    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Unchanged);
+    assert_eq!(
+        r.reconcile(pk, None).await.unwrap(),
+        ObjectAction::Unchanged
+    );
 }
 
 #[tokio::test]
@@ -121,7 +128,7 @@ async fn a_stale_link_is_recreated() {
     let env = Env::new().await;
     let pk = env.add_user("adele", "adele@contoso.com");
     let r = env.default_reconciler();
-    r.reconcile(pk).await.unwrap();
+    r.reconcile(pk, None).await.unwrap();
     let old = env.db.store.link("p", pk).await.unwrap().unwrap().entra_id;
     env.graph_client(false).delete_user(&old).await.unwrap();
     env.authentik.sim.update_user(
@@ -132,7 +139,10 @@ async fn a_stale_link_is_recreated() {
         },
         Mode::Evented,
     );
-    assert_eq!(r.reconcile(pk).await.unwrap(), ObjectAction::Recreated);
+    assert_eq!(
+        r.reconcile(pk, None).await.unwrap(),
+        ObjectAction::Recreated
+    );
     let new = env.db.store.link("p", pk).await.unwrap().unwrap().entra_id;
     assert_ne!(old, new);
     assert_eq!(env.entra("users").len(), 1);
@@ -150,16 +160,16 @@ async fn a_deleted_user_is_suspended_or_deleted_per_config() {
         false,
     );
     let delete = env.default_reconciler();
-    suspend.reconcile(suspended).await.unwrap();
-    delete.reconcile(deleted).await.unwrap();
+    suspend.reconcile(suspended, None).await.unwrap();
+    delete.reconcile(deleted, None).await.unwrap();
     env.authentik.sim.delete_user(suspended.0, Mode::Evented);
     env.authentik.sim.delete_user(deleted.0, Mode::Evented);
     assert_eq!(
-        suspend.reconcile(suspended).await.unwrap(),
+        suspend.reconcile(suspended, None).await.unwrap(),
         ObjectAction::Suspended
     );
     assert_eq!(
-        delete.reconcile(deleted).await.unwrap(),
+        delete.reconcile(deleted, None).await.unwrap(),
         ObjectAction::Deleted
     );
     let users = env.entra("users");
@@ -168,7 +178,7 @@ async fn a_deleted_user_is_suspended_or_deleted_per_config() {
     assert!(env.db.store.link("p", deleted).await.unwrap().is_none());
     let writes = env.graph.mutating_requests();
     assert_eq!(
-        suspend.reconcile(suspended).await.unwrap(),
+        suspend.reconcile(suspended, None).await.unwrap(),
         ObjectAction::Unchanged,
         "suspended once"
     );
@@ -189,16 +199,22 @@ async fn a_user_leaving_the_filter_group_is_deprovisioned_and_never_an_unlinked_
         exclude_service_accounts: true,
     };
     let r = env.reconciler(DeleteAction::Delete, scope, Mapper::default(), false);
-    assert_eq!(r.reconcile(member).await.unwrap(), ObjectAction::Created);
     assert_eq!(
-        r.reconcile(outsider).await.unwrap(),
+        r.reconcile(member, None).await.unwrap(),
+        ObjectAction::Created
+    );
+    assert_eq!(
+        r.reconcile(outsider, None).await.unwrap(),
         ObjectAction::Unchanged,
         "out of scope and not linked: untouched"
     );
     env.authentik
         .sim
         .remove_member(group.0, member.0, Mode::Evented);
-    assert_eq!(r.reconcile(member).await.unwrap(), ObjectAction::Deleted);
+    assert_eq!(
+        r.reconcile(member, None).await.unwrap(),
+        ObjectAction::Deleted
+    );
     assert!(env.entra("users").is_empty());
 }
 
@@ -218,7 +234,7 @@ async fn a_broken_mapping_is_a_configuration_failure_naming_it() {
         Mapper::new(vec![broken]),
         false,
     );
-    let ReconcileError::Configuration(reason) = r.reconcile(pk).await.unwrap_err() else {
+    let ReconcileError::Configuration(reason) = r.reconcile(pk, None).await.unwrap_err() else {
         panic!("configuration")
     };
     assert!(
@@ -234,14 +250,17 @@ async fn bad_data_is_a_permanent_failure_of_that_user_only() {
     let bad = env.add_user("bad", "bad@unverified.example");
     let good = env.add_user("good", "good@contoso.com");
     let r = env.default_reconciler();
-    let ReconcileError::Permanent(reason) = r.reconcile(bad).await.unwrap_err() else {
+    let ReconcileError::Permanent(reason) = r.reconcile(bad, None).await.unwrap_err() else {
         panic!("permanent")
     };
     assert!(
         reason.contains("userPrincipalName") && reason.contains("not a verified domain"),
         "{reason}"
     );
-    assert_eq!(r.reconcile(good).await.unwrap(), ObjectAction::Created);
+    assert_eq!(
+        r.reconcile(good, None).await.unwrap(),
+        ObjectAction::Created
+    );
 }
 
 #[tokio::test]
@@ -254,7 +273,7 @@ async fn dry_run_reports_the_write_and_sends_nothing() {
         Mapper::default(),
         true,
     );
-    let ObjectAction::DryRun(request) = r.reconcile(pk).await.unwrap() else {
+    let ObjectAction::DryRun(request) = r.reconcile(pk, None).await.unwrap() else {
         panic!("dry run")
     };
     assert_eq!(request.method, "POST");

@@ -78,7 +78,7 @@ impl Env {
         GraphClient::new(config).unwrap()
     }
 
-    /// Provider `name` on the Graph simulator: deletes what is gone, up to 500 per run.
+    /// Provider `name` on the Graph simulator: deletes what is gone, up to 500 within 1 h.
     pub fn provider(&self, name: &str) -> Provider {
         Provider {
             name: name.into(),
@@ -89,6 +89,7 @@ impl Env {
                 users: DeleteAction::Delete,
                 groups: DeleteAction::Delete,
                 threshold: 500,
+                window: std::time::Duration::from_secs(3600),
             },
             mappings: Vec::new(),
         }

@@ -7,6 +7,7 @@ use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig};
 use entra_sync_core::ids::{AkGroupPk, AkUserPk};
 use entra_sync_core::mapping::ProviderInfo;
 use entra_sync_graph::{GraphClient, GraphConfig, Secret};
+use entra_sync_provider::{DeletionGuard, GuardLimit};
 use entra_sync_sim::authentik::{Mode, NewGroup, NewUser, RunningSim};
 use entra_sync_sim::graph::{GraphSim, SimConfig};
 use entra_sync_store::testing::TestDatabase;
@@ -44,6 +45,20 @@ impl Env {
         .with_base_url(&self.graph.base_url());
         config.dry_run = dry_run;
         GraphClient::new(config).unwrap()
+    }
+
+    /// Provider `p`'s deletion guard, at the default limit (500 within 1 h).
+    pub fn guard(&self, dry_run: bool) -> DeletionGuard {
+        self.guard_with(500, dry_run)
+    }
+
+    /// Provider `p`'s deletion guard, letting `threshold` through within 1 h.
+    pub fn guard_with(&self, threshold: u32, dry_run: bool) -> DeletionGuard {
+        let limit = GuardLimit {
+            threshold,
+            window: std::time::Duration::from_secs(3600),
+        };
+        DeletionGuard::new(self.db.store.clone(), "p", limit, dry_run)
     }
 
     pub fn authentik_client(&self) -> AuthentikClient {

@@ -1,0 +1,96 @@
+//! `resume` through the provider room against the real PostgreSQL: plain
+//! resume keeps the deletion guard, `--allow-deletions` waives it for one run
+//! and only clears the guard's own halt.
+
+use entra_sync_core::reconcile::DeleteAction;
+use entra_sync_graph::{GraphClient, GraphConfig, Secret};
+use entra_sync_provider::{DeletionPolicy, Provider, Resumed, RunRequest, ScopeSettings, resume};
+use entra_sync_sim::graph::SimConfig;
+use entra_sync_store::Store;
+use entra_sync_store::providers::HaltKind;
+use entra_sync_store::testing::TestDatabase;
+use std::time::Duration;
+
+/// Provider `p`; no Graph request is made, so any address will do.
+fn provider() -> Provider {
+    let graph = GraphClient::new(
+        GraphConfig::new(
+            SimConfig::TENANT_ID,
+            SimConfig::CLIENT_ID,
+            Secret::new(SimConfig::CLIENT_SECRET),
+        )
+        .with_base_url("http://127.0.0.1:9"),
+    )
+    .unwrap();
+    Provider {
+        name: "p".into(),
+        settings_hash: "h".into(),
+        graph,
+        scope: ScopeSettings::default(),
+        deletions: DeletionPolicy {
+            users: DeleteAction::Delete,
+            groups: DeleteAction::Delete,
+            threshold: 20,
+            window: Duration::from_secs(3600),
+        },
+        mappings: Vec::new(),
+    }
+}
+
+async fn halted(kind: HaltKind) -> (TestDatabase, Provider) {
+    let db = TestDatabase::migrated().await;
+    db.store.register_provider("p", "h").await.unwrap();
+    db.store.halt_as("p", kind, "why").await.unwrap();
+    (db, provider())
+}
+
+async fn started_run(store: &Store, resumed: Resumed) -> entra_sync_store::runs::Run {
+    let Resumed::Resumed {
+        run: RunRequest::Started(id),
+        ..
+    } = resumed
+    else {
+        panic!("a full sync was started: {resumed:?}")
+    };
+    store.run(id).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn allow_deletions_clears_the_guard_and_waives_it_for_the_run_it_starts() {
+    let (db, provider) = halted(HaltKind::DeletionGuard).await;
+    let resumed = resume(&db.store, &provider, true).await.unwrap();
+    assert!(db.store.halt_of("p").await.unwrap().is_none());
+    let run = started_run(&db.store, resumed).await;
+    assert!(run.deletions_allowed);
+    assert_eq!(run.trigger, "resume_allowing_deletions");
+}
+
+#[tokio::test]
+async fn plain_resume_keeps_the_guard() {
+    let (db, provider) = halted(HaltKind::DeletionGuard).await;
+    let resumed = resume(&db.store, &provider, false).await.unwrap();
+    assert!(db.store.halt_of("p").await.unwrap().is_none());
+    let run = started_run(&db.store, resumed).await;
+    assert!(!run.deletions_allowed);
+}
+
+#[tokio::test]
+async fn allow_deletions_on_another_halt_changes_nothing() {
+    let (db, provider) = halted(HaltKind::Configuration).await;
+    let resumed = resume(&db.store, &provider, true).await.unwrap();
+    let Resumed::NotHalted(Some(halt)) = resumed else {
+        panic!("not halted by the guard: {resumed:?}")
+    };
+    assert_eq!(halt.kind, HaltKind::Configuration);
+    assert_eq!(db.store.halt_of("p").await.unwrap(), Some(halt));
+    assert!(db.store.latest_run("p").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn allow_deletions_on_a_running_provider_changes_nothing() {
+    let db = TestDatabase::migrated().await;
+    db.store.register_provider("p", "h").await.unwrap();
+    let resumed = resume(&db.store, &provider(), true).await.unwrap();
+    assert_eq!(resumed, Resumed::NotHalted(None));
+    assert!(db.store.latest_run("p").await.unwrap().is_none());
+}
