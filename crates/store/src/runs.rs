@@ -53,6 +53,8 @@ pub enum RunTrigger {
     Resume,
     /// Changes may have been missed: the events feed had a gap or no cursor (`events_gap`).
     EventsGap,
+    /// A missing filter group exists again: its halt cleared itself (`filter_group_restored`).
+    FilterGroupRestored,
 }
 
 impl RunTrigger {
@@ -65,6 +67,7 @@ impl RunTrigger {
             Self::OnDemand => "on_demand",
             Self::Resume => "resume",
             Self::EventsGap => "events_gap",
+            Self::FilterGroupRestored => "filter_group_restored",
         }
     }
 }
