@@ -6,8 +6,6 @@
 
 use crate::ReconcileError;
 use crate::objects::{self, LinkedObjects, ObjectAction};
-use entra_sync_authentik::AuthentikClient;
-use entra_sync_core::authentik::AkUser;
 use entra_sync_core::diff::{self, Body};
 use entra_sync_core::entra::listed_attributes;
 use entra_sync_core::failure::FailureClass;
@@ -17,8 +15,8 @@ use entra_sync_core::mapping::defaults::{
 };
 use entra_sync_core::mapping::{Mapper, MappingInput, ProviderInfo, Subject};
 use entra_sync_core::reconcile::{DeleteAction, Desired, Kind, Patch, plan};
-use entra_sync_core::scope::Scope;
 use entra_sync_graph::{GraphClient, GraphFailure, UserLookup, Written};
+use entra_sync_provider::{ScopedUser, SharedScope};
 use entra_sync_store::Store;
 use entra_sync_store::links::{Link, LinkOrigin, LinkState, UserLink};
 
@@ -28,14 +26,12 @@ pub struct UserReconciler {
     pub provider: ProviderInfo,
     /// Its Graph client.
     pub graph: GraphClient,
-    /// The authentik client.
-    pub authentik: AuthentikClient,
     /// The state.
     pub store: Store,
     /// Compiled mappings.
     pub mapper: Mapper,
-    /// Scope, with the filter group resolved.
-    pub scope: Scope,
+    /// Scope, as shared by every process (never a cached resolution).
+    pub scope: SharedScope,
     /// What to do with deleted or out-of-scope users.
     pub on_delete: DeleteAction,
 }
@@ -47,9 +43,9 @@ impl UserReconciler {
     /// Brings the Entra counterpart of authentik user `pk` to its desired state.
     #[tracing::instrument(skip(self), fields(provider = %self.provider.name))]
     pub async fn reconcile(&self, pk: AkUserPk) -> Result<ObjectAction, ReconcileError> {
-        let user = self.authentik.user(pk).await?;
+        let user = self.scope.user(pk).await?;
         let link = self.store.link(&self.provider.name, pk).await?;
-        let desired = self.desired(user.as_ref(), link.as_ref())?;
+        let desired = self.desired(&user, link.as_ref())?;
         let known = link.as_ref().map(objects::known);
         let decided = plan(Kind::User, &desired, known.as_ref(), self.on_delete);
         objects::carry_out(self, pk, decided).await
@@ -58,15 +54,14 @@ impl UserReconciler {
     /// What authentik wants of the user.
     fn desired(
         &self,
-        user: Option<&AkUser>,
+        user: &ScopedUser,
         link: Option<&UserLink>,
     ) -> Result<Desired, ReconcileError> {
-        let Some(user) = user else {
-            return Ok(Desired::Deleted);
+        let user = match user {
+            ScopedUser::Gone => return Ok(Desired::Deleted),
+            ScopedUser::OutOfScope(_) => return Ok(Desired::OutOfScope),
+            ScopedUser::InScope(user) => user.as_ref(),
         };
-        if !self.scope.includes_user(user) {
-            return Ok(Desired::OutOfScope);
-        }
         let input = MappingInput {
             subject: Subject::User(user),
             provider: &self.provider,
