@@ -2,7 +2,8 @@
 //! memberships phases, each published as one bulk task per object and awaited
 //! until the workers have finished every object of the phase.
 //!
-//! Discovery resolves the scope afresh for every run and links what
+//! Discovery resolves the scope afresh for every run (and shares it with the
+//! workers; a missing filter group halts the provider) and links what
 //! already exists in Entra; the provider room counts the deletions the run
 //! would make, and past the threshold nothing is published (DESIGN invariant 7).
 //! A halt ends the run: [`entra_sync_store::Store::halt`] fails it.
@@ -122,6 +123,7 @@ impl From<DiscoveryError> for Stop {
                     Self::Fail(format!("authentik unreachable: {e}"))
                 }
             }
+            DiscoveryError::Scope(ScopeError::Store { source, .. }) => Self::Store(source),
             DiscoveryError::Scope(e) => Self::Halt(e.to_string()),
             DiscoveryError::Graph(e) if e.class == FailureClass::Configuration => {
                 Self::Halt(format!("Microsoft Graph: {e}"))
