@@ -76,7 +76,8 @@ impl Discovery<'_> {
         let store = self.store;
         let scope = self
             .provider
-            .resolve_scope(self.authentik)
+            .shared_scope(self.authentik, store)
+            .refresh()
             .await
             .map_err(DiscoveryError::Scope)?;
         let ak = self.authentik;

@@ -2,7 +2,8 @@
 //! memberships phases, each published as one bulk task per object and awaited
 //! until the workers have finished every object of the phase.
 //!
-//! Discovery resolves the scope afresh for every run and links what
+//! Discovery resolves the scope afresh for every run (and shares it with the
+//! workers; a missing filter group halts the provider) and links what
 //! already exists in Entra; the provider's deletion guard counts the deletions
 //! the run would make with those already made within its window, and past the
 //! threshold nothing is published and the provider halts (DESIGN invariant 7).
@@ -123,6 +124,7 @@ impl From<DiscoveryError> for Stop {
                     Self::Fail(format!("authentik unreachable: {e}"))
                 }
             }
+            DiscoveryError::Scope(ScopeError::Store { source, .. }) => Self::Store(source),
             DiscoveryError::Scope(e) => Self::Halt(e.to_string()),
             DiscoveryError::Graph(e) if e.class == FailureClass::Configuration => {
                 Self::Halt(format!("Microsoft Graph: {e}"))

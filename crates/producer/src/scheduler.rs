@@ -10,6 +10,9 @@
 //!   sync`, by the events sink, or orphaned by a dead leader) is executed.
 //! - A halted provider starts no run ([`request_full_sync`] refuses), and a
 //!   run that slipped in while it was being halted is ended as failed.
+//! - A provider halted because its filter group is missing is checked every
+//!   tick: once the group exists again the halt clears itself and a full sync
+//!   starts (`filter_group_restored`).
 //!
 //! [`Scheduler`] keeps "run the loop" apart from "do one run" ([`full_sync`]).
 
@@ -121,6 +124,7 @@ impl Scheduler {
         for i in 0..self.providers.len() {
             let (provider, interval) = self.providers[i].clone();
             let name = provider.name.clone();
+            self.lift_filter_group_halt(&provider).await;
             if let Some(run) = self.ctx.store.fail_run_of_halted(&name).await? {
                 tracing::warn!(provider = %name, %run, "full sync failed: the provider is halted");
                 if let Some((_, handle)) = self.executing.remove(&name) {
@@ -157,6 +161,25 @@ impl Scheduler {
             self.executing.insert(name, (run, handle));
         }
         Ok(())
+    }
+
+    /// Clears the provider's halt if it waits for a filter group that exists again.
+    async fn lift_filter_group_halt(&self, provider: &Provider) {
+        let lifted = provider
+            .lift_filter_group_halt(&self.ctx.authentik, &self.ctx.store)
+            .await;
+        match lifted {
+            Ok(Some(request)) => {
+                if let RunRequest::Started(run) = request {
+                    self.ctx.metrics.full_sync_started(&provider.name);
+                    tracing::info!(provider = %provider.name, %run, "the filter group exists again: full sync started");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(provider = %provider.name, error = %e, "cannot check whether the filter group exists again; retrying")
+            }
+        }
     }
 
     /// Registers the providers (unless [`Scheduler::register`] already did),

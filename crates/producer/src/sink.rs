@@ -1,10 +1,15 @@
 //! The [`ChangeSink`] of the running producer: changes become direct-lane
 //! tasks for every provider that is not halted; a gap in the feed requests a
 //! full sync of every provider (a halted one waits for `resume`).
+//!
+//! A batch holding a group change may have deleted, re-created or renamed a
+//! filter group: each provider's filter group is resolved again and shared
+//! before that batch's tasks are published, so no worker decides them on an
+//! older resolution (DESIGN invariant 7). A missing one halts its provider.
 
-use crate::events::{ChangeSink, Handoff, SinkError};
+use crate::events::{ChangeSink, Handoff, ObjectChange, SinkError};
 use crate::full_sync::SyncContext;
-use entra_sync_provider::{Provider, RunRequest, RunTrigger, request_full_sync};
+use entra_sync_provider::{Provider, RunRequest, RunTrigger, ScopeError, request_full_sync};
 use entra_sync_queue::Lane;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -33,13 +38,24 @@ impl ChangeSink for TaskSink {
     async fn handle(&mut self, handoff: Handoff) -> Result<(), SinkError> {
         match handoff {
             Handoff::Changes { source, changes } => {
-                for provider in self.providers.iter().map(|p| p.name.as_str()) {
-                    if let Some(halt) = self.ctx.store.halt_of(provider).await? {
-                        tracing::debug!(provider, reason = %halt.reason, "provider halted: changes not published");
+                let groups_changed = changes.iter().any(|c| matches!(c, ObjectChange::Group(_)));
+                for provider in &self.providers {
+                    let name = provider.name.as_str();
+                    if let Some(halt) = self.ctx.store.halt_of(name).await? {
+                        tracing::debug!(provider = name, reason = %halt.reason, "provider halted: changes not published");
                         continue;
                     }
+                    if groups_changed {
+                        let scope = provider.shared_scope(&self.ctx.authentik, &self.ctx.store);
+                        match scope.refresh().await {
+                            Ok(_) => {}
+                            // The provider is halted now: nothing to publish.
+                            Err(ScopeError::NoFilterGroup { .. }) => continue,
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
                     for change in &changes {
-                        for task in change.tasks(provider, source.reason()) {
+                        for task in change.tasks(name, source.reason()) {
                             self.ctx.publish(Lane::Direct, &task).await?;
                         }
                     }

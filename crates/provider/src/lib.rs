@@ -7,9 +7,10 @@
 //!   [`Provider::mapper`] compiles the mappings: a mapping that does not
 //!   compile is a configuration error naming the provider and the mapping
 //!   (invariant 6).
-//! - [`Provider::resolve_scope`] looks the filter group up in authentik on
-//!   every call, never from a cache, and a missing filter group is a
-//!   configuration error, never an empty scope (invariant 7).
+//! - [`Provider::shared_scope`] resolves the filter group in authentik and
+//!   shares the resolution with every process through PostgreSQL; a missing
+//!   filter group halts the provider until it exists again, never an empty
+//!   scope (invariant 7).
 //! - [`record_existing_members`] records what an adopted or discovered Entra
 //!   group already holds, so those memberships are not sent again (invariant 4).
 //! - [`DeletionPolicy`] says what happens to objects gone from authentik or
@@ -34,7 +35,7 @@ pub use entra_sync_store::runs::RunTrigger;
 pub use guard::{Claim, DeletionGuard, HeldBack, RunCheck};
 pub use members::{RecordMembersError, record_existing_members};
 pub use runs::{Resumed, RunRequest, request_full_sync, resume};
-pub use scope::{ScopeError, ScopeSettings};
+pub use scope::{ScopeError, ScopeSettings, ScopedUser, SharedScope};
 
 use budget::BudgetGate;
 use entra_sync_config::{MappingConfig, ProviderConfig};

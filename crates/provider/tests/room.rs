@@ -4,14 +4,16 @@
 use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig};
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use entra_sync_core::reconcile::DeleteAction;
+use entra_sync_core::scope::OutOfScope;
 use entra_sync_graph::{GraphClient, GraphConfig, Secret};
 use entra_sync_provider::{
     DeletionPolicy, Provider, RecordMembersError, RunRequest, RunTrigger, ScopeError,
-    ScopeSettings, record_existing_members, request_full_sync,
+    ScopeSettings, ScopedUser, record_existing_members, request_full_sync,
 };
 use entra_sync_sim::authentik::{Mode, NewGroup};
 use entra_sync_sim::graph::{GraphSim, SimConfig};
 use entra_sync_store::links::{Link, LinkOrigin, LinkState};
+use entra_sync_store::providers::HaltKind;
 use entra_sync_store::runs::RunState;
 use entra_sync_store::testing::TestDatabase;
 use serde_json::json;
@@ -159,35 +161,159 @@ async fn existing_members_that_are_linked_users_are_recorded_while_the_group_is_
     assert!(store.written_members("p", group).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn the_filter_group_is_looked_up_on_every_call_and_a_missing_one_is_a_configuration_error() {
-    let sim = entra_sync_sim::authentik::start(entra_sync_sim::authentik::SimConfig::new("t"))
-        .await
-        .unwrap();
-    let url = url::Url::parse(&sim.base_url()).unwrap();
-    let authentik = AuthentikClient::new(ClientConfig::new(url, ApiToken::new("t"))).unwrap();
+/// Provider `p` filtered by the authentik group named "staff", with its row.
+async fn filtered(db: &TestDatabase) -> Provider {
+    db.store.register_provider("p", "h").await.unwrap();
     let mut provider = provider(graph_client("http://127.0.0.1:9"));
     provider.scope = ScopeSettings {
         filter_group: Some("staff".into()),
         exclude_service_accounts: true,
     };
+    provider
+}
 
-    let missing = provider.resolve_scope(&authentik).await.unwrap_err();
+fn authentik_client(sim: &entra_sync_sim::authentik::RunningSim) -> AuthentikClient {
+    let url = url::Url::parse(&sim.base_url()).unwrap();
+    AuthentikClient::new(ClientConfig::new(url, ApiToken::new("t"))).unwrap()
+}
+
+fn staff(users: Vec<i64>) -> NewGroup {
+    NewGroup {
+        name: "staff".into(),
+        users,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_missing_filter_group_halts_the_provider_until_it_exists_again_then_a_full_sync_starts() {
+    let db = TestDatabase::migrated().await;
+    let store = &db.store;
+    let provider = filtered(&db).await;
+    let sim = entra_sync_sim::authentik::start(entra_sync_sim::authentik::SimConfig::new("t"))
+        .await
+        .unwrap();
+    let authentik = authentik_client(&sim);
+    let scope = provider.shared_scope(&authentik, store);
+
+    let missing = scope.refresh().await.unwrap_err();
     assert!(missing.is_configuration());
     assert!(matches!(missing, ScopeError::NoFilterGroup { .. }));
+    let reason = "providers[p].filter_group: authentik has no group named \"staff\"; \
+                  nothing is deleted or suspended for being out of scope until it exists";
+    assert_eq!(missing.to_string(), reason);
+    let halt = store.halt_of("p").await.unwrap().expect("halted");
     assert_eq!(
-        missing.to_string(),
-        "providers[p].filter_group: authentik has no group named \"staff\""
+        (halt.kind, halt.reason.as_str()),
+        (HaltKind::FilterGroupMissing, reason)
+    );
+    assert_eq!(
+        provider
+            .lift_filter_group_halt(&authentik, store)
+            .await
+            .unwrap(),
+        None,
+        "still missing: still halted"
+    );
+    assert!(store.halt_of("p").await.unwrap().is_some());
+
+    let pk = sim.sim.create_group(staff(vec![]), Mode::Silent);
+    let lifted = provider
+        .lift_filter_group_halt(&authentik, store)
+        .await
+        .unwrap();
+    let Some(RunRequest::Started(run)) = lifted else {
+        panic!("{lifted:?}")
+    };
+    assert_eq!(
+        store.run(run).await.unwrap().unwrap().trigger,
+        "filter_group_restored"
+    );
+    assert_eq!(store.halt_of("p").await.unwrap(), None);
+    assert_eq!(
+        store.filter_group("p", "staff").await.unwrap().unwrap().pk,
+        Some(AkGroupPk(pk)),
+        "the new resolution is shared"
+    );
+}
+
+#[tokio::test]
+async fn a_halt_of_another_kind_is_never_lifted_by_the_filter_group() {
+    let db = TestDatabase::migrated().await;
+    let store = &db.store;
+    let provider = filtered(&db).await;
+    let sim = entra_sync_sim::authentik::start(entra_sync_sim::authentik::SimConfig::new("t"))
+        .await
+        .unwrap();
+    sim.sim.create_group(staff(vec![]), Mode::Silent);
+    store.halt("p", "bad credentials").await.unwrap();
+    let authentik = authentik_client(&sim);
+    assert_eq!(
+        provider
+            .lift_filter_group_halt(&authentik, store)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.halt_of("p").await.unwrap().unwrap().reason,
+        "bad credentials"
+    );
+}
+
+#[tokio::test]
+async fn users_are_judged_on_the_shared_resolution_and_a_live_one_before_they_leave_the_scope() {
+    let db = TestDatabase::migrated().await;
+    let store = &db.store;
+    let provider = filtered(&db).await;
+    let sim = entra_sync_sim::authentik::start(entra_sync_sim::authentik::SimConfig::new("t"))
+        .await
+        .unwrap();
+    let user = |name: &str| {
+        let new = entra_sync_sim::authentik::NewUser {
+            username: name.into(),
+            ..Default::default()
+        };
+        sim.sim.create_user(new, Mode::Silent)
+    };
+    let (member, outsider) = (user("member"), user("outsider"));
+    let old = sim.sim.create_group(staff(vec![member]), Mode::Silent);
+    let authentik = authentik_client(&sim);
+    let scope = provider.shared_scope(&authentik, store);
+    assert_eq!(
+        scope.refresh().await.unwrap().filter_group,
+        Some(AkGroupPk(old))
     );
 
-    let staff = sim.sim.create_group(
-        NewGroup {
-            name: "staff".into(),
-            ..Default::default()
-        },
-        Mode::Evented,
+    // Re-created silently (a blueprint, a restore): a new pk, the same members.
+    sim.sim.delete_group(old, Mode::Silent);
+    let new = sim.sim.create_group(staff(vec![member]), Mode::Silent);
+    assert_eq!(
+        scope.current().await.unwrap().filter_group,
+        Some(AkGroupPk(old)),
+        "the shared resolution is used until something shows it may be stale"
     );
-    let scope = provider.resolve_scope(&authentik).await.unwrap();
-    assert_eq!(scope.filter_group, Some(AkGroupPk(staff)));
-    assert!(scope.exclude_service_accounts);
+    assert!(
+        matches!(scope.user(AkUserPk(member)).await.unwrap(), ScopedUser::InScope(u) if u.pk == AkUserPk(member)),
+        "a member of the re-created group stays in scope"
+    );
+    assert_eq!(
+        scope.current().await.unwrap().filter_group,
+        Some(AkGroupPk(new)),
+        "the live resolution is shared"
+    );
+    assert_eq!(
+        scope.user(AkUserPk(outsider)).await.unwrap(),
+        ScopedUser::OutOfScope(OutOfScope::NotInFilterGroup)
+    );
+    assert_eq!(scope.user(AkUserPk(9999)).await.unwrap(), ScopedUser::Gone);
+
+    // Deleted for good: nobody leaves the scope, the provider halts.
+    sim.sim.delete_group(new, Mode::Silent);
+    let error = scope.user(AkUserPk(member)).await.unwrap_err();
+    assert!(matches!(error, ScopeError::NoFilterGroup { .. }), "{error}");
+    assert_eq!(
+        store.halt_of("p").await.unwrap().unwrap().kind,
+        HaltKind::FilterGroupMissing
+    );
 }

@@ -56,6 +56,8 @@ pub enum RunTrigger {
     ResumeAllowingDeletions,
     /// Changes may have been missed: the events feed had a gap or no cursor (`events_gap`).
     EventsGap,
+    /// A missing filter group exists again: its halt cleared itself (`filter_group_restored`).
+    FilterGroupRestored,
 }
 
 impl RunTrigger {
@@ -69,6 +71,7 @@ impl RunTrigger {
             Self::Resume => "resume",
             Self::ResumeAllowingDeletions => "resume_allowing_deletions",
             Self::EventsGap => "events_gap",
+            Self::FilterGroupRestored => "filter_group_restored",
         }
     }
 

@@ -431,10 +431,7 @@ async fn the_budget_is_a_shared_token_bucket() {
     );
     // The bucket is now about -1: a fourth request would wait ~20 s, more than allowed.
     assert!(matches!(
-        db.store
-            .reserve("t", shape, 1.0, max_wait)
-            .await
-            .unwrap(),
+        db.store.reserve("t", shape, 1.0, max_wait).await.unwrap(),
         Reservation::TooLong(_)
     ));
     // Another process sees the same bucket.

@@ -31,6 +31,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
+use uuid::Uuid;
 
 /// A failure to record or publish: the task is requeued and comes back.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +109,8 @@ impl Handler {
             return self.dead_letter(&task, &reason).await;
         };
         if self.store.halt_of(&task.provider).await?.is_some() {
+            // Built again after `resume`: a new token, fresh state.
+            self.workers.lock().await.remove(&task.provider);
             tracing::debug!(provider = %task.provider, object = %task.object, "provider halted; task dropped");
             self.count(&task, TaskResult::Dropped);
             return Ok(());
@@ -150,16 +153,20 @@ impl Handler {
         Ok(())
     }
 
-    /// The provider's reconcilers, built on first use.
+    /// The provider's reconcilers, built on first use and again for each newer full sync.
     async fn worker_for(
         &self,
         config: &ProviderConfig,
+        run: Option<Uuid>,
     ) -> Result<Arc<ProviderWorker>, ReconcileError> {
         let mut workers = self.workers.lock().await;
-        if let Some(worker) = workers.get(&config.name) {
+        if let Some(worker) = workers.get(&config.name)
+            && !worker.is_older_than(run)
+        {
             return Ok(worker.clone());
         }
-        let worker = Arc::new(ProviderWorker::build(config, &self.authentik, &self.store).await?);
+        let worker =
+            Arc::new(ProviderWorker::build(config, &self.authentik, &self.store, run).await?);
         workers.insert(config.name.clone(), worker.clone());
         Ok(worker)
     }
@@ -171,7 +178,7 @@ impl Handler {
         config: &ProviderConfig,
         task: &Task,
     ) -> Result<Reconciled, ReconcileError> {
-        let worker = self.worker_for(config).await?;
+        let worker = self.worker_for(config, task.run_id).await?;
         let object = lock_key(task.object);
         let lock = self
             .store

@@ -1,9 +1,14 @@
 //! One provider's reconcilers, built from its configuration through the
 //! provider room ([`entra_sync_provider`]): the Graph client behind the
 //! tenant's shared budget (DESIGN invariant 5), the compiled mappings, the
-//! delete actions, and the scope resolved in authentik (invariant 7). A room
-//! error that needs an operator is a configuration error, which halts the
+//! delete actions, and the scope shared through PostgreSQL (invariant 7). A
+//! room error that needs an operator is a configuration error, which halts the
 //! provider (invariant 6).
+//!
+//! The tenant's verified domains are read when the reconcilers are built; a
+//! worker builds them again for each newer full sync
+//! ([`ProviderWorker::is_older_than`]), so a domain verified later is used from
+//! the next full sync on.
 
 use crate::ReconcileError;
 use crate::groups::GroupReconciler;
@@ -14,6 +19,7 @@ use entra_sync_config::ProviderConfig;
 use entra_sync_core::mapping::ProviderInfo;
 use entra_sync_provider::{Provider, ProviderError, RecordMembersError, ScopeError};
 use entra_sync_store::Store;
+use uuid::Uuid;
 
 /// Everything a worker needs to reconcile the objects of one provider.
 pub struct ProviderWorker {
@@ -23,15 +29,18 @@ pub struct ProviderWorker {
     pub groups: GroupReconciler,
     /// Group memberships.
     pub memberships: MembershipReconciler,
+    /// The full sync whose task built them, if a full sync's task did.
+    built_for_run: Option<Uuid>,
 }
 
 impl ProviderWorker {
-    /// Builds the reconcilers: reads the tenant's verified domains and the
-    /// filter group, compiles the mappings.
+    /// Builds the reconcilers for a task of full sync `run` (or of none):
+    /// reads the tenant's verified domains, compiles the mappings.
     pub async fn build(
         config: &ProviderConfig,
         authentik: &AuthentikClient,
         store: &Store,
+        run: Option<Uuid>,
     ) -> Result<Self, ReconcileError> {
         // Links reference the provider's row; the producer may not have made it yet.
         store
@@ -51,13 +60,12 @@ impl ProviderWorker {
             client_id: config.client_id.clone(),
             domains,
         };
-        let scope = provider.resolve_scope(authentik).await?;
+        let scope = provider.shared_scope(authentik, store);
         let guard = provider.deletion_guard(store);
         Ok(Self {
             users: UserReconciler {
                 provider: info.clone(),
                 graph: provider.graph.clone(),
-                authentik: authentik.clone(),
                 store: store.clone(),
                 mapper: provider.mapper()?,
                 scope,
@@ -79,7 +87,15 @@ impl ProviderWorker {
                 authentik: authentik.clone(),
                 store: store.clone(),
             },
+            built_for_run: run,
         })
+    }
+
+    /// Whether a task of full sync `run` needs them built again: run ids are
+    /// time-ordered (UUID v7), and each newer full sync reads the verified
+    /// domains afresh.
+    pub fn is_older_than(&self, run: Option<Uuid>) -> bool {
+        run > self.built_for_run
     }
 }
 
@@ -94,6 +110,10 @@ impl From<ScopeError> for ReconcileError {
         match e {
             ScopeError::Authentik(e) => e.into(),
             e @ ScopeError::NoFilterGroup { .. } => Self::Configuration(e.to_string()),
+            e @ ScopeError::Store { .. } => Self::Transient {
+                detail: e.to_string(),
+                retry_after: None,
+            },
         }
     }
 }

@@ -6,8 +6,6 @@
 
 use crate::ReconcileError;
 use crate::objects::{self, LinkedObjects, ObjectAction};
-use entra_sync_authentik::AuthentikClient;
-use entra_sync_core::authentik::AkUser;
 use entra_sync_core::diff::{self, Body};
 use entra_sync_core::entra::listed_attributes;
 use entra_sync_core::failure::FailureClass;
@@ -17,10 +15,9 @@ use entra_sync_core::mapping::defaults::{
 };
 use entra_sync_core::mapping::{Mapper, MappingInput, ProviderInfo, Subject};
 use entra_sync_core::reconcile::{DeleteAction, Desired, Kind, Patch, plan};
-use entra_sync_core::scope::Scope;
 use entra_sync_core::task::ObjectKind;
 use entra_sync_graph::{GraphClient, GraphFailure, UserLookup, Written};
-use entra_sync_provider::DeletionGuard;
+use entra_sync_provider::{DeletionGuard, ScopedUser, SharedScope};
 use entra_sync_store::Store;
 use entra_sync_store::links::{Link, LinkOrigin, LinkState, UserLink};
 use uuid::Uuid;
@@ -31,14 +28,12 @@ pub struct UserReconciler {
     pub provider: ProviderInfo,
     /// Its Graph client.
     pub graph: GraphClient,
-    /// The authentik client.
-    pub authentik: AuthentikClient,
     /// The state.
     pub store: Store,
     /// Compiled mappings.
     pub mapper: Mapper,
-    /// Scope, with the filter group resolved.
-    pub scope: Scope,
+    /// Scope, as shared by every process (never a cached resolution).
+    pub scope: SharedScope,
     /// What to do with deleted or out-of-scope users.
     pub on_delete: DeleteAction,
     /// Lets each delete and suspension through.
@@ -57,9 +52,9 @@ impl UserReconciler {
         pk: AkUserPk,
         run: Option<Uuid>,
     ) -> Result<ObjectAction, ReconcileError> {
-        let user = self.authentik.user(pk).await?;
+        let user = self.scope.user(pk).await?;
         let link = self.store.link(&self.provider.name, pk).await?;
-        let desired = self.desired(user.as_ref(), link.as_ref())?;
+        let desired = self.desired(&user, link.as_ref())?;
         let known = link.as_ref().map(objects::known);
         let decided = plan(Kind::User, &desired, known.as_ref(), self.on_delete);
         objects::carry_out(self, pk, decided, run).await
@@ -68,15 +63,14 @@ impl UserReconciler {
     /// What authentik wants of the user.
     fn desired(
         &self,
-        user: Option<&AkUser>,
+        user: &ScopedUser,
         link: Option<&UserLink>,
     ) -> Result<Desired, ReconcileError> {
-        let Some(user) = user else {
-            return Ok(Desired::Deleted);
+        let user = match user {
+            ScopedUser::Gone => return Ok(Desired::Deleted),
+            ScopedUser::OutOfScope(_) => return Ok(Desired::OutOfScope),
+            ScopedUser::InScope(user) => user.as_ref(),
         };
-        if !self.scope.includes_user(user) {
-            return Ok(Desired::OutOfScope);
-        }
         let input = MappingInput {
             subject: Subject::User(user),
             provider: &self.provider,

@@ -4,7 +4,6 @@
 use entra_sync_core::ids::AkUserPk;
 use entra_sync_core::mapping::Mapper;
 use entra_sync_core::reconcile::DeleteAction;
-use entra_sync_core::scope::Scope;
 use entra_sync_provider::DeletionGuard;
 use entra_sync_sim::authentik::Mode;
 use entra_sync_store::providers::HaltKind;
@@ -29,10 +28,9 @@ fn users(
     UserReconciler {
         provider: env.provider(),
         graph: env.graph_client(dry_run),
-        authentik: env.authentik_client(),
         store: env.db.store.clone(),
         mapper: Mapper::default(),
-        scope: Scope::default(),
+        scope: env.scope(None),
         on_delete,
         guard,
     }
@@ -189,12 +187,8 @@ async fn dry_run_and_do_nothing_claim_nothing() {
 async fn a_user_leaving_the_scope_is_claimed_like_a_deletion() {
     let env = Env::new().await;
     let staff = env.add_group("staff");
-    let scope = Scope {
-        filter_group: Some(staff),
-        exclude_service_accounts: true,
-    };
     let r = UserReconciler {
-        scope,
+        scope: env.scope(Some("staff")),
         ..users(&env, DeleteAction::Delete, env.guard_with(1, false), false)
     };
     let mut members = Vec::new();
@@ -202,10 +196,15 @@ async fn a_user_leaving_the_scope_is_claimed_like_a_deletion() {
         let pk = env.add_user(name, &format!("{name}@contoso.com"));
         env.authentik.sim.add_member(staff.0, pk.0, Mode::Evented);
         assert_eq!(r.reconcile(pk, None).await.unwrap(), ObjectAction::Created);
-        env.authentik.sim.remove_member(staff.0, pk.0, Mode::Evented);
+        env.authentik
+            .sim
+            .remove_member(staff.0, pk.0, Mode::Evented);
         members.push(pk);
     }
-    assert_eq!(r.reconcile(members[0], None).await.unwrap(), ObjectAction::Deleted);
+    assert_eq!(
+        r.reconcile(members[0], None).await.unwrap(),
+        ObjectAction::Deleted
+    );
     assert!(matches!(
         r.reconcile(members[1], None).await.unwrap_err(),
         ReconcileError::HeldBack(_)

@@ -3,7 +3,6 @@
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use entra_sync_core::mapping::Mapper;
 use entra_sync_core::reconcile::DeleteAction;
-use entra_sync_core::scope::Scope;
 use entra_sync_sim::authentik::Mode;
 use entra_sync_worker::ReconcileError;
 use entra_sync_worker::groups::GroupReconciler;
@@ -28,10 +27,9 @@ impl MembershipEnv for Env {
         UserReconciler {
             provider: self.provider(),
             graph: self.graph_client(false),
-            authentik: self.authentik_client(),
             store: self.db.store.clone(),
             mapper: Mapper::default(),
-            scope: Scope::default(),
+            scope: self.scope(None),
             on_delete: DeleteAction::Delete,
             guard: self.guard(false),
         }
@@ -394,10 +392,7 @@ async fn a_suspended_member_is_removed_and_waits() {
     let filter = env.add_group("entra users");
     let members = users(&env, "u", 2, false).await;
     let scoped = UserReconciler {
-        scope: Scope {
-            filter_group: Some(filter),
-            exclude_service_accounts: true,
-        },
+        scope: env.scope(Some("entra users")),
         on_delete: DeleteAction::Suspend,
         ..env.users()
     };

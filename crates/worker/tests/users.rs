@@ -2,7 +2,7 @@
 
 use entra_sync_core::mapping::{AppliesTo, CompiledMapping, Mapper};
 use entra_sync_core::reconcile::DeleteAction;
-use entra_sync_core::scope::Scope;
+use entra_sync_provider::{ScopeSettings, SharedScope};
 use entra_sync_sim::authentik::{Mode, UserPatch};
 use entra_sync_worker::ReconcileError;
 use entra_sync_worker::objects::ObjectAction;
@@ -18,7 +18,7 @@ trait UserEnv {
     fn reconciler(
         &self,
         on_delete: DeleteAction,
-        scope: Scope,
+        scope: ScopeSettings,
         mapper: Mapper,
         dry_run: bool,
     ) -> UserReconciler;
@@ -26,7 +26,7 @@ trait UserEnv {
     fn default_reconciler(&self) -> UserReconciler {
         self.reconciler(
             DeleteAction::Delete,
-            Scope::default(),
+            ScopeSettings::default(),
             Mapper::default(),
             false,
         )
@@ -37,17 +37,16 @@ impl UserEnv for Env {
     fn reconciler(
         &self,
         on_delete: DeleteAction,
-        scope: Scope,
+        scope: ScopeSettings,
         mapper: Mapper,
         dry_run: bool,
     ) -> UserReconciler {
         UserReconciler {
             provider: self.provider(),
             graph: self.graph_client(dry_run),
-            authentik: self.authentik_client(),
             store: self.db.store.clone(),
             mapper,
-            scope,
+            scope: SharedScope::new("p", scope, &self.authentik_client(), &self.db.store),
             on_delete,
             guard: self.guard(dry_run),
         }
@@ -155,7 +154,7 @@ async fn a_deleted_user_is_suspended_or_deleted_per_config() {
     let deleted = env.add_user("del", "del@contoso.com");
     let suspend = env.reconciler(
         DeleteAction::Suspend,
-        Scope::default(),
+        ScopeSettings::default(),
         Mapper::default(),
         false,
     );
@@ -194,8 +193,8 @@ async fn a_user_leaving_the_filter_group_is_deprovisioned_and_never_an_unlinked_
     env.authentik
         .sim
         .add_member(group.0, member.0, Mode::Evented);
-    let scope = Scope {
-        filter_group: Some(group),
+    let scope = ScopeSettings {
+        filter_group: Some("entra".into()),
         exclude_service_accounts: true,
     };
     let r = env.reconciler(DeleteAction::Delete, scope, Mapper::default(), false);
@@ -230,7 +229,7 @@ async fn a_broken_mapping_is_a_configuration_failure_naming_it() {
     .unwrap();
     let r = env.reconciler(
         DeleteAction::Delete,
-        Scope::default(),
+        ScopeSettings::default(),
         Mapper::new(vec![broken]),
         false,
     );
@@ -269,7 +268,7 @@ async fn dry_run_reports_the_write_and_sends_nothing() {
     let pk = env.add_user("adele", "adele@contoso.com");
     let r = env.reconciler(
         DeleteAction::Delete,
-        Scope::default(),
+        ScopeSettings::default(),
         Mapper::default(),
         true,
     );

@@ -131,6 +131,9 @@ pub struct NewGroup {
     /// Attributes.
     #[serde(default)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Initial members (authentik's `users` on `POST /core/groups/`).
+    #[serde(default)]
+    pub users: Vec<i64>,
 }
 
 /// Changes to a group.
@@ -315,7 +318,9 @@ impl AuthentikSim {
         })
     }
 
-    /// Creates a group; returns its pk.
+    /// Creates a group with its initial members; returns its pk. As in
+    /// authentik, the members are set from the group's side after it is saved:
+    /// `model_created`, then one `model_updated` on the group (none on the users).
     pub fn create_group(&self, group: NewGroup, mode: Mode) -> Uuid {
         self.mutate(mode, |s, ev| {
             let pk = Uuid::new_v4();
@@ -333,6 +338,13 @@ impl AuthentikSim {
                 },
             );
             ev.extend(s.group_event("model_created", pk));
+            let mut added = false;
+            for user in group.users {
+                added |= s.link(pk, user);
+            }
+            if added {
+                ev.extend(s.group_event("model_updated", pk));
+            }
             pk
         })
     }

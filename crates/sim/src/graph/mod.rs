@@ -279,6 +279,12 @@ impl GraphSim {
         self.sim.set_faults(faults);
     }
 
+    /// Verifies one more domain in the tenant: it is listed in
+    /// `verifiedDomains` and accepted in UPNs from now on.
+    pub fn verify_domain(&self, domain: &str) {
+        self.sim.verify_domain(domain);
+    }
+
     /// Invalidates every issued access token, as if they had been revoked.
     pub fn revoke_tokens(&self) {
         self.sim.revoke_tokens();

@@ -291,6 +291,8 @@ struct State_ {
     lanes: HashMap<String, Lane>,
     /// The permissions granted to each app, by lower-case client id.
     grants: HashMap<String, BTreeSet<String>>,
+    /// Verified domains, the first being the default.
+    domains: Vec<String>,
 }
 
 struct Faults {
@@ -349,6 +351,7 @@ impl Sim {
                 tokens: HashMap::new(),
                 lanes: HashMap::new(),
                 grants,
+                domains: config.domains.clone(),
             }),
             counters: Mutex::new(HashMap::new()),
             faults: Mutex::new(faults),
@@ -432,6 +435,13 @@ impl Sim {
 
     pub fn revoke_tokens(&self) {
         lock(&self.state).tokens.clear();
+    }
+
+    pub fn verify_domain(&self, domain: &str) {
+        let mut state = lock(&self.state);
+        if !state.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+            state.domains.push(domain.to_owned());
+        }
     }
 
     pub fn set_app_roles(&self, client_id: &str, roles: BTreeSet<String>) {
@@ -692,7 +702,7 @@ impl Sim {
             return Answer::error(&e);
         }
         let link_base = format!("{origin}/v1.0{path}");
-        let domains = &self.config.domains;
+        let domains = &state.domains;
         let dir = &mut state.dir;
         let body_or_empty = || body.clone().unwrap_or(Value::Null);
         let result: Result<Reply, SimError> = match (method, route) {

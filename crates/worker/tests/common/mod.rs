@@ -7,7 +7,7 @@ use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig};
 use entra_sync_core::ids::{AkGroupPk, AkUserPk};
 use entra_sync_core::mapping::ProviderInfo;
 use entra_sync_graph::{GraphClient, GraphConfig, Secret};
-use entra_sync_provider::{DeletionGuard, GuardLimit};
+use entra_sync_provider::{DeletionGuard, GuardLimit, ScopeSettings, SharedScope};
 use entra_sync_sim::authentik::{Mode, NewGroup, NewUser, RunningSim};
 use entra_sync_sim::graph::{GraphSim, SimConfig};
 use entra_sync_store::testing::TestDatabase;
@@ -73,6 +73,15 @@ impl Env {
             domains: vec!["contoso.com".into()],
             ..Default::default()
         }
+    }
+
+    /// Provider `p`'s shared scope, filtered by the group named `filter_group`.
+    pub fn scope(&self, filter_group: Option<&str>) -> SharedScope {
+        let settings = ScopeSettings {
+            filter_group: filter_group.map(str::to_owned),
+            exclude_service_accounts: true,
+        };
+        SharedScope::new("p", settings, &self.authentik_client(), &self.db.store)
     }
 
     pub fn add_user(&self, username: &str, email: &str) -> AkUserPk {
