@@ -2,7 +2,8 @@
 //! memberships phases, each published as one bulk task per object and awaited
 //! until the workers have finished every object of the phase.
 //!
-//! Discovery resolves the scope afresh for every run and links what
+//! The app's permissions are checked first: one it lacks halts the provider
+//! before any write. Discovery resolves the scope afresh for every run and links what
 //! already exists in Entra; the provider room counts the deletions the run
 //! would make, and past the threshold nothing is published (DESIGN invariant 7).
 //! A halt ends the run: [`entra_sync_store::Store::halt`] fails it.
@@ -17,7 +18,7 @@ use crate::metrics::Metrics;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_core::failure::FailureClass;
 use entra_sync_core::task::{ObjectKind, ObjectRef, Task, TaskReason};
-use entra_sync_provider::{AuthentikSide, Provider, ScopeError};
+use entra_sync_provider::{AuthentikSide, PermissionError, Provider, ScopeError};
 use entra_sync_queue::{Lane, Publisher, QueueError};
 use entra_sync_store::runs::{Run, RunState};
 use entra_sync_store::{Store, StoreError};
@@ -132,6 +133,18 @@ impl From<DiscoveryError> for Stop {
     }
 }
 
+/// A permission the app lacks halts the provider before the run writes
+/// anything; a token that cannot be fetched stops it by Graph's class.
+fn permission_stop(e: PermissionError) -> Stop {
+    match e {
+        e @ PermissionError::Missing { .. } => Stop::Halt(e.to_string()),
+        PermissionError::Graph(f) if f.class == FailureClass::Configuration => {
+            Stop::Halt(format!("Microsoft Graph: {f}"))
+        }
+        PermissionError::Graph(f) => Stop::Fail(format!("cannot fetch a Graph token: {f}")),
+    }
+}
+
 /// Executes run `run` of `provider` to its end and returns it as finished
 /// (done or failed). See the module documentation for the steps.
 #[tracing::instrument(skip_all, fields(provider = %provider.name, run = %run))]
@@ -221,6 +234,10 @@ impl Execution<'_> {
             Some(r) if r.state == RunState::Running => {}
             _ => return Err(Stop::Ended),
         }
+        self.provider
+            .check_permissions()
+            .await
+            .map_err(permission_stop)?;
         store.set_run_phase(self.run, "discovery").await?;
         let found = Discovery {
             store,

@@ -16,18 +16,27 @@
 //!   out of scope, and counts a run's deletions through
 //!   `entra_sync_core::reconcile::plan`, the rule every deletion follows; past
 //!   the threshold a run deletes nothing (invariant 7).
+//! - [`Provider::check_permissions`] finds a permission the app lacks before
+//!   any write, and [`record_refused_write`] tells a permission removed
+//!   mid-run (403s on [`REFUSED_OBJECTS_TO_HALT`] objects in a row) from an
+//!   object the app may not change, which fails alone (invariant 6).
 //! - [`request_full_sync`] starts a full sync for a [`RunTrigger`], unless the
 //!   provider is halted (invariant 6: a halted provider waits for `resume`).
 
 pub mod budget;
 mod deletions;
 mod members;
+mod permissions;
 mod runs;
 mod scope;
 
 pub use deletions::{AuthentikSide, DeletionPolicy, TooManyDeletions};
 pub use entra_sync_store::runs::RunTrigger;
 pub use members::{RecordMembersError, record_existing_members};
+pub use permissions::{
+    PermissionError, PermissionLost, REFUSAL_WINDOW, REFUSED_OBJECTS_TO_HALT,
+    record_accepted_write, record_refused_write,
+};
 pub use runs::{RunRequest, request_full_sync};
 pub use scope::{ScopeError, ScopeSettings};
 

@@ -12,7 +12,9 @@ use crate::users::UserReconciler;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_config::ProviderConfig;
 use entra_sync_core::mapping::ProviderInfo;
-use entra_sync_provider::{Provider, ProviderError, RecordMembersError, ScopeError};
+use entra_sync_provider::{
+    PermissionError, Provider, ProviderError, RecordMembersError, ScopeError,
+};
 use entra_sync_store::Store;
 
 /// Everything a worker needs to reconcile the objects of one provider.
@@ -26,8 +28,9 @@ pub struct ProviderWorker {
 }
 
 impl ProviderWorker {
-    /// Builds the reconcilers: reads the tenant's verified domains and the
-    /// filter group, compiles the mappings.
+    /// Builds the reconcilers: checks the app's permissions before any write,
+    /// reads the tenant's verified domains and the filter group, compiles the
+    /// mappings.
     pub async fn build(
         config: &ProviderConfig,
         authentik: &AuthentikClient,
@@ -38,6 +41,7 @@ impl ProviderWorker {
             .ensure_provider(&config.name, &config.settings_hash())
             .await?;
         let provider = Provider::from_config(config, store)?;
+        provider.check_permissions().await?;
         let domains = provider
             .graph
             .verified_domains()
@@ -86,6 +90,15 @@ impl From<ProviderError> for ReconcileError {
     }
 }
 
+impl From<PermissionError> for ReconcileError {
+    fn from(e: PermissionError) -> Self {
+        match e {
+            e @ PermissionError::Missing { .. } => Self::Configuration(e.to_string()),
+            PermissionError::Graph(failure) => failure.into(),
+        }
+    }
+}
+
 impl From<ScopeError> for ReconcileError {
     fn from(e: ScopeError) -> Self {
         match e {
@@ -106,6 +119,7 @@ impl From<RecordMembersError> for ReconcileError {
                     retry_after,
                 },
                 Self::Permanent(_) => Self::Permanent(detail),
+                Self::Forbidden(_) => Self::Forbidden(detail),
                 Self::Configuration(_) => Self::Configuration(detail),
             },
             RecordMembersError::Store { .. } | RecordMembersError::Relinked { .. } => {
