@@ -51,16 +51,12 @@ impl Provider {
         if self.graph.is_dry_run() {
             return Ok(());
         }
-        let mut missing = missing_permissions(
-            self.graph.granted_roles().await?.as_ref(),
-            WriteKind::ALL,
-        );
+        let mut missing =
+            missing_permissions(self.graph.granted_roles().await?.as_ref(), WriteKind::ALL);
         if missing.as_ref().is_some_and(|m| !m.is_empty()) {
             self.graph.renew_token().await?;
-            missing = missing_permissions(
-                self.graph.granted_roles().await?.as_ref(),
-                WriteKind::ALL,
-            );
+            missing =
+                missing_permissions(self.graph.granted_roles().await?.as_ref(), WriteKind::ALL);
         }
         match missing {
             None => {
@@ -117,11 +113,13 @@ pub async fn record_refused_write(
     let objects = store
         .record_forbidden_write(provider, object.kind(), &object.id_string(), REFUSAL_WINDOW)
         .await?;
-    Ok((objects >= REFUSED_OBJECTS_TO_HALT).then(|| PermissionLost {
-        provider: provider.to_owned(),
-        objects,
-        last: refusal.to_owned(),
-    }))
+    Ok(
+        (objects >= REFUSED_OBJECTS_TO_HALT).then(|| PermissionLost {
+            provider: provider.to_owned(),
+            objects,
+            last: refusal.to_owned(),
+        }),
+    )
 }
 
 /// Records that Graph accepted a write of `provider`: the refusals so far
