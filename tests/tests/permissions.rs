@@ -343,3 +343,28 @@ async fn a_user_mastered_on_premises_is_not_adopted() {
     assert_eq!(stack.requests("PATCH", "users/{id}"), 0);
     services.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_403_on_listing_users_halts_the_provider() {
+    // The token doesn't tell, so only Graph's answer to discovery's list can.
+    let graph = granted(&["Group.ReadWrite.All"], TokenFormat::Opaque);
+    let stack = Stack::start_with(vec![ProviderSpec::new("p")], graph).await;
+    stack
+        .authentik
+        .sim
+        .create_user(new_user("adele"), Mode::Silent);
+    let services = stack.services_unsettled();
+    stack
+        .eventually("provider halted", Duration::from_secs(30), || async {
+            stack.db.store.halt_of("p").await.unwrap().is_some()
+        })
+        .await;
+    let halt = stack.db.store.halt_of("p").await.unwrap().unwrap();
+    assert!(
+        halt.reason.contains("Authorization_RequestDenied"),
+        "{}",
+        halt.reason
+    );
+    assert_eq!(stack.graph().mutating_requests(), 0);
+    services.stop().await;
+}
