@@ -6,8 +6,8 @@ use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_graph::{GraphClient, GraphConfig, Secret};
 use entra_sync_provider::{
-    DeletionPolicy, PermissionError, Provider, RecordMembersError, RunRequest, RunTrigger, ScopeError,
-    ScopeSettings, record_existing_members, request_full_sync,
+    DeletionPolicy, PermissionError, Provider, RecordMembersError, RunRequest, RunTrigger,
+    ScopeError, ScopeSettings, record_existing_members, request_full_sync,
 };
 use entra_sync_sim::authentik::{Mode, NewGroup};
 use entra_sync_sim::graph::{GraphSim, SimApp, SimConfig, TokenFormat};
