@@ -574,3 +574,35 @@ async fn resume_allow_deletions_on_a_provider_not_halted_by_the_guard_changes_no
         "no full sync started"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_graph_refuses_makes_sync_wait_exit_1_without_halting() {
+    let stack = Stack::start(vec![ProviderSpec::new("p")]).await;
+    let sim = &stack.authentik.sim;
+    let admin = sim.create_user(entra_sync_tests::new_user("admin"), Mode::Silent);
+    let producer_config = stack.process_config();
+    let worker_config = stack.process_config();
+    let producer = spawn(&producer_config.path, &["producer"]);
+    let worker = spawn(&worker_config.path, &["worker"]);
+    let _guard = kill_on_drop(vec![producer, worker]);
+    let config = stack.config_path();
+    let sync = ["sync", "--provider", "p", "--wait", "--timeout", "60"];
+    assert_eq!(run_cli(&config, &sync).0, 0);
+
+    // A user holding a privileged admin role: Graph refuses to change it.
+    let link = stack
+        .db
+        .store
+        .link("p", entra_sync_core::ids::AkUserPk(admin))
+        .await
+        .unwrap()
+        .expect("admin linked");
+    stack.graph().refuse_writes(link.entra_id.as_str());
+    let renamed = entra_sync_sim::authentik::UserPatch {
+        name: Some("Admin Renamed".into()),
+        ..Default::default()
+    };
+    sim.update_user(admin, renamed, Mode::Silent);
+    assert_eq!(run_cli(&config, &sync).0, 1, "one object failed");
+    assert!(stack.db.store.halt_of("p").await.unwrap().is_none());
+}

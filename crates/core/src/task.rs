@@ -98,6 +98,16 @@ impl ObjectRef {
             Self::Group(pk) | Self::Membership(pk) => pk.to_string(),
         }
     }
+
+    /// The name of the lock the object is written under (DESIGN invariant 2):
+    /// a group and its memberships share one. Whoever writes an object's link
+    /// (a worker, discovery) takes this lock.
+    pub fn lock_name(self) -> String {
+        match self {
+            Self::User(pk) => format!("user/{pk}"),
+            Self::Group(pk) | Self::Membership(pk) => format!("group/{pk}"),
+        }
+    }
 }
 
 impl fmt::Display for ObjectRef {
@@ -229,6 +239,19 @@ mod tests {
 
     const GROUP: &str = "0190a7a2-9c1e-7c3a-8f00-5b2a1c3d4e5f";
     const RUN: &str = "0190a7a3-0000-7000-8000-000000000001";
+
+    #[test]
+    fn a_group_and_its_memberships_share_one_lock() {
+        let group = AkGroupPk(uuid::Uuid::parse_str(GROUP).unwrap());
+        assert_eq!(
+            ObjectRef::Group(group).lock_name(),
+            ObjectRef::Membership(group).lock_name()
+        );
+        assert_ne!(
+            ObjectRef::User(AkUserPk(7)).lock_name(),
+            ObjectRef::Group(group).lock_name()
+        );
+    }
 
     fn group() -> AkGroupPk {
         AkGroupPk(uuid::Uuid::parse_str(GROUP).unwrap())

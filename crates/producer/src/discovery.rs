@@ -3,8 +3,11 @@
 //! (users by e-mail against `mail` or `userPrincipalName`, groups by
 //! `displayName`; ambiguous matches are reported, never guessed), keeping the
 //! attributes Entra lists so that only real differences are written later.
-//! It writes links, never to Graph; the existing members of the groups it
-//! links count as written (the provider room's [`record_existing_members`]).
+//! It writes links, never to Graph, each under the object's lock and only
+//! where the object has no link: a link a worker made meanwhile is never
+//! overwritten (DESIGN invariant 2). Only objects we can own are linked
+//! (`matching`, invariant 7). The existing members of the groups it links
+//! count as written (the provider room's [`record_existing_members`]).
 
 use entra_sync_authentik::{AuthentikClient, AuthentikError, GroupQuery, UserQuery};
 use entra_sync_core::authentik::{AkGroup, AkUser};
@@ -12,12 +15,18 @@ use entra_sync_core::entra::{EntraGroup, EntraUser, listed_attributes};
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use entra_sync_core::matching::{Match, Matcher};
 use entra_sync_core::scope::Scope;
+use entra_sync_core::task::ObjectRef;
 use entra_sync_graph::GraphFailure;
 use entra_sync_provider::{Provider, RecordMembersError, ScopeError, record_existing_members};
-use entra_sync_store::links::{GroupLink, Link, LinkKey, LinkOrigin, LinkState, UserLink};
+use entra_sync_store::links::{GroupLink, Link, LinkKey, LinkOrigin, LinkState, NewLink, UserLink};
 use entra_sync_store::{Store, StoreError};
 use futures_util::TryStreamExt;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+/// How long discovery waits for an object a worker is writing before it
+/// leaves the object to that worker's task.
+const LINK_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What discovery found and linked.
 pub(crate) struct Discovered {
@@ -134,10 +143,17 @@ impl Discovery<'_> {
                 origin: LinkOrigin::Discovered,
                 state: LinkState::Active,
             };
-            if self.save(&link, "user", &user.email).await? {
-                tracing::info!(user = %user.pk, entra_id = %entra_id, "discovery linked an existing Entra user");
-                taken.insert(entra_id);
-                user_links.push(link);
+            match self
+                .link(ObjectRef::User(user.pk), link, &user.email)
+                .await?
+            {
+                Linked::New(link) => {
+                    tracing::info!(user = %user.pk, entra_id = %entra_id, "discovery linked an existing Entra user");
+                    taken.insert(entra_id);
+                    user_links.push(link);
+                }
+                Linked::Existing(link) => user_links.push(link),
+                Linked::Not => {}
             }
         }
 
@@ -168,10 +184,17 @@ impl Discovery<'_> {
                 origin: LinkOrigin::Discovered,
                 state: LinkState::Active,
             };
-            if self.save(&link, "group", &group.name).await? {
-                tracing::info!(group = %group.pk.0, entra_id = %entra_id, "discovery linked an existing Entra group");
-                taken.insert(entra_id);
-                new_group_links.push(link);
+            match self
+                .link(ObjectRef::Group(group.pk), link, &group.name)
+                .await?
+            {
+                Linked::New(link) => {
+                    tracing::info!(group = %group.pk.0, entra_id = %entra_id, "discovery linked an existing Entra group");
+                    taken.insert(entra_id);
+                    new_group_links.push(link);
+                }
+                Linked::Existing(link) => group_links.push(link),
+                Linked::Not => {}
             }
         }
 
@@ -234,19 +257,52 @@ impl Discovery<'_> {
         }
     }
 
-    /// Saves a discovered link; `false` if the Entra object was linked meanwhile.
-    async fn save<K: LinkKey>(
+    /// Links a discovered match under its object's lock, the one a worker
+    /// writes the object under, and only where the object has no link yet: a
+    /// link a worker made since discovery read the links wins.
+    async fn link<K: LinkKey>(
         &self,
-        link: &Link<K>,
-        kind: &str,
+        object: ObjectRef,
+        link: Link<K>,
         key: &str,
-    ) -> Result<bool, StoreError> {
-        match self.store.save_link(&self.provider.name, link).await? {
-            Ok(()) => Ok(true),
-            Err(taken) => {
-                tracing::warn!(kind, key, error = %taken, "discovery: not linked");
-                Ok(false)
+    ) -> Result<Linked<K>, StoreError> {
+        let provider = &self.provider.name;
+        let Some(lock) = self
+            .store
+            .lock_object(provider, &object.lock_name(), LINK_LOCK_TIMEOUT)
+            .await?
+        else {
+            tracing::warn!(%object, key, "discovery: a worker holds the object; not linked (its task decides)");
+            return Ok(Linked::Not);
+        };
+        let linked = match self.store.insert_link(provider, &link).await {
+            Ok(NewLink::Inserted) => Ok(Linked::New(link)),
+            Ok(NewLink::AlreadyLinked) => {
+                tracing::info!(%object, key, "discovery: linked meanwhile; that link stays");
+                self.store
+                    .link(provider, link.ak_id)
+                    .await
+                    .map(|l| l.map_or(Linked::Not, Linked::Existing))
             }
+            Ok(NewLink::Taken(taken)) => {
+                tracing::warn!(%object, key, error = %taken, "discovery: not linked");
+                Ok(Linked::Not)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = lock.release().await {
+            tracing::warn!(error = %e, "cannot release an object lock; its connection was closed instead");
         }
+        linked
     }
+}
+
+/// What became of a discovered match.
+enum Linked<K> {
+    /// Discovery linked it.
+    New(Link<K>),
+    /// The object was linked meanwhile; its link.
+    Existing(Link<K>),
+    /// Not linked: the Entra object is taken, or a worker holds the object.
+    Not,
 }

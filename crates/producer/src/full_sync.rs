@@ -2,7 +2,8 @@
 //! memberships phases, each published as one bulk task per object and awaited
 //! until the workers have finished every object of the phase.
 //!
-//! Discovery resolves the scope afresh for every run (and shares it with the
+//! The app's permissions are checked first: one it lacks halts the provider
+//! before any write. Discovery resolves the scope afresh for every run (and shares it with the
 //! workers; a missing filter group halts the provider) and links what
 //! already exists in Entra; the provider's deletion guard counts the deletions
 //! the run would make with those already made within its window, and past the
@@ -19,7 +20,7 @@ use crate::metrics::Metrics;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_core::failure::FailureClass;
 use entra_sync_core::task::{ObjectKind, ObjectRef, Task, TaskReason};
-use entra_sync_provider::{AuthentikSide, Provider, RunCheck, ScopeError};
+use entra_sync_provider::{AuthentikSide, PermissionError, Provider, RunCheck, ScopeError};
 use entra_sync_queue::{Lane, Publisher, QueueError};
 use entra_sync_store::runs::{Run, RunState};
 use entra_sync_store::{Store, StoreError};
@@ -135,6 +136,18 @@ impl From<DiscoveryError> for Stop {
     }
 }
 
+/// A permission the app lacks halts the provider before the run writes
+/// anything; a token that cannot be fetched stops it by Graph's class.
+fn permission_stop(e: PermissionError) -> Stop {
+    match e {
+        e @ PermissionError::Missing { .. } => Stop::Halt(e.to_string()),
+        PermissionError::Graph(f) if f.class == FailureClass::Configuration => {
+            Stop::Halt(format!("Microsoft Graph: {f}"))
+        }
+        PermissionError::Graph(f) => Stop::Fail(format!("cannot fetch a Graph token: {f}")),
+    }
+}
+
 /// Executes run `run` of `provider` to its end and returns it as finished
 /// (done or failed). See the module documentation for the steps.
 #[tracing::instrument(skip_all, fields(provider = %provider.name, run = %run))]
@@ -224,6 +237,10 @@ impl Execution<'_> {
             Some(r) if r.state == RunState::Running => r,
             _ => return Err(Stop::Ended),
         };
+        self.provider
+            .check_permissions()
+            .await
+            .map_err(permission_stop)?;
         store.set_run_phase(self.run, "discovery").await?;
         let found = Discovery {
             store,

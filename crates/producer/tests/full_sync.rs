@@ -6,7 +6,7 @@ mod common;
 use common::Env;
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use entra_sync_core::reconcile::DeleteAction;
-use entra_sync_core::task::{ObjectKind, TaskReason};
+use entra_sync_core::task::{ObjectKind, ObjectRef, TaskReason};
 use entra_sync_producer::full_sync::full_sync;
 use entra_sync_provider::{
     DeprovisionAction, GuardLimit, HeldBack, Provider, RunTrigger, ScopeSettings,
@@ -468,4 +468,57 @@ async fn rejected_graph_credentials_halt_the_provider_during_discovery() {
         format!("provider halted: {}", halt.reason)
     );
     assert_eq!(env.ctx.metrics.tasks_published(Lane::Bulk), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_link_a_worker_makes_while_discovery_runs_is_never_overwritten() {
+    let env = Env::new().await;
+    let adele = env.add_user("adele", "adele@contoso.com");
+    env.graph
+        .seed_user(json!({"userPrincipalName": "adele@contoso.com", "displayName": "Adele", "accountEnabled": true, "mailNickname": "adele"}))
+        .unwrap();
+    let made_by_worker = entra(42);
+    let store = env.store().clone();
+    let run = start(&env, "p").await;
+    let _worker = env.worker(Duration::ZERO).await;
+    let object = ObjectRef::User(AkUserPk(adele)).lock_name();
+
+    // A worker holds adele's lock while discovery runs, and links her meanwhile.
+    let held = store
+        .lock_object("p", &object, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("the lock is free");
+    let provider = env.provider("p");
+    let ctx = env.ctx.clone();
+    let sync = tokio::spawn(async move { full_sync(&ctx, &provider, run).await });
+    let started = std::time::Instant::now();
+    while env.db.object_lock_waiters("p", &object).await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "discovery never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store
+        .save_link(
+            "p",
+            &Link {
+                ak_id: AkUserPk(adele),
+                entra_id: made_by_worker.clone(),
+                attributes: Default::default(),
+                origin: LinkOrigin::Created,
+                state: LinkState::Active,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    held.release().await.unwrap();
+
+    let finished = sync.await.unwrap().unwrap();
+    assert_eq!(finished.state, RunState::Done, "{finished:?}");
+    let link = store.link("p", AkUserPk(adele)).await.unwrap().unwrap();
+    assert_eq!(link.entra_id, made_by_worker, "the worker's link stays");
+    assert_eq!(link.origin, LinkOrigin::Created);
 }

@@ -19,6 +19,10 @@
 //! - [`DeletionGuard`] lets every delete and suspension through, from any path
 //!   and any worker, up to `deletion_threshold` within `deletion_window`;
 //!   past it nothing more is deleted and the provider halts (invariant 7).
+//! - [`Provider::check_permissions`] finds a permission the app lacks before
+//!   any write, and [`record_refused_write`] tells a permission removed
+//!   mid-run (403s on [`REFUSED_OBJECTS_TO_HALT`] objects in a row) from an
+//!   object the app may not change, which fails alone (invariant 6).
 //! - [`request_full_sync`] starts a full sync for a [`RunTrigger`], unless the
 //!   provider is halted (invariant 6: a halted provider waits for [`resume`]).
 
@@ -26,6 +30,7 @@ pub mod budget;
 mod deletions;
 mod guard;
 mod members;
+mod permissions;
 mod runs;
 mod scope;
 
@@ -34,6 +39,10 @@ pub use entra_sync_store::guard::{DeprovisionAction, GuardLimit};
 pub use entra_sync_store::runs::RunTrigger;
 pub use guard::{Claim, DeletionGuard, HeldBack, RunCheck};
 pub use members::{RecordMembersError, record_existing_members};
+pub use permissions::{
+    PermissionError, PermissionLost, REFUSAL_WINDOW, REFUSED_OBJECTS_TO_HALT,
+    record_accepted_write, record_refused_write,
+};
 pub use runs::{Resumed, RunRequest, request_full_sync, resume};
 pub use scope::{ScopeError, ScopeSettings, ScopedUser, SharedScope};
 

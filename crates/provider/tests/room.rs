@@ -7,11 +7,11 @@ use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_core::scope::OutOfScope;
 use entra_sync_graph::{GraphClient, GraphConfig, Secret};
 use entra_sync_provider::{
-    DeletionPolicy, Provider, RecordMembersError, RunRequest, RunTrigger, ScopeError,
-    ScopeSettings, ScopedUser, record_existing_members, request_full_sync,
+    DeletionPolicy, PermissionError, Provider, RecordMembersError, RunRequest, RunTrigger,
+    ScopeError, ScopeSettings, ScopedUser, record_existing_members, request_full_sync,
 };
 use entra_sync_sim::authentik::{Mode, NewGroup};
-use entra_sync_sim::graph::{GraphSim, SimConfig};
+use entra_sync_sim::graph::{GraphSim, SimApp, SimConfig, TokenFormat};
 use entra_sync_store::links::{Link, LinkOrigin, LinkState};
 use entra_sync_store::providers::HaltKind;
 use entra_sync_store::runs::RunState;
@@ -315,5 +315,74 @@ async fn users_are_judged_on_the_shared_resolution_and_a_live_one_before_they_le
     assert_eq!(
         store.halt_of("p").await.unwrap().unwrap().kind,
         HaltKind::FilterGroupMissing
+    );
+}
+
+/// A Graph simulator whose app is granted `roles`, with tokens shaped by `format`.
+async fn graph_granting(roles: &[&str], format: TokenFormat) -> GraphSim {
+    GraphSim::start(SimConfig {
+        apps: vec![SimApp {
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            token_format: format,
+            ..SimApp::new(SimConfig::CLIENT_ID, SimConfig::CLIENT_SECRET)
+        }],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_missing_permission_is_named_and_one_granted_since_is_seen_on_a_new_token() {
+    let sim = graph_granting(&["User.ReadWrite.All"], TokenFormat::Jwt).await;
+    let provider = provider(graph_client(&sim.base_url()));
+    let error = provider.check_permissions().await.unwrap_err();
+    let PermissionError::Missing { missing, .. } = &error else {
+        panic!("{error}")
+    };
+    assert_eq!(missing.len(), 2, "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("providers[p]: the app's token lacks Group.ReadWrite.All"),
+        "{error}"
+    );
+    // Granted meanwhile: the token cached so far predates it.
+    sim.set_app_roles(SimConfig::CLIENT_ID, &["Directory.ReadWrite.All"]);
+    provider.check_permissions().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_token_that_does_not_tell_its_permissions_passes_with_one_warning() {
+    use std::sync::{Arc, Mutex};
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || Captured(writer.clone()))
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let sim = graph_granting(&SimApp::DEFAULT_ROLES, TokenFormat::JwtWithoutRoles).await;
+    let provider = provider(graph_client(&sim.base_url()));
+    for _ in 0..3 {
+        provider.check_permissions().await.unwrap();
+    }
+    provider.clone().check_permissions().await.unwrap();
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        text.matches("does not list its permissions").count(),
+        1,
+        "{text}"
     );
 }

@@ -110,6 +110,17 @@ pub(crate) fn state(s: &str) -> LinkState {
 /// The result of saving a link.
 pub type SaveResult = Result<Result<(), EntraIdTaken>, StoreError>;
 
+/// The result of [`Store::insert_link`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewLink {
+    /// The link was made.
+    Inserted,
+    /// The authentik object already had a link; it was left as it is.
+    AlreadyLinked,
+    /// The Entra object is linked to another authentik object.
+    Taken(EntraIdTaken),
+}
+
 fn taken(
     e: tokio_postgres::Error,
     provider: &str,
@@ -222,6 +233,47 @@ impl Store {
         match result {
             Ok(_) => Ok(Ok(())),
             Err(e) => taken(e, provider, &link.entra_id, "saving a link"),
+        }
+    }
+
+    /// Links an authentik user or group only if it has no link yet: an
+    /// existing link, even one made a moment ago, is never overwritten.
+    pub async fn insert_link<K: LinkKey>(
+        &self,
+        provider: &str,
+        link: &Link<K>,
+    ) -> Result<NewLink, StoreError> {
+        let conn = self.conn().await?;
+        let sql = format!(
+            "INSERT INTO {table} (provider, {column}, entra_id, attributes, origin, state)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (provider, {column}) DO NOTHING",
+            table = K::TABLE,
+            column = K::COLUMN
+        );
+        let result = conn
+            .execute(
+                &sql,
+                &[
+                    &provider,
+                    &link.ak_id.sql(),
+                    &link.entra_id.as_str(),
+                    &serde_json::Value::Object(link.attributes.clone()),
+                    &link.origin.as_str(),
+                    &state_name(link.state),
+                ],
+            )
+            .await;
+        match result {
+            Ok(1) => Ok(NewLink::Inserted),
+            Ok(_) => Ok(NewLink::AlreadyLinked),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                Ok(NewLink::Taken(EntraIdTaken {
+                    provider: provider.to_owned(),
+                    entra_id: link.entra_id.clone(),
+                }))
+            }
+            Err(e) => Err(query_error("inserting a link")(e)),
         }
     }
 

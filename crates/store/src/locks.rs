@@ -32,7 +32,7 @@ impl Store {
         object: &str,
         timeout: Duration,
     ) -> Result<Option<ObjectLock>, StoreError> {
-        let key = &self.lock_key(&format!("object/{provider}/{object}"));
+        let key = &self.object_lock_key(provider, object);
         let conn = self.lock_conn().await?;
         let timeout_ms = timeout.as_millis().max(1).to_string();
         conn.execute(
@@ -63,6 +63,13 @@ impl Store {
             }
             Err(e) => Err(query_error("taking an object lock")(e)),
         }
+    }
+}
+
+impl Store {
+    /// The advisory-lock key of `object` of `provider`.
+    pub(crate) fn object_lock_key(&self, provider: &str, object: &str) -> String {
+        self.lock_key(&format!("object/{provider}/{object}"))
     }
 }
 

@@ -52,6 +52,25 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// How many sessions wait for the lock on `object` of `provider`
+    /// ([`Store::lock_object`]), so a test can hold a lock until another
+    /// party is known to be waiting for it.
+    pub async fn object_lock_waiters(&self, provider: &str, object: &str) -> i64 {
+        let key = self.store.object_lock_key(provider, object);
+        let conn = self.store.conn().await.expect("a connection");
+        conn.query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+               AND objsubid = 1
+               AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)",
+            &[&key],
+        )
+        .await
+        .expect("pg_locks answers")
+        .get(0)
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let url = self.url.clone();

@@ -3,7 +3,8 @@
 //!
 //! Graph allows duplicate group names, so a create first looks for one
 //! unlinked group of that name and adopts it: a create whose answer was lost
-//! is never repeated blind (DESIGN invariant 4). The rest is [`crate::objects`].
+//! is never repeated blind (DESIGN invariant 4). Only security groups we can
+//! own are adopted (invariant 7). The rest is [`crate::objects`].
 
 use crate::ReconcileError;
 use crate::memberships::recently_linked;
@@ -15,6 +16,7 @@ use entra_sync_core::entra::{EntraGroup, listed_attributes};
 use entra_sync_core::ids::{AkGroupPk, EntraObjectId};
 use entra_sync_core::mapping::defaults::GROUP_CREATE_ONLY;
 use entra_sync_core::mapping::{Mapper, MappingInput, ProviderInfo, Subject};
+use entra_sync_core::matching::{self, Match};
 use entra_sync_core::reconcile::{DeleteAction, Desired, Kind, Patch, plan};
 use entra_sync_core::task::ObjectKind;
 use entra_sync_graph::{GraphClient, GraphFailure, GroupLookup, Written};
@@ -160,9 +162,12 @@ impl LinkedObjects for GroupReconciler {
         self.graph.delete_group(entra_id).await
     }
 
-    /// Creates the group, unless exactly one unlinked Entra group already has
-    /// its name. Graph allows duplicate names, so a create whose answer was
-    /// lost would otherwise make a second group on retry.
+    /// Creates the group, unless exactly one unlinked Entra group we can own
+    /// (`matching::choose`) already has its name. Graph allows duplicate
+    /// names, so a create whose answer was lost would otherwise make a second
+    /// group on retry. A same-name group we can't own (a Microsoft 365,
+    /// dynamic or mail-enabled group …) fails this group as a conflict: it is
+    /// never touched, and no duplicate is made.
     async fn create(&self, pk: AkGroupPk, body: &Body) -> Result<ObjectAction, ReconcileError> {
         let Some(name) = body.get("displayName").and_then(|v| v.as_str()) else {
             return Err(ReconcileError::Permanent(format!(
@@ -182,13 +187,24 @@ impl LinkedObjects for GroupReconciler {
             .filter(|l| l.ak_id != pk)
             .map(|l| l.entra_id)
             .collect();
-        let free: Vec<&EntraGroup> = found.iter().filter(|g| !taken.contains(&g.id)).collect();
-        match free.as_slice() {
-            [] => self.post(pk, body).await,
-            [existing] => self.adopt(pk, body, existing).await,
-            several => Err(ReconcileError::Permanent(format!(
+        let free = found.iter().filter(|g| !taken.contains(&g.id));
+        match matching::choose(free) {
+            Match::None => self.post(pk, body).await,
+            Match::One(id) => {
+                let existing = found
+                    .iter()
+                    .find(|g| g.id == id)
+                    .expect("chosen among found");
+                self.adopt(pk, body, existing).await
+            }
+            Match::AlreadyClaimed(_) => unreachable!("choose keeps no claims"),
+            Match::Ambiguous(ids) => Err(ReconcileError::Permanent(format!(
                 "group {pk}: {} unlinked Entra groups are named '{name}'; not guessing which one to adopt",
-                several.len()
+                ids.len()
+            ))),
+            Match::NotOwnable { id, reason } => Err(ReconcileError::Permanent(format!(
+                "group {pk}: conflict: Entra group {id} is already named '{name}' and can't be adopted: {reason}; \
+                 neither it nor a duplicate is written (rename one of the two groups)"
             ))),
         }
     }

@@ -11,8 +11,10 @@
 //!   is requeued (invariant 3).
 //! - What follows a failure depends on its class (invariant 6): transient →
 //!   a delayed retry, dead-lettered after `max_attempts`; permanent →
-//!   recorded; configuration → the provider is halted. A delete or suspension
-//!   the deletion guard held back was not sent; the guard halted the provider.
+//!   recorded; a write refused with 403 → recorded, and counted, since many
+//!   in a row mean a lost permission and halt; configuration → the provider
+//!   is halted. A delete or suspension the deletion guard held back was not
+//!   sent; the guard halted the provider.
 
 use crate::ReconcileError;
 use crate::follow_up::FollowUp;
@@ -23,6 +25,7 @@ use crate::runner::WorkerSettings;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_config::ProviderConfig;
 use entra_sync_core::task::{ObjectRef, Task, TaskReason};
+use entra_sync_provider::{record_accepted_write, record_refused_write};
 use entra_sync_queue::{Delivery, Lane, Publisher, QueueError};
 use entra_sync_store::outcomes::Outcome;
 use entra_sync_store::{Store, StoreError};
@@ -109,7 +112,7 @@ impl Handler {
             return self.dead_letter(&task, &reason).await;
         };
         if self.store.halt_of(&task.provider).await?.is_some() {
-            // Built again after `resume`: a new token, fresh state.
+            // Rebuilt after `resume`, with a new token and permission check.
             self.workers.lock().await.remove(&task.provider);
             tracing::debug!(provider = %task.provider, object = %task.object, "provider halted; task dropped");
             self.count(&task, TaskResult::Dropped);
@@ -119,6 +122,9 @@ impl Handler {
         let result = tracing::Instrument::instrument(self.reconcile(config, &task), span).await;
         match result {
             Ok(Reconciled { done, follow_up }) => {
+                if done.action.wrote_to_graph() {
+                    record_accepted_write(&self.store, &task.provider).await?;
+                }
                 self.record(&task, done.action, TaskResult::Ok, done.detail)
                     .await?;
                 self.finish_run_object(&task, false).await?;
@@ -132,6 +138,17 @@ impl Handler {
                     .await?;
                 self.finish_run_object(&task, true).await?;
             }
+            Err(ReconcileError::Forbidden(reason)) => {
+                tracing::warn!(provider = %task.provider, object = %task.object, %reason, "Graph refused a write to this object; it fails alone");
+                self.record_failure(&task, TaskResult::Failed, &reason)
+                    .await?;
+                self.finish_run_object(&task, true).await?;
+                let refused =
+                    record_refused_write(&self.store, &task.provider, task.object, &reason).await?;
+                if let Some(lost) = refused {
+                    self.halt(&task, &lost.to_string()).await?;
+                }
+            }
             Err(ReconcileError::Transient {
                 detail,
                 retry_after,
@@ -142,15 +159,25 @@ impl Handler {
                     .await?;
             }
             Err(ReconcileError::Configuration(reason)) => {
-                self.workers.lock().await.remove(&task.provider);
-                if self.store.halt(&task.provider, &reason).await? {
-                    tracing::error!(provider = %task.provider, %reason, "provider halted");
+                if self.halt(&task, &reason).await? {
                     self.record_failure(&task, TaskResult::Halted, &reason)
                         .await?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Halts the task's provider for a configuration reason and drops its
+    /// reconcilers, so that `resume` rebuilds them (with a new token); false
+    /// if it was already halted.
+    async fn halt(&self, task: &Task, reason: &str) -> Result<bool, StoreError> {
+        self.workers.lock().await.remove(&task.provider);
+        let halted = self.store.halt(&task.provider, reason).await?;
+        if halted {
+            tracing::error!(provider = %task.provider, %reason, "provider halted");
+        }
+        Ok(halted)
     }
 
     /// The provider's reconcilers, built on first use and again for each newer full sync.
@@ -179,7 +206,7 @@ impl Handler {
         task: &Task,
     ) -> Result<Reconciled, ReconcileError> {
         let worker = self.worker_for(config, task.run_id).await?;
-        let object = lock_key(task.object);
+        let object = task.object.lock_name();
         let lock = self
             .store
             .lock_object(&task.provider, &object, self.settings.lock_timeout)
@@ -302,14 +329,6 @@ impl Handler {
     }
 }
 
-/// The lock an object is written under: a group and its memberships share one.
-fn lock_key(object: ObjectRef) -> String {
-    match object {
-        ObjectRef::User(pk) => format!("user/{pk}"),
-        ObjectRef::Group(pk) | ObjectRef::Membership(pk) => format!("group/{pk}"),
-    }
-}
-
 /// Hands the task's object to its reconciler.
 async fn reconcile_object(
     worker: &ProviderWorker,
@@ -338,23 +357,4 @@ async fn reconcile_object(
             }
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use entra_sync_core::ids::{AkGroupPk, AkUserPk};
-
-    #[test]
-    fn a_group_and_its_memberships_share_one_lock() {
-        let group = AkGroupPk(uuid::Uuid::from_u128(7));
-        assert_eq!(
-            lock_key(ObjectRef::Group(group)),
-            lock_key(ObjectRef::Membership(group))
-        );
-        assert_ne!(
-            lock_key(ObjectRef::User(AkUserPk(7))),
-            lock_key(ObjectRef::Group(group))
-        );
-    }
 }

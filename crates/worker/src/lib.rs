@@ -48,6 +48,11 @@ pub enum ReconcileError {
     /// This object cannot be written as it is; record it and move on.
     #[error("permanent failure: {0}")]
     Permanent(String),
+    /// Graph refused, with 403, a write to this one object (with Graph's
+    /// message and a hint): it fails alone, like a permanent failure, and is
+    /// counted, since many in a row mean a permission was removed.
+    #[error("write refused: {0}")]
+    Forbidden(String),
     /// The provider is misconfigured (mapping, credentials, permission): halt it.
     #[error("configuration failure: {0}")]
     Configuration(String),
@@ -65,6 +70,7 @@ impl From<GraphFailure> for ReconcileError {
                 detail: f.to_string(),
             },
             FailureClass::Configuration => Self::Configuration(f.to_string()),
+            FailureClass::Forbidden => Self::Forbidden(f.to_string()),
             _ => Self::Permanent(f.to_string()),
         }
     }

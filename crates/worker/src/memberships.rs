@@ -98,6 +98,8 @@ impl Failures {
         let classes: Vec<FailureClass> = self.0.iter().map(|(_, f)| f.class).collect();
         if classes.contains(&FailureClass::Configuration) {
             Err(ReconcileError::Configuration(detail))
+        } else if classes.contains(&FailureClass::Forbidden) {
+            Err(ReconcileError::Forbidden(detail))
         } else if classes.contains(&FailureClass::Transient) {
             let retry_after = self.0.iter().filter_map(|(_, f)| f.retry_after).max();
             Err(ReconcileError::Transient {
@@ -215,7 +217,9 @@ impl MembershipReconciler {
                         .await?;
                     removed.push(pk);
                 }
-                Err(f) if f.class == FailureClass::Permanent => failures.0.push((pk, f)),
+                Err(f) if matches!(f.class, FailureClass::Permanent | FailureClass::Forbidden) => {
+                    failures.0.push((pk, f))
+                }
                 Err(f) => return Err(whole_request(changes.group, f)),
             }
         }
@@ -344,6 +348,7 @@ fn whole_request(group: AkGroupPk, f: GraphFailure) -> ReconcileError {
             retry_after,
         },
         ReconcileError::Permanent(d) => ReconcileError::Permanent(with_group(d)),
+        ReconcileError::Forbidden(d) => ReconcileError::Forbidden(with_group(d)),
         ReconcileError::Configuration(d) => ReconcileError::Configuration(with_group(d)),
         held @ ReconcileError::HeldBack(_) => held,
     }

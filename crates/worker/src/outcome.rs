@@ -39,6 +39,19 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether Graph accepted a write for it.
+    pub fn wrote_to_graph(self) -> bool {
+        matches!(
+            self,
+            Self::Created
+                | Self::Adopted
+                | Self::Recreated
+                | Self::Updated
+                | Self::Deleted
+                | Self::Suspended
+        )
+    }
+
     /// The name stored in the provisioning log.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -17,7 +17,9 @@ use crate::users::UserReconciler;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_config::ProviderConfig;
 use entra_sync_core::mapping::ProviderInfo;
-use entra_sync_provider::{Provider, ProviderError, RecordMembersError, ScopeError};
+use entra_sync_provider::{
+    PermissionError, Provider, ProviderError, RecordMembersError, ScopeError,
+};
 use entra_sync_store::Store;
 use uuid::Uuid;
 
@@ -35,7 +37,8 @@ pub struct ProviderWorker {
 
 impl ProviderWorker {
     /// Builds the reconcilers for a task of full sync `run` (or of none):
-    /// reads the tenant's verified domains, compiles the mappings.
+    /// checks the app's permissions before any write, reads the tenant's
+    /// verified domains, compiles the mappings.
     pub async fn build(
         config: &ProviderConfig,
         authentik: &AuthentikClient,
@@ -47,6 +50,7 @@ impl ProviderWorker {
             .ensure_provider(&config.name, &config.settings_hash())
             .await?;
         let provider = Provider::from_config(config, store)?;
+        provider.check_permissions().await?;
         let domains = provider
             .graph
             .verified_domains()
@@ -105,6 +109,15 @@ impl From<ProviderError> for ReconcileError {
     }
 }
 
+impl From<PermissionError> for ReconcileError {
+    fn from(e: PermissionError) -> Self {
+        match e {
+            e @ PermissionError::Missing { .. } => Self::Configuration(e.to_string()),
+            PermissionError::Graph(failure) => failure.into(),
+        }
+    }
+}
+
 impl From<ScopeError> for ReconcileError {
     fn from(e: ScopeError) -> Self {
         match e {
@@ -129,6 +142,7 @@ impl From<RecordMembersError> for ReconcileError {
                     retry_after,
                 },
                 Self::Permanent(_) => Self::Permanent(detail),
+                Self::Forbidden(_) => Self::Forbidden(detail),
                 Self::Configuration(_) => Self::Configuration(detail),
                 held @ Self::HeldBack(_) => held,
             },

@@ -1,13 +1,13 @@
 //! Reconciling one authentik user with its Entra counterpart.
 //!
 //! A user whose UPN is already taken in Entra adopts the user holding it
-//! (DESIGN invariant 6, conflict); one outside the scope is deprovisioned only
-//! if we linked it (invariant 7). The rest is [`crate::objects`].
+//! (DESIGN invariant 6, conflict), unless it is mastered on-premises; one
+//! outside the scope is deprovisioned only if we linked it (invariant 7). The rest is [`crate::objects`].
 
 use crate::ReconcileError;
 use crate::objects::{self, LinkedObjects, ObjectAction};
 use entra_sync_core::diff::{self, Body};
-use entra_sync_core::entra::listed_attributes;
+use entra_sync_core::entra::{Ownable, listed_attributes};
 use entra_sync_core::failure::FailureClass;
 use entra_sync_core::ids::{AkUserPk, EntraObjectId};
 use entra_sync_core::mapping::defaults::{
@@ -83,7 +83,9 @@ impl UserReconciler {
         Ok(desired)
     }
 
-    /// The UPN is taken: link the Entra user that holds it, then patch it to the desired state.
+    /// The UPN is taken: link the Entra user that holds it, then patch it to
+    /// the desired state; one mastered on-premises is not adopted (Entra
+    /// refuses cloud writes to it), and this user fails as a conflict.
     async fn adopt(&self, pk: AkUserPk, body: &Body) -> Result<ObjectAction, ReconcileError> {
         let upn = body
             .get("userPrincipalName")
@@ -102,6 +104,12 @@ impl UserReconciler {
                 retry_after: None,
             });
         };
+        if let Err(reason) = existing.ownership() {
+            return Err(ReconcileError::Permanent(format!(
+                "user {pk}: conflict: UPN {upn} is taken by Entra user {}, which can't be adopted: {reason}",
+                existing.id
+            )));
+        }
         objects::adopt(self, pk, body, &existing.id, listed_attributes(existing)).await
     }
 }
