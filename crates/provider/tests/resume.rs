@@ -2,39 +2,19 @@
 //! resume keeps the deletion guard, `--allow-deletions` waives it for one run
 //! and only clears the guard's own halt.
 
-use entra_sync_core::reconcile::DeleteAction;
-use entra_sync_graph::{GraphClient, GraphConfig, Secret};
-use entra_sync_provider::{DeletionPolicy, Provider, Resumed, RunRequest, ScopeSettings, resume};
-use entra_sync_sim::graph::SimConfig;
+use entra_sync_provider::{Provider, Resumed, RunRequest, resume};
 use entra_sync_store::Store;
 use entra_sync_store::providers::HaltKind;
 use entra_sync_store::testing::TestDatabase;
-use std::time::Duration;
 
-/// Provider `p`; no Graph request is made, so any address will do.
+mod common;
+
+/// Provider `p` with a threshold of 20; no Graph request is made, so any
+/// address will do.
 fn provider() -> Provider {
-    let graph = GraphClient::new(
-        GraphConfig::new(
-            SimConfig::TENANT_ID,
-            SimConfig::CLIENT_ID,
-            Secret::new(SimConfig::CLIENT_SECRET),
-        )
-        .with_base_url("http://127.0.0.1:9"),
-    )
-    .unwrap();
-    Provider {
-        name: "p".into(),
-        settings_hash: "h".into(),
-        graph,
-        scope: ScopeSettings::default(),
-        deletions: DeletionPolicy {
-            users: DeleteAction::Delete,
-            groups: DeleteAction::Delete,
-            threshold: 20,
-            window: Duration::from_secs(3600),
-        },
-        mappings: Vec::new(),
-    }
+    let mut provider = common::provider(common::graph_client("http://127.0.0.1:9"));
+    provider.deletions.threshold = 20;
+    provider
 }
 
 async fn halted(kind: HaltKind) -> (TestDatabase, Provider) {

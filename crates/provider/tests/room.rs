@@ -3,12 +3,10 @@
 
 use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig};
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
-use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_core::scope::OutOfScope;
-use entra_sync_graph::{GraphClient, GraphConfig, Secret};
 use entra_sync_provider::{
-    DeletionPolicy, PermissionError, Provider, RecordMembersError, RunRequest, RunTrigger,
-    ScopeError, ScopeSettings, ScopedUser, record_existing_members, request_full_sync,
+    PermissionError, Provider, RecordMembersError, RunRequest, RunTrigger, ScopeError,
+    ScopeSettings, ScopedUser, record_existing_members, request_full_sync,
 };
 use entra_sync_sim::authentik::{Mode, NewGroup};
 use entra_sync_sim::graph::{GraphSim, SimApp, SimConfig, TokenFormat};
@@ -18,31 +16,9 @@ use entra_sync_store::runs::RunState;
 use entra_sync_store::testing::TestDatabase;
 use serde_json::json;
 
-fn provider(graph: GraphClient) -> Provider {
-    Provider {
-        name: "p".into(),
-        settings_hash: "h".into(),
-        graph,
-        scope: ScopeSettings::default(),
-        deletions: DeletionPolicy {
-            users: DeleteAction::Delete,
-            groups: DeleteAction::Delete,
-            threshold: 500,
-            window: std::time::Duration::from_secs(3600),
-        },
-        mappings: Vec::new(),
-    }
-}
+mod common;
 
-fn graph_client(base_url: &str) -> GraphClient {
-    let config = GraphConfig::new(
-        SimConfig::TENANT_ID,
-        SimConfig::CLIENT_ID,
-        Secret::new(SimConfig::CLIENT_SECRET),
-    )
-    .with_base_url(base_url);
-    GraphClient::new(config).unwrap()
-}
+use common::{graph_client, provider};
 
 fn link<K>(ak_id: K, entra_id: &str) -> Link<K> {
     Link {
@@ -172,6 +148,15 @@ async fn filtered(db: &TestDatabase) -> Provider {
     provider
 }
 
+/// A fresh authentik simulator and a client of it.
+async fn authentik() -> (entra_sync_sim::authentik::RunningSim, AuthentikClient) {
+    let sim = entra_sync_sim::authentik::start(entra_sync_sim::authentik::SimConfig::new("t"))
+        .await
+        .unwrap();
+    let client = authentik_client(&sim);
+    (sim, client)
+}
+
 fn authentik_client(sim: &entra_sync_sim::authentik::RunningSim) -> AuthentikClient {
     let url = url::Url::parse(&sim.base_url()).unwrap();
     AuthentikClient::new(ClientConfig::new(url, ApiToken::new("t"))).unwrap()
@@ -190,10 +175,7 @@ async fn a_missing_filter_group_halts_the_provider_until_it_exists_again_then_a_
     let db = TestDatabase::migrated().await;
     let store = &db.store;
     let provider = filtered(&db).await;
-    let sim = entra_sync_sim::authentik::start(entra_sync_sim::authentik::SimConfig::new("t"))
-        .await
-        .unwrap();
-    let authentik = authentik_client(&sim);
+    let (sim, authentik) = authentik().await;
     let scope = provider.shared_scope(&authentik, store);
 
     let missing = scope.refresh().await.unwrap_err();
@@ -242,12 +224,9 @@ async fn a_halt_of_another_kind_is_never_lifted_by_the_filter_group() {
     let db = TestDatabase::migrated().await;
     let store = &db.store;
     let provider = filtered(&db).await;
-    let sim = entra_sync_sim::authentik::start(entra_sync_sim::authentik::SimConfig::new("t"))
-        .await
-        .unwrap();
+    let (sim, authentik) = authentik().await;
     sim.sim.create_group(staff(vec![]), Mode::Silent);
     store.halt("p", "bad credentials").await.unwrap();
-    let authentik = authentik_client(&sim);
     assert_eq!(
         provider
             .lift_filter_group_halt(&authentik, store)
@@ -266,9 +245,7 @@ async fn users_are_judged_on_the_shared_resolution_and_a_live_one_before_they_le
     let db = TestDatabase::migrated().await;
     let store = &db.store;
     let provider = filtered(&db).await;
-    let sim = entra_sync_sim::authentik::start(entra_sync_sim::authentik::SimConfig::new("t"))
-        .await
-        .unwrap();
+    let (sim, authentik) = authentik().await;
     let user = |name: &str| {
         let new = entra_sync_sim::authentik::NewUser {
             username: name.into(),
@@ -278,7 +255,6 @@ async fn users_are_judged_on_the_shared_resolution_and_a_live_one_before_they_le
     };
     let (member, outsider) = (user("member"), user("outsider"));
     let old = sim.sim.create_group(staff(vec![member]), Mode::Silent);
-    let authentik = authentik_client(&sim);
     let scope = provider.shared_scope(&authentik, store);
     assert_eq!(
         scope.refresh().await.unwrap().filter_group,
