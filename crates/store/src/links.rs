@@ -206,30 +206,15 @@ impl Store {
 
     /// Creates or replaces the link of an authentik user or group.
     pub async fn save_link<K: LinkKey>(&self, provider: &str, link: &Link<K>) -> SaveResult {
-        let conn = self.conn().await?;
-        let state = state_name(link.state);
-        let sql = format!(
-            "INSERT INTO {table} (provider, {column}, entra_id, attributes, origin, state)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (provider, {column}) DO UPDATE SET entra_id = EXCLUDED.entra_id,
+        let result = self
+            .write_link(
+                provider,
+                link,
+                "DO UPDATE SET entra_id = EXCLUDED.entra_id,
                  attributes = EXCLUDED.attributes, origin = EXCLUDED.origin, state = EXCLUDED.state,
                  updated_at = now()",
-            table = K::TABLE,
-            column = K::COLUMN
-        );
-        let result = conn
-            .execute(
-                &sql,
-                &[
-                    &provider,
-                    &link.ak_id.sql(),
-                    &link.entra_id.as_str(),
-                    &serde_json::Value::Object(link.attributes.clone()),
-                    &link.origin.as_str(),
-                    &state,
-                ],
             )
-            .await;
+            .await?;
         match result {
             Ok(_) => Ok(Ok(())),
             Err(e) => taken(e, provider, &link.entra_id, "saving a link"),
@@ -243,15 +228,37 @@ impl Store {
         provider: &str,
         link: &Link<K>,
     ) -> Result<NewLink, StoreError> {
+        match self.write_link(provider, link, "DO NOTHING").await? {
+            Ok(1) => Ok(NewLink::Inserted),
+            Ok(_) => Ok(NewLink::AlreadyLinked),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                Ok(NewLink::Taken(EntraIdTaken {
+                    provider: provider.to_owned(),
+                    entra_id: link.entra_id.clone(),
+                }))
+            }
+            Err(e) => Err(query_error("inserting a link")(e)),
+        }
+    }
+
+    /// Inserts `link`; `on_conflict` says what to do when the authentik object
+    /// already has one. Returns the rows written, or the query's error for the
+    /// caller to read (a taken Entra id is a unique violation).
+    async fn write_link<K: LinkKey>(
+        &self,
+        provider: &str,
+        link: &Link<K>,
+        on_conflict: &str,
+    ) -> Result<Result<u64, tokio_postgres::Error>, StoreError> {
         let conn = self.conn().await?;
         let sql = format!(
             "INSERT INTO {table} (provider, {column}, entra_id, attributes, origin, state)
              VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (provider, {column}) DO NOTHING",
+             ON CONFLICT (provider, {column}) {on_conflict}",
             table = K::TABLE,
             column = K::COLUMN
         );
-        let result = conn
+        Ok(conn
             .execute(
                 &sql,
                 &[
@@ -263,18 +270,7 @@ impl Store {
                     &state_name(link.state),
                 ],
             )
-            .await;
-        match result {
-            Ok(1) => Ok(NewLink::Inserted),
-            Ok(_) => Ok(NewLink::AlreadyLinked),
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                Ok(NewLink::Taken(EntraIdTaken {
-                    provider: provider.to_owned(),
-                    entra_id: link.entra_id.clone(),
-                }))
-            }
-            Err(e) => Err(query_error("inserting a link")(e)),
-        }
+            .await)
     }
 
     /// Records what a PATCH of a linked object wrote: the attributes last
