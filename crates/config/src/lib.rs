@@ -312,17 +312,11 @@ mod tests {
         ])
     }
 
-    const MINIMAL: &str = r#"
-[authentik]
-url = "http://127.0.0.1:9000"
-token_env = "AUTHENTIK_TOKEN"
-webhook_secret_env = "WEBHOOK_SECRET"
-[[providers]]
-name = "contoso"
-tenant_id = "t"
-client_id = "c"
-client_secret_env = "ENTRA_CLIENT_SECRET"
-"#;
+    /// The smallest valid configuration, shared with the provider room's tests.
+    const MINIMAL: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/minimal-config.toml"
+    ));
 
     fn parse(text: &str) -> Result<Config, InvalidConfig> {
         Config::parse(text, Path::new("."), &secrets())
