@@ -4,10 +4,12 @@
 use entra_sync_cli::wiring;
 use entra_sync_core::task::ObjectKind;
 use entra_sync_producer::service::Intervals;
+use entra_sync_queue::Lane;
 use entra_sync_sim::authentik::Mode;
 use entra_sync_sim::graph::SimConfig;
 use entra_sync_store::runs::RunState;
 use entra_sync_tests::{ProviderSpec, Service, Stack, free_port, new_group, new_user};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +22,48 @@ fn value(text: &str, series: &str) -> f64 {
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .unwrap_or_else(|| panic!("no series {series} in\n{text}"));
     line[series.len()..].trim().parse().unwrap()
+}
+
+/// The sample names a scrape can show: each family's name with its type's suffixes.
+fn sample_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in text.lines() {
+        let mut words = line.split(' ');
+        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+            (words.next(), words.next(), words.next(), words.next())
+        {
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                "info" => &["_info"],
+                _ => &[""],
+            };
+            names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
+        }
+    }
+    names
+}
+
+/// Every `entra_sync_…` name the chart's dashboard and alerts use.
+fn names_in_chart() -> BTreeSet<String> {
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/entra-sync");
+    let mut names = BTreeSet::new();
+    for file in [
+        "dashboards/entra-sync.json",
+        "templates/prometheusrule.yaml",
+    ] {
+        let text = std::fs::read_to_string(chart.join(file)).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("entra_sync_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            names.insert(name);
+        }
+    }
+    names
 }
 
 async fn scrape(addr: SocketAddr) -> String {
@@ -210,12 +254,31 @@ async fn after_a_full_sync_the_metrics_and_the_status_page_tell_what_happened() 
         "{text}"
     );
 
+    let mut exposed = sample_names(&text);
     let text = scrape(worker_at).await;
+    exposed.extend(sample_names(&text));
+    let unknown: Vec<String> = names_in_chart().difference(&exposed).cloned().collect();
+    assert!(
+        unknown.is_empty(),
+        "the chart's dashboard or alerts use series nothing exposes: {unknown:?}"
+    );
     let users = value(
         &text,
         "entra_sync_worker_tasks_total{provider=\"healthy\",kind=\"user\",result=\"ok\"}",
     );
     assert!(users >= 30.0, "{users}");
+    let topology = Stack::topology();
+    for queue in [
+        topology.queue(Lane::Direct),
+        topology.queue(Lane::Bulk),
+        topology.dead_letter_queue(),
+    ] {
+        let ready = value(
+            &text,
+            &format!("entra_sync_queue_messages{{queue=\"{queue}\"}}"),
+        );
+        assert!(ready >= 0.0, "{queue}: {ready}");
+    }
     let in_flight = value(&text, "entra_sync_worker_tasks_in_flight");
     assert!(
         (0.0..=4.0).contains(&in_flight),

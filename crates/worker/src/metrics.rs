@@ -18,6 +18,7 @@ pub struct WorkerMetrics {
     tasks: Family<TaskLabels, Counter>,
     in_flight: Gauge,
     task_duration: Family<LaneLabel, Histogram, fn() -> Histogram>,
+    queue_messages: Family<QueueLabel, Gauge>,
 }
 
 impl Default for WorkerMetrics {
@@ -26,6 +27,7 @@ impl Default for WorkerMetrics {
             tasks: Family::default(),
             in_flight: Gauge::default(),
             task_duration: Family::new_with_constructor(duration_histogram),
+            queue_messages: Family::default(),
         }
     }
 }
@@ -33,6 +35,11 @@ impl Default for WorkerMetrics {
 /// Task durations: 5 ms to about 5.7 min.
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 17))
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabel {
+    queue: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -86,6 +93,20 @@ impl WorkerMetrics {
             Unit::Seconds,
             self.task_duration.clone(),
         );
+        registry.register(
+            "queue_messages",
+            "Messages ready in the direct, bulk and dead-letter queues, read at each scrape",
+            self.queue_messages.clone(),
+        );
+    }
+
+    /// `messages` are ready in `queue`.
+    pub fn queue_depth(&self, queue: &str, messages: u32) {
+        self.queue_messages
+            .get_or_create(&QueueLabel {
+                queue: queue.to_owned(),
+            })
+            .set(i64::from(messages));
     }
 
     /// Counts a task that ended with `result` (ok, failed, retrying, dead, halted, dropped).
@@ -125,12 +146,14 @@ mod tests {
         let first = metrics.task_started(Lane::Direct);
         let _second = metrics.task_started(Lane::Bulk);
         drop(first);
+        metrics.queue_depth("es.bulk", 7);
         let text = entra_sync_telemetry::render(&registry).unwrap();
         for line in [
             "entra_sync_worker_tasks_total{provider=\"contoso\",kind=\"user\",result=\"ok\"} 2\n",
             "entra_sync_worker_tasks_total{provider=\"contoso\",kind=\"group\",result=\"failed\"} 1\n",
             "entra_sync_worker_tasks_in_flight 1\n",
             "entra_sync_worker_task_duration_seconds_count{lane=\"direct\"} 1\n",
+            "entra_sync_queue_messages{queue=\"es.bulk\"} 7\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from\n{text}");
         }
