@@ -148,12 +148,11 @@ pub async fn run_on(
     gauges.register(&mut registry);
     let watched = Watched::of(&parts.providers);
     let status_page = match parts.status_listen {
-        Some(addr) => Some((
+        Some(addr) => Some(
             TcpListener::bind(addr)
                 .await
                 .map_err(|source| ProducerError::Bind { addr, source })?,
-            crate::status::page::router(parts.store.clone(), watched.clone()),
-        )),
+        ),
         None => None,
     };
     let health = Arc::new(Health::new(metrics));
@@ -162,15 +161,7 @@ pub async fn run_on(
     let hook = Arc::new(Notify::new());
     let wake = Arc::new(Notify::new());
     let relay = tokio::spawn(relay_wakes(parts.store.clone(), hook.clone(), wake.clone()));
-    let store = parts.store.clone();
-    let refresh = move || {
-        let (gauges, store, watched) = (gauges.clone(), store.clone(), watched.clone());
-        async move {
-            if let Err(e) = gauges.refresh(&store, &watched).await {
-                tracing::warn!(error = %e, "cannot read the state for /metrics");
-            }
-        }
-    };
+    let refresh = gauges.refresher(parts.store.clone(), watched.clone());
     let app = webhook::router(parts.webhook_secret.clone(), hook).merge(
         entra_sync_telemetry::router_refreshing(
             registry,
@@ -182,16 +173,9 @@ pub async fn run_on(
         tracing::info!(%addr, "serving the webhook, /healthz, /readyz, /metrics");
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    if let Some((listener, page)) = status_page {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "serving the status page");
-        }
-        let serving = axum::serve(listener, page).with_graceful_shutdown(stopped(stop_rx.clone()));
-        tokio::spawn(async move {
-            if let Err(e) = serving.await {
-                tracing::error!(error = %e, "the status page stopped");
-            }
-        });
+    if let Some(listener) = status_page {
+        let stop = stopped(stop_rx.clone());
+        crate::status::page::serve(listener, parts.store.clone(), watched, stop);
     }
     let server = tokio::spawn(
         axum::serve(listener, app)

@@ -6,10 +6,12 @@
 use super::snapshot::{ProviderStatus, Watched};
 use entra_sync_store::{Store, StoreError};
 use entra_sync_telemetry::Registry;
+use futures_util::future::BoxFuture;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Unit;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 /// The phases of a full sync, and `idle` when none runs.
@@ -119,6 +121,23 @@ impl StateGauges {
             self.budget_paused.get_or_create(&budget).set(paused);
         }
         Ok(())
+    }
+
+    /// What `/metrics` calls before each scrape: [`StateGauges::refresh`],
+    /// logging a failure and leaving the gauges as they were.
+    pub fn refresher(
+        self: Arc<Self>,
+        store: Store,
+        providers: Vec<Watched>,
+    ) -> impl Fn() -> BoxFuture<'static, ()> + Send + Sync + 'static {
+        move || {
+            let (gauges, store, providers) = (self.clone(), store.clone(), providers.clone());
+            Box::pin(async move {
+                if let Err(e) = gauges.refresh(&store, &providers).await {
+                    tracing::warn!(error = %e, "cannot read the state for /metrics");
+                }
+            })
+        }
     }
 
     fn set(&self, status: &ProviderStatus) {

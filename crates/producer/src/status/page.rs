@@ -34,6 +34,24 @@ pub fn router(store: Store, providers: Vec<Watched>) -> Router {
         .with_state(Arc::new(Page { store, providers }))
 }
 
+/// Serves the status page of `providers` on `listener` in the background until `stop` completes.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    providers: Vec<Watched>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving the status page");
+    }
+    let serving = axum::serve(listener, router(store, providers)).with_graceful_shutdown(stop);
+    tokio::spawn(async move {
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "the status page stopped");
+        }
+    });
+}
+
 async fn show(State(page): State<Arc<Page>>) -> Response {
     let mut statuses = Vec::with_capacity(page.providers.len());
     for provider in &page.providers {
