@@ -101,7 +101,7 @@ async fn the_page_shows_halts_progress_failures_and_dead_letters_escaped() {
     for shown in [
         "<section id=\"provider-fabrikam\"><h2>fabrikam <span class=\"state halted\">halted</span>",
         "<strong class=\"halt-reason\">mapping 40-department: key &lt;no-such-key&gt; is missing</strong>",
-        "<section id=\"provider-contoso\"><h2>contoso <span class=\"state ok\">running</span>",
+        "<section id=\"provider-contoso\"><h2>contoso <span class=\"state ok\">active</span>",
         "(schedule)",
         "<td>users</td>",
         "2 of 3 (1 failed)",

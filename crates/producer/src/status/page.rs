@@ -131,7 +131,7 @@ fn provider(html: &mut String, s: &ProviderStatus) {
                 escape(&halt.reason)
             );
         }
-        None => html.push_str("<span class=\"state ok\">running</span></h2>"),
+        None => html.push_str("<span class=\"state ok\">active</span></h2>"),
     }
     html.push_str("<h3>Full sync</h3><table><tr><th></th><th>Run</th><th>Started</th><th>Phase</th><th>Progress</th><th>Finished</th><th>Error</th></tr>");
     run_row(html, "Current", s.current.as_ref());
