@@ -184,6 +184,7 @@ impl GraphClient {
             action,
             cost: None,
             accept: &[],
+            prefer: None,
         };
         match self.execute(call).await? {
             Sent::Answer(answer) => serde_json::from_slice(&answer.body).map_err(|e| {
@@ -219,6 +220,7 @@ impl GraphClient {
             action,
             cost: None,
             accept: &[],
+            prefer: None,
         };
         match self.execute(call).await {
             Ok(Sent::DryRun(record)) => Ok(Written::DryRun(record)),
