@@ -17,10 +17,8 @@
 //! the group and our links, so a missed or repeated event changes nothing.
 
 use crate::ReconcileError;
-use entra_sync_authentik::AuthentikClient;
+use crate::provider::ProviderWorker;
 use entra_sync_core::ids::{AkGroupPk, AkUserPk};
-use entra_sync_provider::SharedScope;
-use entra_sync_store::Store;
 use std::collections::BTreeSet;
 
 /// The users whose scope a change of group `group` may have changed: if it
@@ -28,28 +26,31 @@ use std::collections::BTreeSet;
 /// the actively linked users no longer in it; otherwise none (scope depends
 /// on no other group).
 pub(crate) async fn users_to_check(
-    scope: &SharedScope,
-    authentik: &AuthentikClient,
-    store: &Store,
-    provider: &str,
+    worker: &ProviderWorker,
     group: AkGroupPk,
 ) -> Result<Vec<AkUserPk>, ReconcileError> {
-    if scope.current().await?.filter_group != Some(group) {
+    let users = &worker.users;
+    if users.scope.current().await?.filter_group != Some(group) {
         return Ok(Vec::new());
     }
     // A filter group gone from authentik halts the provider (the producer
     // shares that before it publishes this task): nobody changes scope.
-    let Some(filter_group) = authentik.group(group).await? else {
+    let Some(filter_group) = worker.groups.authentik.group(group).await? else {
         return Ok(Vec::new());
     };
     let members: BTreeSet<AkUserPk> = filter_group.users.into_iter().collect();
-    let provisioned: BTreeSet<AkUserPk> = store
-        .active_links::<AkUserPk>(provider)
+    let provisioned: BTreeSet<AkUserPk> = users
+        .store
+        .active_links::<AkUserPk>(&users.provider.name)
         .await?
         .into_iter()
         .collect();
-    Ok(members
+    let changed: Vec<AkUserPk> = members
         .symmetric_difference(&provisioned)
         .copied()
-        .collect())
+        .collect();
+    if !changed.is_empty() {
+        tracing::info!(provider = %users.provider.name, %group, users = changed.len(), "the filter group changed: checking the scope of these members");
+    }
+    Ok(changed)
 }

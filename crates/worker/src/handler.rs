@@ -131,7 +131,7 @@ impl Handler {
             (_, _, Err(ReconcileError::Transient { .. } | ReconcileError::Configuration(_))) => {
                 None
             }
-            (ObjectRef::Group(group), None, _) => Some((task.provider.clone(), group)),
+            (ObjectRef::Group(group), None, _) => Some(group),
             _ => None,
         };
         match result {
@@ -179,8 +179,8 @@ impl Handler {
                 }
             }
         }
-        if let Some((provider, group)) = scope_changed {
-            self.publish_scope_changes(config, &provider, group).await?;
+        if let Some(group) = scope_changed {
+            self.publish_scope_changes(config, group).await?;
         }
         Ok(())
     }
@@ -191,27 +191,17 @@ impl Handler {
     async fn publish_scope_changes(
         &self,
         config: &ProviderConfig,
-        provider: &str,
         group: AkGroupPk,
     ) -> Result<(), Unfinished> {
         let worker = self
             .worker_for(config, None)
             .await
             .map_err(Unfinished::Scope)?;
-        let users = group_scope::users_to_check(
-            &worker.users.scope,
-            &self.authentik,
-            &self.store,
-            provider,
-            group,
-        )
-        .await
-        .map_err(Unfinished::Scope)?;
-        if !users.is_empty() {
-            tracing::info!(provider, %group, users = users.len(), "the filter group changed: checking the scope of its members");
-        }
+        let users = group_scope::users_to_check(&worker, group)
+            .await
+            .map_err(Unfinished::Scope)?;
         for user in users {
-            let check = Task::new(provider, ObjectRef::User(user), TaskReason::Event);
+            let check = Task::new(&config.name, ObjectRef::User(user), TaskReason::Event);
             self.publisher.publish(Lane::Direct, &check).await?;
         }
         Ok(())
