@@ -387,15 +387,6 @@ impl GraphClient {
             .await
     }
 
-    /// `POST /groups` with `body` as given; returns the created group.
-    #[tracing::instrument(level = "debug", skip_all, fields(group = %describe(body, "displayName")))]
-    pub async fn create_group(
-        &self,
-        body: &Map<String, Value>,
-    ) -> Result<Written<EntraGroup>, GraphFailure> {
-        self.create_object(Target::Group, body, "displayName").await
-    }
-
     /// POST of a user or group, named in errors by the body's `name_property`.
     async fn create_object<T: DeserializeOwned>(
         &self,
