@@ -249,7 +249,7 @@ async fn full_sync_discovers_an_existing_user_by_mail_and_lists_users_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn group_create_makes_one_post_and_a_link() {
+async fn group_create_makes_one_upsert_and_a_link() {
     let (stack, services) = started(ProviderSpec::new("entra")).await;
     stack
         .authentik
