@@ -249,7 +249,7 @@ async fn full_sync_discovers_an_existing_user_by_mail_and_lists_users_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn group_create_makes_one_post_and_a_link() {
+async fn group_create_makes_one_upsert_and_a_link() {
     let (stack, services) = started(ProviderSpec::new("entra")).await;
     stack
         .authentik
@@ -261,7 +261,7 @@ async fn group_create_makes_one_post_and_a_link() {
         })
         .await;
     quiet().await;
-    assert_eq!(stack.requests("POST", "groups"), 1);
+    assert_eq!(stack.requests("PATCH", "groups(uniqueName)"), 1);
     services.stop().await;
 }
 
@@ -287,13 +287,13 @@ async fn a_group_a_mapping_skips_is_not_created() {
             .is_some()
         })
         .await;
-    assert_eq!(stack.requests("POST", "groups"), 0);
+    assert_eq!(stack.requests("PATCH", "groups(uniqueName)"), 0);
     assert_eq!(group_links(&stack).await, 0);
     services.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn group_create_then_rename_makes_one_post_and_one_patch() {
+async fn group_create_then_rename_makes_one_create_and_one_patch() {
     let (stack, services) = started(ProviderSpec::new("entra")).await;
     let pk = stack
         .authentik
@@ -319,7 +319,7 @@ async fn group_create_then_rename_makes_one_post_and_one_patch() {
         })
         .await;
     quiet().await;
-    assert_eq!(stack.requests("POST", "groups"), 1);
+    assert_eq!(stack.requests("PATCH", "groups(uniqueName)"), 1);
     assert_eq!(stack.requests("PATCH", "groups/{id}"), 1);
     services.stop().await;
 }
@@ -451,7 +451,7 @@ async fn full_sync_links_an_existing_group_by_display_name_not_unique_name() {
         "no second group: {groups}"
     );
     assert_eq!(groups[0]["id"], json!(entra_id));
-    assert_eq!(stack.requests("POST", "groups"), 0);
+    assert_eq!(stack.requests("PATCH", "groups(uniqueName)"), 0);
     assert_eq!(stack.requests("GET", "users"), 1);
     assert_eq!(stack.requests("GET", "groups"), 1);
     services.stop().await;

@@ -302,6 +302,7 @@ async fn a_microsoft_365_group_of_the_same_name_is_neither_adopted_nor_touched()
     assert!(stack.graph().members(&m365).is_empty());
     for (method, path) in [
         ("POST", "groups"),
+        ("PATCH", "groups(uniqueName)"),
         ("PATCH", "groups/{id}"),
         ("DELETE", "groups/{id}"),
         ("POST", "groups/{id}/members/$ref"),

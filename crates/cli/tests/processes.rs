@@ -310,7 +310,10 @@ async fn two_worker_processes_converge_exactly_when_one_is_killed_halfway() {
         300
     );
     assert_eq!(
-        stack.graph().counters().with_status("POST", "groups", 201),
+        stack
+            .graph()
+            .counters()
+            .with_status("PATCH", "groups(uniqueName)", 201),
         4
     );
 }

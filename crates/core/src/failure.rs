@@ -51,7 +51,7 @@ pub enum Operation {
     Token,
     /// A GET: list, get by id, lookup.
     Read,
-    /// POST `/users` or `/groups`.
+    /// POST `/users`, or a group's upsert by `uniqueName`.
     Create,
     /// PATCH of a user or group's properties.
     Update,

@@ -296,6 +296,16 @@ impl fmt::Display for AkGroupPk {
     }
 }
 
+impl AkGroupPk {
+    /// The `uniqueName` of the Entra group entra-sync creates for this
+    /// authentik group: derived from its UUID, so that every attempt to create
+    /// it names the same group (Graph's upsert by `uniqueName`), and stable
+    /// across renames.
+    pub fn entra_unique_name(self) -> String {
+        format!("entra-sync-{}", self.0.hyphenated())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -152,6 +152,7 @@ impl GraphClient {
                 action: &action,
                 cost: Some(cost),
                 accept: &[424],
+                prefer: None,
             };
             let answer = match self.execute(call).await? {
                 Sent::Answer(a) => a,
@@ -299,6 +300,7 @@ impl GraphClient {
             action: &action,
             cost: None,
             accept: &[],
+            prefer: None,
         };
         match self.execute(call).await {
             Ok(Sent::DryRun(record)) => Ok(Written::DryRun(record)),

@@ -129,6 +129,8 @@ pub(crate) struct Call<'a> {
     pub cost: Option<RequestCost>,
     /// Statuses ≥ 400 to treat as an answer rather than a failure (424 for `$batch`).
     pub accept: &'a [u16],
+    /// A `Prefer` header, e.g. `create-if-missing` for an upsert.
+    pub prefer: Option<&'a str>,
 }
 
 /// A received answer.
@@ -285,6 +287,9 @@ impl GraphClient {
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(priority) = self.priority {
             request = request.header("x-ms-throttle-priority", priority.header_value());
+        }
+        if let Some(prefer) = call.prefer {
+            request = request.header("Prefer", prefer);
         }
         if let Some(body) = &call.body {
             request = request.json(body);

@@ -7,6 +7,7 @@
 //! - Short waits are retried inline by the [`RetryPolicy`]; longer ones come back as
 //!   transient failures with their `retry_after`.
 //! - In dry run no mutating request leaves the process; [`Written::DryRun`] shows it.
+//! - Groups are created with the idempotent upsert by `uniqueName` (`upsert`).
 
 mod auth;
 mod batch;
@@ -16,6 +17,7 @@ mod ops;
 mod outcome;
 mod retry;
 mod signals;
+mod upsert;
 
 pub use batch::{BatchItem, BatchRequest, MAX_BATCH, MemberAddReport};
 pub use client::{BuildError, GraphClient, GraphConfig, Priority};
@@ -25,3 +27,4 @@ pub use ops::{GroupLookup, MemberRef, Pager, UserLookup, VerifiedDomain, eq_filt
 pub use outcome::{GraphFailure, RequestRecord, Written};
 pub use retry::RetryPolicy;
 pub use signals::ThrottleSignals;
+pub use upsert::Upserted;

@@ -184,6 +184,7 @@ impl GraphClient {
             action,
             cost: None,
             accept: &[],
+            prefer: None,
         };
         match self.execute(call).await? {
             Sent::Answer(answer) => serde_json::from_slice(&answer.body).map_err(|e| {
@@ -219,6 +220,7 @@ impl GraphClient {
             action,
             cost: None,
             accept: &[],
+            prefer: None,
         };
         match self.execute(call).await {
             Ok(Sent::DryRun(record)) => Ok(Written::DryRun(record)),
@@ -383,15 +385,6 @@ impl GraphClient {
     ) -> Result<Written<EntraUser>, GraphFailure> {
         self.create_object(Target::User, body, "userPrincipalName")
             .await
-    }
-
-    /// `POST /groups` with `body` as given; returns the created group.
-    #[tracing::instrument(level = "debug", skip_all, fields(group = %describe(body, "displayName")))]
-    pub async fn create_group(
-        &self,
-        body: &Map<String, Value>,
-    ) -> Result<Written<EntraGroup>, GraphFailure> {
-        self.create_object(Target::Group, body, "displayName").await
     }
 
     /// POST of a user or group, named in errors by the body's `name_property`.

@@ -6,7 +6,7 @@ use entra_sync_core::failure::{FailureClass, FailureContext, Operation, Target};
 use entra_sync_core::ids::EntraObjectId;
 use entra_sync_graph::{
     BatchRequest, GraphClient, GraphConfig, GroupLookup, RequestCost, RequestGate, RetryPolicy,
-    Secret, ThrottleSignals, UserLookup, Written,
+    Secret, ThrottleSignals, Upserted, UserLookup, Written,
 };
 use entra_sync_sim::graph::{
     FaultConfig, GraphSim, RuQuota, Seed, SimApp, SimConfig, ThrottleConfig, TokenFormat, shapes,
@@ -72,13 +72,16 @@ async fn create_user(client: &GraphClient, alias: &str) -> EntraObjectId {
 }
 
 async fn create_group(client: &GraphClient, name: &str) -> EntraObjectId {
-    client
-        .create_group(&group_body(name))
+    let upserted = client
+        .upsert_group(&format!("key-{name}"), &group_body(name))
         .await
         .expect("group created")
         .value()
-        .expect("not a dry run")
-        .id
+        .expect("not a dry run");
+    let Upserted::Created(group) = upserted else {
+        panic!("a new key creates")
+    };
+    group.id
 }
 
 fn class_of<T: std::fmt::Debug>(r: Result<T, entra_sync_graph::GraphFailure>) -> FailureClass {
@@ -582,7 +585,7 @@ async fn dry_run_sends_no_mutating_request() {
     );
     assert!(
         client
-            .create_group(&group_body("g"))
+            .upsert_group("key-g", &group_body("g"))
             .await
             .unwrap()
             .is_dry_run()
@@ -1011,7 +1014,7 @@ async fn a_refused_read_or_create_halts_as_configuration() {
         (FailureClass::Configuration, Some(403))
     );
     assert_eq!(
-        class_of(client.create_group(&group_body("g")).await),
+        class_of(client.upsert_group("key-g", &group_body("g")).await),
         FailureClass::Configuration
     );
     assert!(client.list_groups().collect_all().await.is_ok());
@@ -1143,4 +1146,55 @@ async fn tiny_ru_budget_throttles_reads_too() {
     }
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert!(sim.counters().with_status("GET", "users", 429) >= 1);
+}
+
+#[tokio::test]
+async fn the_group_upsert_creates_once_then_updates_and_a_deleted_group_is_restored_by_key() {
+    let (_sim, client) = start(no_throttle()).await;
+    let Written::Done {
+        value: Upserted::Created(created),
+        ..
+    } = client.upsert_group("k", &group_body("g")).await.unwrap()
+    else {
+        panic!("created")
+    };
+    assert_eq!(created.unique_name.as_deref(), Some("k"));
+    let Written::Done {
+        value: Upserted::Updated,
+        ..
+    } = client.upsert_group("k", &group_body("g2")).await.unwrap()
+    else {
+        panic!("updated")
+    };
+    let by_key = client.get_group_by_unique_name("k", false).await.unwrap();
+    assert_eq!(by_key.id, created.id);
+    assert_eq!(by_key.display_name.as_deref(), Some("g2"));
+
+    client.delete_group(&created.id).await.unwrap();
+    let conflict = client
+        .upsert_group("k", &group_body("g"))
+        .await
+        .unwrap_err();
+    assert_eq!(conflict.class, FailureClass::Conflict);
+    let deleted = client.find_deleted_groups("k").await.unwrap();
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].id, created.id);
+    assert!(
+        client
+            .find_deleted_groups("other")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    client.restore_deleted_group(&created.id).await.unwrap();
+    assert_eq!(
+        client
+            .get_group_by_unique_name("k", false)
+            .await
+            .unwrap()
+            .id,
+        created.id
+    );
+    let missing = client.get_group_by_unique_name("nope", false).await;
+    assert_eq!(class_of(missing), FailureClass::StaleLink);
 }

@@ -199,7 +199,9 @@ async fn silent_changes_record_no_event_but_bump_last_updated() {
     );
     assert!(sim.sim.events().is_empty());
     assert!(sim.sim.user(pk).unwrap().last_updated > before);
+    // The group's side records on the group only, the user's side on the user only.
     sim.sim.remove_member(g, pk, Mode::Evented);
+    sim.sim.set_membership_from_user(pk, g, true, Mode::Evented);
     let events = sim.sim.events();
     let names: Vec<_> = events.iter().map(|e| (e.action, e.model_name)).collect();
     assert_eq!(
@@ -243,4 +245,58 @@ async fn the_generator_is_deterministic_and_hostile() {
             .any(|g| a.group(*g).unwrap().name.chars().count() > 256)
     );
     assert!(a.group(sa.filter_group).unwrap().members.len() > 400);
+}
+
+#[tokio::test]
+async fn add_user_and_remove_user_change_membership_with_an_event_on_the_group_only() {
+    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    let pk = sim.sim.create_user(
+        NewUser {
+            username: "admin.ui".into(),
+            ..Default::default()
+        },
+        Mode::Silent,
+    );
+    let g = sim.sim.create_group(
+        NewGroup {
+            name: "Staff".into(),
+            ..Default::default()
+        },
+        Mode::Silent,
+    );
+    let post = |path: String, body: serde_json::Value| {
+        let url = format!("{}api/v3/core/groups/{path}", sim.base_url());
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let status = post(format!("{g}/add_user/"), serde_json::json!({"pk": pk})).await;
+    assert_eq!(status, 204);
+    assert!(sim.sim.group(g).unwrap().members.contains(&pk));
+    let status = post(format!("{g}/remove_user/"), serde_json::json!({"pk": pk})).await;
+    assert_eq!(status, 204);
+    assert!(!sim.sim.group(g).unwrap().members.contains(&pk));
+    let names: Vec<_> = sim
+        .sim
+        .events()
+        .iter()
+        .map(|e| (e.action, e.model_name))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("model_updated", "group"), ("model_updated", "group")]
+    );
+    let status = post(format!("{g}/add_user/"), serde_json::json!({"pk": 9999})).await;
+    assert_eq!(status, 404, "an unknown user");
+    let other = uuid::Uuid::new_v4();
+    let status = post(format!("{other}/add_user/"), serde_json::json!({"pk": pk})).await;
+    assert_eq!(status, 404, "an unknown group");
+    assert_eq!(sim.sim.events().len(), 2);
 }

@@ -54,6 +54,22 @@ impl Store {
         rows.iter().map(LinkRef::from_row).collect()
     }
 
+    /// The authentik ids of a provider's active links of kind `K`: for users,
+    /// those in scope as last decided (a suspended or unlinked user is not).
+    pub async fn active_links<K: LinkKey>(&self, provider: &str) -> Result<Vec<K>, StoreError> {
+        let query = format!(
+            "SELECT {c} FROM {t} WHERE provider = $1 AND state = 'active' ORDER BY {c}",
+            c = K::COLUMN,
+            t = K::TABLE
+        );
+        let conn = self.conn().await?;
+        let rows = conn
+            .query(&query, &[&provider])
+            .await
+            .map_err(query_error("listing active links"))?;
+        Ok(rows.iter().map(|r| K::from_row(r, 0)).collect())
+    }
+
     /// The links of kind `K` of those of `entra_ids` that are linked, in one query.
     pub async fn link_refs_by_entra_id<K: LinkKey>(
         &self,

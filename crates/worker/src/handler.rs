@@ -15,15 +15,19 @@
 //!   in a row mean a lost permission and halt; configuration → the provider
 //!   is halted. A delete or suspension the deletion guard held back was not
 //!   sent; the guard halted the provider.
+//! - A group event's task also tells the users whose scope the group's change
+//!   may have changed ([`crate::group_scope`]), whatever became of the group.
 
 use crate::ReconcileError;
 use crate::follow_up::FollowUp;
+use crate::group_scope;
 use crate::metrics::WorkerMetrics;
 use crate::outcome::{Action, Done, TaskResult};
 use crate::provider::ProviderWorker;
 use crate::runner::WorkerSettings;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_config::ProviderConfig;
+use entra_sync_core::ids::AkGroupPk;
 use entra_sync_core::task::{ObjectRef, Task, TaskReason};
 use entra_sync_provider::{record_accepted_write, record_refused_write};
 use entra_sync_queue::{Delivery, Lane, Publisher, QueueError};
@@ -43,6 +47,8 @@ enum Unfinished {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error("cannot tell the users of a group change whose scope it may have changed: {0}")]
+    Scope(ReconcileError),
 }
 
 /// A successful reconcile: what to record, and the work it causes.
@@ -120,6 +126,14 @@ impl Handler {
         }
         let span = tracing::info_span!("task", provider = %task.provider, object = %task.object, run = ?task.run_id, attempt = task.attempt);
         let result = tracing::Instrument::instrument(self.reconcile(config, &task), span).await;
+        // Retried or halted tasks tell the users when they are done.
+        let scope_changed = match (task.object, task.run_id, &result) {
+            (_, _, Err(ReconcileError::Transient { .. } | ReconcileError::Configuration(_))) => {
+                None
+            }
+            (ObjectRef::Group(group), None, _) => Some(group),
+            _ => None,
+        };
         match result {
             Ok(Reconciled { done, follow_up }) => {
                 if done.action.wrote_to_graph() {
@@ -164,6 +178,31 @@ impl Handler {
                         .await?;
                 }
             }
+        }
+        if let Some(group) = scope_changed {
+            self.publish_scope_changes(config, group).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes a direct task for each user whose scope the change of
+    /// `group` may have changed ([`group_scope`]). If they cannot be found,
+    /// the task is requeued and reconciled again, which changes nothing.
+    async fn publish_scope_changes(
+        &self,
+        config: &ProviderConfig,
+        group: AkGroupPk,
+    ) -> Result<(), Unfinished> {
+        let worker = self
+            .worker_for(config, None)
+            .await
+            .map_err(Unfinished::Scope)?;
+        let users = group_scope::users_to_check(&worker, group)
+            .await
+            .map_err(Unfinished::Scope)?;
+        for user in users {
+            let check = Task::new(&config.name, ObjectRef::User(user), TaskReason::Event);
+            self.publisher.publish(Lane::Direct, &check).await?;
         }
         Ok(())
     }

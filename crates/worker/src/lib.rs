@@ -10,7 +10,8 @@
 //!   the difference, and keep the link; [`groups::GroupReconciler`] does the
 //!   same for one group, both through [`objects`]; and
 //!   [`memberships::MembershipReconciler`] brings one group's Entra members in
-//!   line, sending only the difference both ways.
+//!   line, sending only the difference both ways; `group_scope` finds the
+//!   users whose scope a change of the filter group changed.
 //! - [`provider`] builds a provider's reconcilers from its configuration
 //!   through the provider room (`entra_sync_provider`), which also shares the
 //!   tenant's Graph budget; [`health`] serves the worker's [`metrics`] with
@@ -19,6 +20,7 @@
 //! Each module says which invariant of DESIGN.md it keeps.
 
 mod follow_up;
+mod group_scope;
 pub mod groups;
 mod handler;
 pub mod health;

@@ -3,7 +3,9 @@
 use entra_sync_core::ids::{AkGroupPk, EntraObjectId};
 use entra_sync_core::mapping::{AppliesTo, CompiledMapping, Mapper};
 use entra_sync_core::reconcile::DeleteAction;
+use entra_sync_graph::{GraphClient, GraphConfig, RetryPolicy, Secret};
 use entra_sync_sim::authentik::{GroupPatch, Mode};
+use entra_sync_sim::graph::{CommitFault, LostAnswer, SimConfig};
 use entra_sync_store::links::{GroupLink, Link, LinkOrigin, LinkState};
 use entra_sync_worker::ReconcileError;
 use entra_sync_worker::groups::GroupReconciler;
@@ -59,12 +61,12 @@ fn rename(env: &Env, pk: AkGroupPk, name: &str) {
 }
 
 #[tokio::test]
-async fn a_new_group_is_created_with_one_post_and_an_unchanged_one_costs_no_write() {
+async fn a_new_group_is_created_with_one_upsert_and_an_unchanged_one_costs_no_write() {
     let env = Env::new().await;
     let pk = env.add_group("Sales Team");
     let r = env.default_reconciler();
     assert_eq!(r.reconcile(pk, None).await.unwrap(), ObjectAction::Created);
-    assert_eq!(env.graph.counters().get("POST", "groups"), 1);
+    assert_eq!(env.graph.counters().get("PATCH", "groups(uniqueName)"), 1);
     assert_eq!(env.graph.mutating_requests(), 1);
     let groups = env.entra("groups");
     assert_eq!(groups.len(), 1);
@@ -198,8 +200,13 @@ async fn a_same_named_group_is_adopted_not_duplicated() {
         groups[0]["mailNickname"], "sales",
         "the adopted group is brought to the desired state"
     );
+    assert_eq!(
+        groups[0]["uniqueName"],
+        serde_json::Value::Null,
+        "an adopted group keeps its own uniqueName (none)"
+    );
     assert_eq!(env.graph.counters().get("PATCH", "groups/{id}"), 1);
-    assert_eq!(env.graph.counters().get("POST", "groups"), 0);
+    assert_eq!(env.graph.counters().get("PATCH", "groups(uniqueName)"), 0);
     let link = link(&env, pk).await.unwrap();
     assert_eq!(link.entra_id.as_str(), existing);
     assert_eq!(link.origin, LinkOrigin::Adopted);
@@ -270,7 +277,7 @@ async fn several_unlinked_same_named_groups_are_a_permanent_failure_not_a_guess(
 }
 
 #[tokio::test]
-async fn a_stale_link_is_recreated() {
+async fn a_group_deleted_in_entra_is_restored_from_deleted_items_with_its_id() {
     let env = Env::new().await;
     let pk = env.add_group("Sales");
     let r = env.default_reconciler();
@@ -283,16 +290,94 @@ async fn a_stale_link_is_recreated() {
     };
     assert_eq!(link(&env, pk).await.unwrap().entra_id, old);
     age_links(&env).await;
+    // The deleted group still holds the group's uniqueName: the upsert
+    // conflicts, and the group is restored rather than made twice.
     assert_eq!(
         r.reconcile(pk, None).await.unwrap(),
         ObjectAction::Recreated
     );
     let new = link(&env, pk).await.unwrap();
-    assert_ne!(old, new.entra_id);
+    assert_eq!(old, new.entra_id, "restored, with its id");
     assert_eq!(new.origin, LinkOrigin::Created);
+    assert_eq!(new.attributes["displayName"], "Sales EMEA");
+    let counters = env.graph.counters();
+    assert_eq!(
+        counters.get("POST", "directory/deletedItems/{id}/restore"),
+        1
+    );
+    assert_eq!(counters.with_status("PATCH", "groups(uniqueName)", 400), 1);
+    let state = env.graph.state();
+    assert!(state["deletedGroups"].as_array().unwrap().is_empty());
     let groups = env.entra("groups");
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0]["displayName"], "Sales EMEA");
+    assert_eq!(groups[0]["uniqueName"], json!(pk.entra_unique_name()));
+    assert_eq!(
+        r.reconcile(pk, None).await.unwrap(),
+        ObjectAction::Unchanged
+    );
+}
+
+#[tokio::test]
+async fn a_create_answered_504_after_commit_makes_one_group() {
+    let env = Env::new().await;
+    let pk = env.add_group("Sales");
+    env.graph.fail_after_commit(CommitFault::on(
+        "PATCH",
+        "groups(uniqueName)",
+        1,
+        LostAnswer::Status(504),
+    ));
+    let r = env.default_reconciler();
+    // The client sends the upsert again, which finds the group it made.
+    assert_eq!(r.reconcile(pk, None).await.unwrap(), ObjectAction::Created);
+    let counters = env.graph.counters();
+    assert_eq!(counters.with_status("PATCH", "groups(uniqueName)", 504), 1);
+    assert_eq!(counters.with_status("PATCH", "groups(uniqueName)", 204), 1);
+    let groups = env.entra("groups");
+    assert_eq!(groups.len(), 1, "no second group");
+    let link = link(&env, pk).await.unwrap();
+    assert_eq!(link.entra_id.as_str(), groups[0]["id"].as_str().unwrap());
+    assert_eq!(link.attributes["displayName"], "Sales");
+    assert_eq!(
+        r.reconcile(pk, None).await.unwrap(),
+        ObjectAction::Unchanged
+    );
+}
+
+#[tokio::test]
+async fn a_create_whose_connection_dropped_is_retried_by_key_not_blind() {
+    let env = Env::new().await;
+    let pk = env.add_group("Sales");
+    env.graph.fail_after_commit(CommitFault::on(
+        "PATCH",
+        "groups(uniqueName)",
+        1,
+        LostAnswer::Drop,
+    ));
+    // Without inline retries the task fails and comes back as a new attempt.
+    let config = GraphConfig {
+        retry: RetryPolicy::none(),
+        ..GraphConfig::new(
+            SimConfig::TENANT_ID,
+            SimConfig::CLIENT_ID,
+            Secret::new(SimConfig::CLIENT_SECRET),
+        )
+        .with_base_url(&env.graph.base_url())
+    };
+    let r = GroupReconciler {
+        graph: GraphClient::new(config).unwrap(),
+        ..env.default_reconciler()
+    };
+    let ReconcileError::Transient { .. } = r.reconcile(pk, None).await.unwrap_err() else {
+        panic!("an unknown outcome is transient")
+    };
+    assert_eq!(env.entra("groups").len(), 1, "committed before the drop");
+    assert!(link(&env, pk).await.is_none());
+    // The next attempt finds the group by name, sees our key and upserts it.
+    assert_eq!(r.reconcile(pk, None).await.unwrap(), ObjectAction::Created);
+    assert_eq!(env.entra("groups").len(), 1, "no second group");
+    assert_eq!(env.graph.counters().get("POST", "groups"), 0);
 }
 
 #[tokio::test]
@@ -342,7 +427,14 @@ async fn dry_run_reports_the_write_and_sends_nothing() {
     let ObjectAction::DryRun(request) = r.reconcile(pk, None).await.unwrap() else {
         panic!("dry run")
     };
-    assert_eq!(request.method, "POST");
+    assert_eq!(request.method, "PATCH");
+    assert!(
+        request
+            .url
+            .contains(&format!("groups(uniqueName='{}')", pk.entra_unique_name())),
+        "{}",
+        request.url
+    );
     assert_eq!(request.body.unwrap()["displayName"], "Sales");
     assert_eq!(env.graph.mutating_requests(), 0);
     assert!(link(&env, pk).await.is_none());

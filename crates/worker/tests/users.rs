@@ -4,6 +4,7 @@ use entra_sync_core::mapping::{AppliesTo, CompiledMapping, Mapper};
 use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_provider::{ScopeSettings, SharedScope};
 use entra_sync_sim::authentik::{Mode, UserPatch};
+use entra_sync_sim::graph::{CommitFault, LostAnswer};
 use entra_sync_worker::ReconcileError;
 use entra_sync_worker::objects::ObjectAction;
 use entra_sync_worker::users::UserReconciler;
@@ -282,4 +283,27 @@ async fn dry_run_reports_the_write_and_sends_nothing() {
     );
     assert_eq!(env.graph.mutating_requests(), 0);
     assert!(env.db.store.link("p", pk).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_user_create_answered_504_after_commit_adopts_the_user_it_made() {
+    let env = Env::new().await;
+    let pk = env.add_user("adele", "adele@contoso.com");
+    env.graph
+        .fail_after_commit(CommitFault::on("POST", "users", 1, LostAnswer::Status(504)));
+    let r = env.default_reconciler();
+    // The create is sent again, meets its own UPN, and adopts that user.
+    assert_eq!(r.reconcile(pk, None).await.unwrap(), ObjectAction::Adopted);
+    let counters = env.graph.counters();
+    assert_eq!(counters.with_status("POST", "users", 504), 1);
+    assert_eq!(counters.with_status("POST", "users", 400), 1);
+    let users = env.entra("users");
+    assert_eq!(users.len(), 1, "no second user");
+    let link = env.db.store.link("p", pk).await.unwrap().unwrap();
+    assert_eq!(link.entra_id.as_str(), users[0]["id"].as_str().unwrap());
+    assert_eq!(users[0]["displayName"], "adele name");
+    assert_eq!(
+        r.reconcile(pk, None).await.unwrap(),
+        ObjectAction::Unchanged
+    );
 }

@@ -3,11 +3,12 @@
 use super::AuthentikSim;
 use super::state::{SimEvent, SimGroup, SimUser, State};
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State as AxState};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -28,6 +29,8 @@ pub(crate) fn router(sim: AuthentikSim) -> Router {
         .route("/api/v3/core/users/{pk}/", get(get_user))
         .route("/api/v3/core/groups/", get(list_groups))
         .route("/api/v3/core/groups/{pk}/", get(get_group))
+        .route("/api/v3/core/groups/{pk}/add_user/", post(add_user))
+        .route("/api/v3/core/groups/{pk}/remove_user/", post(remove_user))
         .route("/api/v3/events/events/", get(list_events))
         .layer(middleware::from_fn_with_state(sim.clone(), auth))
         .with_state(sim)
@@ -506,6 +509,57 @@ async fn get_group(
         Some(g) => json(&group_out(&s, g, &flags)),
         None => detail(StatusCode::NOT_FOUND, "No Group matches the given query."),
     }
+}
+
+/// `POST /core/groups/{pk}/add_user/` with `{"pk": <user pk>}`: 204.
+async fn add_user(
+    AxState(sim): AxState<AuthentikSim>,
+    Path(pk): Path<String>,
+    body: Bytes,
+) -> Response {
+    change_membership(&sim, &pk, &body, true)
+}
+
+/// `POST /core/groups/{pk}/remove_user/` with `{"pk": <user pk>}`: 204.
+async fn remove_user(
+    AxState(sim): AxState<AuthentikSim>,
+    Path(pk): Path<String>,
+    body: Bytes,
+) -> Response {
+    change_membership(&sim, &pk, &body, false)
+}
+
+/// authentik's `GroupViewSet.add_user`/`remove_user`: an unknown group or
+/// user is 404; otherwise `group.users.add`/`remove` and 204. Django sends
+/// `m2m_changed` even when the membership was already so, and authentik
+/// records `model_updated` on the group (only) either way.
+fn change_membership(sim: &AuthentikSim, group: &str, body: &[u8], add: bool) -> Response {
+    let group = Uuid::parse_str(group)
+        .ok()
+        .filter(|g| sim.read().groups.contains_key(g));
+    let Some(group) = group else {
+        return detail(StatusCode::NOT_FOUND, "No Group matches the given query.");
+    };
+    let user = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|b| match b.get("pk")? {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        })
+        .filter(|u| sim.read().users.contains_key(u));
+    let Some(user) = user else {
+        return detail(StatusCode::NOT_FOUND, "Not found.");
+    };
+    sim.mutate(super::Mode::Evented, |s, ev| {
+        if add {
+            s.link(group, user);
+        } else {
+            s.unlink(group, user);
+        }
+        ev.extend(s.group_event("model_updated", group));
+    });
+    StatusCode::NO_CONTENT.into_response()
 }
 
 // ---- events ----

@@ -10,8 +10,8 @@
 //! | `POST /_sim/groups` | [`NewGroup`] | create a group → `{"pk": …}` |
 //! | `PATCH /_sim/groups/{pk}` | [`GroupPatch`] | update a group |
 //! | `DELETE /_sim/groups/{pk}` | | delete a group |
-//! | `POST /_sim/groups/{pk}/members/{user}` | | add a member |
-//! | `DELETE /_sim/groups/{pk}/members/{user}` | | remove a member |
+//! | `POST /_sim/groups/{pk}/members/{user}` | | add a member from the group's side (event on the group) |
+//! | `DELETE /_sim/groups/{pk}/members/{user}` | | remove a member from the group's side |
 //! | `POST /_sim/generate` | [`OrgSpec`] | build an organisation (silently) → [`OrgSummary`] |
 //! | `GET /_sim/stats` | | [`SimStats`](super::SimStats) |
 

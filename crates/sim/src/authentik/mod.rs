@@ -5,10 +5,12 @@
 //! official `authentik-client` models):
 //! - `GET /api/v3/core/users/`, `/core/users/{pk}/`, `/core/groups/`,
 //!   `/core/groups/{uuid}/`, `/events/events/`, with the pagination envelope,
+//!   and `POST /core/groups/{uuid}/add_user/` and `…/remove_user/`,
 //!   the page-size cap of 100, filters and token auth;
 //! - `model_created` / `model_updated` / `model_deleted` events for evented
 //!   changes, as authentik records them for changes made in web requests
-//!   (membership changes: `model_updated` on the group and on the user), with
+//!   (membership changes: `model_updated` on the side whose manager was used,
+//!   e.g. only the group for `POST /core/groups/{pk}/add_user/`), with
 //!   a configurable retention; silent changes record nothing, like LDAP imports;
 //! - notification webhooks (authentik's default body) for evented changes.
 //!
@@ -388,28 +390,54 @@ impl AuthentikSim {
         })
     }
 
-    /// Adds a member: `model_updated` on the group and on the user, as authentik's
-    /// `m2m_changed` handler records. False if either is missing or it already was one.
+    /// Adds a member from the group's side, as the admin UI does
+    /// (`POST /core/groups/{pk}/add_user/`, or `PATCH` of the group's `users`):
+    /// authentik's `m2m_changed` handler records `model_updated` on the group
+    /// only, whose manager was used (`authentik-versions.md` §3), without a
+    /// diff (an unlicensed instance). False if either is missing or it
+    /// already was one.
     pub fn add_member(&self, group: Uuid, user: i64, mode: Mode) -> bool {
         self.mutate(mode, |s, ev| {
             if !s.link(group, user) {
                 return false;
             }
             ev.extend(s.group_event("model_updated", group));
-            ev.extend(s.user_event("model_updated", user));
             true
         })
     }
 
-    /// Removes a member; events as for [`AuthentikSim::add_member`].
+    /// Removes a member from the group's side (`…/remove_user/`); events as
+    /// for [`AuthentikSim::add_member`].
     pub fn remove_member(&self, group: Uuid, user: i64, mode: Mode) -> bool {
         self.mutate(mode, |s, ev| {
             if !s.unlink(group, user) {
                 return false;
             }
             ev.extend(s.group_event("model_updated", group));
-            ev.extend(s.user_event("model_updated", user));
             true
+        })
+    }
+
+    /// Adds (`member`) or removes a membership from the user's side
+    /// (`PATCH /core/users/{pk}/` with `groups`): `model_updated` on the user
+    /// only, none on the group. False if either is missing or nothing changed.
+    pub fn set_membership_from_user(
+        &self,
+        user: i64,
+        group: Uuid,
+        member: bool,
+        mode: Mode,
+    ) -> bool {
+        self.mutate(mode, |s, ev| {
+            let changed = if member {
+                s.link(group, user)
+            } else {
+                s.unlink(group, user)
+            };
+            if changed {
+                ev.extend(s.user_event("model_updated", user));
+            }
+            changed
         })
     }
 

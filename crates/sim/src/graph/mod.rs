@@ -3,14 +3,18 @@
 //! An in-memory Graph v1.0 for users, groups and memberships, with the token
 //! endpoint, `$batch`, Graph's validation rules and error bodies, application
 //! permissions, the group kinds Graph won't let an app change, replication
-//! delay, token-bucket throttling and seeded fault injection, following
+//! delay, token-bucket throttling, seeded fault injection, answers lost after
+//! commit ([`CommitFault`]), the group upsert by `uniqueName` and soft-deleted
+//! groups in `directory/deletedItems` (`store::deleted_items`), following
 //! `microsoft-graph.md`. Start it in-process with [`GraphSim::start`], or serve
 //! it on a listener with [`serve`]. [`shapes`] builds objects of each kind.
 //!
 //! Inspection endpoints: `GET /_sim/state`, `GET /_sim/counters`,
-//! `POST /_sim/seed`, `PUT /_sim/faults`, `POST /_sim/refused-writes/{id}`,
+//! `POST /_sim/seed`, `PUT /_sim/faults`, `POST`/`DELETE /_sim/faults/after-commit`,
+//! `POST /_sim/refused-writes/{id}`,
 //! `PUT /_sim/apps/{client_id}/roles`.
 
+mod after_commit;
 mod error;
 mod permissions;
 mod properties;
@@ -21,6 +25,7 @@ mod throttle;
 mod token;
 mod validate;
 
+pub use after_commit::{CommitFault, LostAnswer};
 pub use server::{Counters, RequestCount, router, serve};
 pub use throttle::{RuQuota, ThrottleConfig};
 
@@ -277,6 +282,17 @@ impl GraphSim {
     /// Replaces the fault settings (and reseeds the fault RNG).
     pub fn set_faults(&self, faults: FaultConfig) {
         self.sim.set_faults(faults);
+    }
+
+    /// Loses the answers of requests matching `fault` after the directory
+    /// committed them ([`CommitFault`]).
+    pub fn fail_after_commit(&self, fault: CommitFault) {
+        self.sim.fail_after_commit(fault);
+    }
+
+    /// Drops every [`CommitFault`] rule.
+    pub fn clear_commit_faults(&self) {
+        self.sim.clear_commit_faults();
     }
 
     /// Verifies one more domain in the tenant: it is listed in

@@ -1,6 +1,7 @@
 //! HTTP surface of the Graph simulator: routing, auth, throttling, faults,
 //! `$batch`, the token endpoint and the `/_sim` inspection endpoints.
 
+use super::after_commit::{CommitFault, CommitFaults, LostAnswer};
 use super::error::SimError;
 use super::permissions::{Access, authorize};
 use super::store::{Directory, Kind, QueryOptions, Reply};
@@ -99,8 +100,33 @@ enum Route<'a> {
     Members(&'a str),
     MemberRef(&'a str),
     MemberItemRef(&'a str, &'a str),
+    /// `groups(uniqueName='…')`, with the key as it appears in the path.
+    GroupByUniqueName(&'a str),
+    /// `directory/deletedItems/microsoft.graph.group`.
+    DeletedGroups,
+    /// `directory/deletedItems/{id}`.
+    DeletedItem(&'a str),
+    /// `directory/deletedItems/{id}/restore`.
+    RestoreDeleted(&'a str),
     Batch,
     Unknown,
+}
+
+/// The key of a `groups(uniqueName='…')` segment (or of `(uniqueName='…')`
+/// after `groups/`, as the group-upsert page writes it), quotes
+/// percent-encoded or not.
+fn unique_name_key(segment: &str) -> Option<&str> {
+    let inner = segment
+        .strip_prefix("groups")
+        .unwrap_or(segment)
+        .strip_prefix("(uniqueName=")?
+        .strip_suffix(')')?;
+    ["'", "%27"].iter().find_map(|q| {
+        inner
+            .strip_prefix(q)
+            .and_then(|i| i.strip_suffix(q))
+            .filter(|k| !k.is_empty())
+    })
 }
 
 impl<'a> Route<'a> {
@@ -114,6 +140,28 @@ impl<'a> Route<'a> {
         };
         match parts {
             [Some("organization"), None, ..] => Route::Organization,
+            [Some(g), None, ..] if g.starts_with("groups(") && unique_name_key(g).is_some() => {
+                Route::GroupByUniqueName(unique_name_key(g).unwrap_or_default())
+            }
+            [Some("groups"), Some(g), None, ..] if unique_name_key(g).is_some() => {
+                Route::GroupByUniqueName(unique_name_key(g).unwrap_or_default())
+            }
+            [
+                Some("directory"),
+                Some("deletedItems"),
+                Some("microsoft.graph.group"),
+                None,
+                ..,
+            ] => Route::DeletedGroups,
+            [Some("directory"), Some("deletedItems"), Some(id), None, ..] => Route::DeletedItem(id),
+            [
+                Some("directory"),
+                Some("deletedItems"),
+                Some(id),
+                Some("restore"),
+                None,
+                ..,
+            ] => Route::RestoreDeleted(id),
             [Some("$batch"), None, ..] => Route::Batch,
             [Some(k), None, ..] if kind(k).is_some() => {
                 Route::Collection(kind(k).unwrap_or(Kind::Users))
@@ -152,6 +200,10 @@ impl<'a> Route<'a> {
             Route::Members(_) => "groups/{id}/members",
             Route::MemberRef(_) => "groups/{id}/members/$ref",
             Route::MemberItemRef(..) => "groups/{id}/members/{id}/$ref",
+            Route::GroupByUniqueName(_) => "groups(uniqueName)",
+            Route::DeletedGroups => "directory/deletedItems/microsoft.graph.group",
+            Route::DeletedItem(_) => "directory/deletedItems/{id}",
+            Route::RestoreDeleted(_) => "directory/deletedItems/{id}/restore",
             Route::Batch => "$batch",
             Route::Unknown => "unknown",
         }
@@ -167,7 +219,13 @@ impl<'a> Route<'a> {
                 needs.push(Access::ReadUsers);
             }
             ("GET", Route::Collection(Kind::Groups) | Route::Item(Kind::Groups, _))
-            | ("GET", Route::Members(_)) => needs.push(Access::ReadGroups),
+            | ("GET", Route::Members(_) | Route::GroupByUniqueName(_) | Route::DeletedGroups) => {
+                needs.push(Access::ReadGroups)
+            }
+            // group-upsert: Group.ReadWrite.All; restoring or purging a group: the same.
+            ("PATCH", Route::GroupByUniqueName(_))
+            | ("POST", Route::RestoreDeleted(_))
+            | ("DELETE", Route::DeletedItem(_)) => needs.push(Access::WriteGroup),
             ("POST", Route::Collection(Kind::Users)) => needs.push(Access::CreateUser),
             ("PATCH" | "DELETE", Route::Item(Kind::Users, _)) => needs.push(Access::WriteUser),
             ("POST", Route::Collection(Kind::Groups)) => {
@@ -271,6 +329,16 @@ struct GraphRequest<'a> {
     path: &'a str,
     query: Option<&'a str>,
     body: Option<Value>,
+    /// Whether `Prefer` holds `create-if-missing` (an upsert).
+    create_if_missing: bool,
+}
+
+/// Whether a `Prefer` header value asks for an upsert.
+fn prefers_create(prefer: Option<&str>) -> bool {
+    prefer.is_some_and(|p| {
+        p.split(',')
+            .any(|v| v.trim().eq_ignore_ascii_case("create-if-missing"))
+    })
 }
 
 /// Who sent a request: the app and the permissions its token carries.
@@ -311,6 +379,8 @@ pub(crate) struct Sim {
     state: Mutex<State_>,
     counters: Mutex<HashMap<(&'static str, &'static str, u16), u64>>,
     faults: Mutex<Faults>,
+    /// Answers to lose after commit.
+    commit_faults: Mutex<CommitFaults>,
     /// Graph requests sent with `x-ms-throttle-priority: Low`.
     low_priority: AtomicU64,
 }
@@ -355,6 +425,7 @@ impl Sim {
             }),
             counters: Mutex::new(HashMap::new()),
             faults: Mutex::new(faults),
+            commit_faults: Mutex::new(CommitFaults::default()),
             low_priority: AtomicU64::new(0),
             config,
         }
@@ -427,6 +498,14 @@ impl Sim {
             rng: StdRng::seed_from_u64(config.seed),
             config,
         };
+    }
+
+    pub fn fail_after_commit(&self, fault: CommitFault) {
+        lock(&self.commit_faults).add(fault);
+    }
+
+    pub fn clear_commit_faults(&self) {
+        lock(&self.commit_faults).clear();
     }
 
     pub fn low_priority_requests(&self) -> u64 {
@@ -653,6 +732,7 @@ impl Sim {
             path,
             query,
             body,
+            create_if_missing,
         } = request;
         let route = Route::parse(path);
         let q = match QueryOptions::parse(query) {
@@ -730,6 +810,17 @@ impl Sim {
             ("GET", Route::Members(g)) => dir.list_members(g, &q, &link_base),
             ("POST", Route::MemberRef(g)) => dir.add_member(g, &body_or_empty(), now),
             ("DELETE", Route::MemberItemRef(g, m)) => dir.remove_member(g, m),
+            ("GET", Route::GroupByUniqueName(k)) => dir.get_by_unique_name(&odata_key(k), &q, now),
+            ("PATCH", Route::GroupByUniqueName(k)) => dir.upsert_group(
+                &odata_key(k),
+                body_or_empty(),
+                create_if_missing,
+                domains,
+                now,
+            ),
+            ("GET", Route::DeletedGroups) => dir.list_deleted_groups(&q, &link_base),
+            ("POST", Route::RestoreDeleted(id)) => dir.restore_deleted(&decode(id)),
+            ("DELETE", Route::DeletedItem(id)) => dir.purge_deleted(&decode(id)),
             (_, Route::Unknown) => Err(SimError::bad_request(format!(
                 "Resource not found for the segment '{}'.",
                 path.trim_start_matches('/')
@@ -778,6 +869,8 @@ impl Sim {
             body: Option<Value>,
             #[serde(default, rename = "dependsOn")]
             depends_on: Vec<String>,
+            #[serde(default)]
+            headers: HashMap<String, String>,
         }
         #[derive(Deserialize)]
         struct Batch {
@@ -837,10 +930,16 @@ impl Sim {
                     "Nested batch requests are not supported.",
                 ))
             } else {
+                let prefer = inner
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("prefer"))
+                    .map(|(_, v)| v.as_str());
                 let request = GraphRequest {
                     method,
                     path: &path,
                     query,
+                    create_if_missing: prefers_create(prefer),
                     body: inner.body,
                 };
                 self.one(state, caller, request, origin, now)
@@ -869,6 +968,11 @@ impl Sim {
     }
 }
 
+/// The key of `groups(uniqueName='…')`: percent-decoded, `''` unescaped.
+fn odata_key(raw: &str) -> String {
+    decode(raw).replace("''", "'")
+}
+
 /// Decodes `%40` and friends in a key such as a UPN.
 fn decode(segment: &str) -> String {
     url::form_urlencoded::parse(format!("k={}", segment.replace('+', "%2B")).as_bytes())
@@ -894,6 +998,10 @@ pub(crate) fn routes(sim: Arc<Sim>) -> Router {
         .route("/_sim/counters", get(sim_counters))
         .route("/_sim/seed", post(sim_seed))
         .route("/_sim/faults", put(sim_faults))
+        .route(
+            "/_sim/faults/after-commit",
+            post(sim_fail_after_commit).delete(sim_clear_commit_faults),
+        )
         .route("/_sim/refused-writes/{id}", post(sim_refuse_writes))
         .route("/_sim/apps/{client_id}/roles", put(sim_app_roles))
         .route("/v1.0/{*rest}", any(graph))
@@ -930,26 +1038,8 @@ async fn graph(
     if let Some(latency) = latency {
         tokio::time::sleep(latency).await;
     }
-    match fault {
-        Some(FaultAction::Drop) => {
-            sim.count(method, class, 0);
-            let failing = futures_util::stream::once(async {
-                Err::<Bytes, std::io::Error>(std::io::Error::other(
-                    "connection dropped by the simulator",
-                ))
-            });
-            return Response::new(Body::from_stream(failing));
-        }
-        Some(FaultAction::Status(status)) => {
-            sim.count(method, class, status);
-            let (code, message) = match status {
-                503 => ("serviceNotAvailable", "Service Unavailable"),
-                504 => ("GatewayTimeout", "Gateway Timeout"),
-                _ => ("InternalServerError", "An internal server error occurred."),
-            };
-            return Answer::error(&SimError::new(status, code, message)).into_response();
-        }
-        None => {}
+    if let Some(fault) = fault {
+        return fault_response(&sim, method, class, fault);
     }
     let parsed = if body.is_empty() {
         Ok(None)
@@ -965,6 +1055,7 @@ async fn graph(
             let authorization = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|h| h.to_str().ok());
+            let prefer = headers.get("prefer").and_then(|h| h.to_str().ok());
             sim.handle(
                 authorization,
                 GraphRequest {
@@ -972,6 +1063,7 @@ async fn graph(
                     path,
                     query: uri.query(),
                     body: json,
+                    create_if_missing: prefers_create(prefer),
                 },
                 &format!("http://{host}"),
             )
@@ -980,8 +1072,48 @@ async fn graph(
             "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
         )),
     };
+    if answer.status < 400 {
+        let lost = lock(&sim.commit_faults).take(method, class);
+        if let Some(lost) = lost {
+            let fault = match lost {
+                LostAnswer::Status(status) => FaultAction::Status(status),
+                LostAnswer::Drop => FaultAction::Drop,
+            };
+            return fault_response(&sim, method, class, fault);
+        }
+    }
     sim.count(method, class, answer.status);
     answer.into_response()
+}
+
+/// An injected fault as the client sees it: a connection dropped before the
+/// body (counted with status 0), or an error status with Graph's body for it.
+fn fault_response(
+    sim: &Sim,
+    method: &'static str,
+    class: &'static str,
+    fault: FaultAction,
+) -> Response {
+    match fault {
+        FaultAction::Drop => {
+            sim.count(method, class, 0);
+            let failing = futures_util::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::other(
+                    "connection dropped by the simulator",
+                ))
+            });
+            Response::new(Body::from_stream(failing))
+        }
+        FaultAction::Status(status) => {
+            sim.count(method, class, status);
+            let (code, message) = match status {
+                503 => ("serviceNotAvailable", "Service Unavailable"),
+                504 => ("GatewayTimeout", "Gateway Timeout"),
+                _ => ("InternalServerError", "An internal server error occurred."),
+            };
+            Answer::error(&SimError::new(status, code, message)).into_response()
+        }
+    }
 }
 
 async fn sim_state(State(sim): State<Arc<Sim>>) -> Response {
@@ -1012,6 +1144,19 @@ async fn sim_app_roles(
     axum::Json(roles): axum::Json<BTreeSet<String>>,
 ) -> StatusCode {
     sim.set_app_roles(&client_id, roles);
+    StatusCode::NO_CONTENT
+}
+
+async fn sim_fail_after_commit(
+    State(sim): State<Arc<Sim>>,
+    axum::Json(fault): axum::Json<CommitFault>,
+) -> StatusCode {
+    sim.fail_after_commit(fault);
+    StatusCode::NO_CONTENT
+}
+
+async fn sim_clear_commit_faults(State(sim): State<Arc<Sim>>) -> StatusCode {
+    sim.clear_commit_faults();
     StatusCode::NO_CONTENT
 }
 

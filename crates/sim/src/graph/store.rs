@@ -7,6 +7,10 @@ use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+mod deleted_items;
+
+use deleted_items::unique_name_of;
+
 /// Properties `GET /users` returns without `$select` (user-list.md).
 const USER_DEFAULT_SELECT: &[&str] = &[
     "businessPhones",
@@ -265,6 +269,11 @@ pub(crate) struct Directory {
     groups: BTreeMap<String, Object>,
     /// Lower-case UPN → user id.
     upns: HashMap<String, String>,
+    /// Soft-deleted groups by id (`directory/deletedItems`), restorable for 30 days.
+    deleted_groups: BTreeMap<String, Object>,
+    /// Lower-case `uniqueName` → group id, of live and soft-deleted groups alike:
+    /// a deleted group keeps its alternate key until it is restored or purged.
+    unique_names: HashMap<String, String>,
     /// Objects whose every write answers 403 (a user holding a privileged admin role).
     refused_writes: BTreeSet<String>,
     /// Objects younger than this are invisible to get-by-id, PATCH and member adds.
@@ -388,6 +397,9 @@ impl Directory {
         }
         if kind == Kind::Groups {
             props.entry("groupTypes").or_insert_with(|| json!([]));
+            if let Some(key) = unique_name_of(&props) {
+                self.unique_names.insert(key, id.clone());
+            }
         }
         let object = Object {
             props,
@@ -442,6 +454,10 @@ impl Directory {
                 return Err(SimError::conflict("userPrincipalName"));
             }
         }
+        let unique_name = match kind {
+            Kind::Groups => self.free_unique_name(&props)?,
+            Kind::Users => None,
+        };
         let id = uuid::Uuid::new_v4().to_string();
         props.insert("id".into(), Value::String(id.clone()));
         props.insert(
@@ -475,6 +491,9 @@ impl Directory {
                 self.users.insert(id, object);
             }
             Kind::Groups => {
+                if let Some(key) = unique_name {
+                    self.unique_names.insert(key, id.clone());
+                }
                 self.groups.insert(id, object);
             }
         }
@@ -517,6 +536,10 @@ impl Directory {
             return Err(SimError::mail_enabled_read_only());
         }
         validate_properties(kind, &props, false, domains)?;
+        let unique_name = match kind {
+            Kind::Groups => self.settable_unique_name(&id, &props)?,
+            Kind::Users => None,
+        };
         let mut new_members = BTreeSet::new();
         if kind == Kind::Groups && !binds.is_empty() {
             let group = &self.groups[&id];
@@ -556,10 +579,17 @@ impl Directory {
             object.props.insert(k, v);
         }
         object.members.extend(new_members);
+        if let Some(key) = unique_name {
+            self.unique_names.insert(key, id);
+        }
         Ok(Reply::no_content())
     }
 
     /// `DELETE /users/{id}` or `DELETE /groups/{id}`; also drops its memberships.
+    /// A group is soft-deleted: it moves to `directory/deletedItems` with its
+    /// members and its `uniqueName` (group-delete.md: "both Microsoft 365 and
+    /// security groups are moved to a temporary container and can be restored
+    /// within 30 days"). Users are removed outright here.
     /// (inferred) An object Graph won't let an app PATCH can't be deleted either.
     pub fn delete(&mut self, kind: Kind, key: &str) -> Result<Reply, SimError> {
         let id = self
@@ -572,7 +602,16 @@ impl Directory {
         }
         let removed = match kind {
             Kind::Users => self.users.remove(&id),
-            Kind::Groups => self.groups.remove(&id),
+            Kind::Groups => {
+                if let Some(mut group) = self.groups.remove(&id) {
+                    group.props.insert(
+                        "deletedDateTime".into(),
+                        Value::String(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                    );
+                    self.deleted_groups.insert(id.clone(), group);
+                }
+                None
+            }
         };
         if let Some(upn) = removed.and_then(|o| {
             o.props
@@ -721,7 +760,12 @@ impl Directory {
             .iter()
             .map(|(id, g)| (id.clone(), json!(g.members.iter().collect::<Vec<_>>())))
             .collect();
-        json!({"users": all(&self.users), "groups": all(&self.groups), "memberships": memberships})
+        json!({
+            "users": all(&self.users),
+            "groups": all(&self.groups),
+            "memberships": memberships,
+            "deletedGroups": all(&self.deleted_groups),
+        })
     }
 }
 
