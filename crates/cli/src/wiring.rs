@@ -50,10 +50,13 @@ pub fn producer_parts(config: &Config, store: Store) -> anyhow::Result<ProducerP
         authentik: authentik(config)?,
         webhook_secret: WebhookSecret::new(config.authentik.webhook_secret.expose()),
         listen: config.producer.listen,
-        intervals: Intervals::new(
-            config.producer.events_poll_interval,
-            Some(config.producer.watermark_poll_interval),
-        ),
+        intervals: Intervals {
+            stall_timeout: config.producer.stall_timeout,
+            ..Intervals::new(
+                config.producer.events_poll_interval,
+                Some(config.producer.watermark_poll_interval),
+            )
+        },
         providers,
     })
 }
@@ -73,6 +76,7 @@ pub fn worker_parts(
         providers: config.providers.clone(),
         settings: WorkerSettings::new(concurrency, config.worker.max_attempts),
         listen: Some(config.worker.listen),
+        management_url: config.amqp.management_url.as_ref().map(|u| u.to_string()),
     })
 }
 

@@ -24,4 +24,5 @@ pub mod metrics;
 pub mod scheduler;
 pub mod service;
 pub mod sink;
+pub mod stall;
 pub mod webhook;

@@ -7,10 +7,14 @@
 //! - The read → decide → write → record cycle runs under a per-object lock; a
 //!   group and its memberships share one (invariant 2).
 //! - The delivery is acked only once the outcome is in PostgreSQL and any
-//!   retry or dead letter is confirmed by the broker; if recording fails it
-//!   is requeued (invariant 3).
-//! - What follows a failure depends on its class (invariant 6): transient →
-//!   a delayed retry, dead-lettered after `max_attempts`; permanent →
+//!   retry or dead letter is confirmed by the broker (invariant 3). It is
+//!   never nack-requeued: what cannot finish now follows the one waiting rule
+//!   ([`crate::waiting`]), and a delivery that cannot even be republished is
+//!   left to the broker, which hands it out again once its channel is gone.
+//! - What follows a failure depends on its class (invariant 6): throttling,
+//!   a held lock and unreachable PostgreSQL, RabbitMQ or authentik are waits,
+//!   never attempts; transient → a delayed retry, dead-lettered after
+//!   `max_attempts`; permanent →
 //!   recorded; a write refused with 403 → recorded, and counted, since many
 //!   in a row mean a lost permission and halt; configuration → the provider
 //!   is halted. A delete or suspension the deletion guard held back was not
@@ -22,6 +26,7 @@ use crate::metrics::WorkerMetrics;
 use crate::outcome::{Action, Done, TaskResult};
 use crate::provider::ProviderWorker;
 use crate::runner::WorkerSettings;
+use crate::waiting::{Next, Wait, WaitingRule};
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_config::ProviderConfig;
 use entra_sync_core::task::{ObjectRef, Task, TaskReason};
@@ -32,11 +37,12 @@ use entra_sync_store::{Store, StoreError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-/// A failure to record or publish: the task is requeued and comes back.
+/// A failure to record or publish: PostgreSQL or RabbitMQ is unreachable
+/// (or refused), so the task waits by the waiting rule.
 #[derive(Debug, thiserror::Error)]
 enum Unfinished {
     #[error(transparent)]
@@ -44,6 +50,28 @@ enum Unfinished {
     #[error(transparent)]
     Queue(#[from] QueueError),
 }
+
+impl Unfinished {
+    fn wait(&self) -> Wait {
+        match self {
+            Self::Store(_) => Wait::Database,
+            Self::Queue(_) => Wait::Broker,
+        }
+    }
+}
+
+/// How a delivery was dealt with.
+enum Handled {
+    /// Finished (reconciled, deferred or dead-lettered): ack it.
+    Settled,
+    /// Keep it and try again here after this pause.
+    TryAgainHere(Duration),
+}
+
+/// Longest a delivery is held while RabbitMQ cannot take its deferred task,
+/// well below RabbitMQ's `consumer_timeout` (30 min by default), past which
+/// the broker would close the channel.
+const HOLD_FOR_BROKER: Duration = Duration::from_secs(300);
 
 /// A successful reconcile: what to record, and the work it causes.
 struct Reconciled {
@@ -65,34 +93,81 @@ pub(crate) struct Handler {
     pub(crate) publisher: Publisher,
     /// Loop settings.
     pub(crate) settings: WorkerSettings,
+    /// What follows a task that could not finish now.
+    pub(crate) rule: WaitingRule,
     /// The counters.
     pub(crate) metrics: Arc<WorkerMetrics>,
 }
 
 impl Handler {
-    /// Handles one delivery and settles it: acked once handled, requeued if
-    /// its outcome could not be recorded.
+    /// Handles one delivery and settles it by the waiting rule: acked once
+    /// handled or deferred, never requeued.
     pub(crate) async fn handle(&self, delivery: Delivery) {
         self.metrics.in_flight(1);
-        let processed = self.process(delivery.lane(), delivery.body()).await;
+        let settled = self.settle(delivery.lane(), delivery.body()).await;
         self.metrics.in_flight(-1);
-        match processed {
-            Ok(()) => {
-                if let Err(e) = delivery.ack().await {
-                    tracing::warn!(error = %e, "cannot ack; the task may come again");
-                }
+        if settled {
+            if let Err(e) = delivery.ack().await {
+                tracing::warn!(error = %e, "cannot ack; the task may come again");
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot finish a task; it goes back to the queue");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if let Err(e) = delivery.requeue().await {
-                    tracing::warn!(error = %e, "cannot requeue; the broker requeues it on reconnect");
+        } else {
+            tracing::warn!(
+                "RabbitMQ cannot take the task back; it comes again once this channel is gone"
+            );
+        }
+    }
+
+    /// Processes a delivery until it is settled; false if it could be neither
+    /// finished nor deferred (RabbitMQ unreachable for too long).
+    async fn settle(&self, lane: Lane, body: &[u8]) -> bool {
+        let held = Instant::now();
+        loop {
+            let failure = match self.process(lane, body, held.elapsed()).await {
+                Ok(Handled::Settled) => return true,
+                Ok(Handled::TryAgainHere(pause)) => {
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+                Err(e) => e,
+            };
+            // Recording or publishing failed: PostgreSQL or RabbitMQ cannot be reached.
+            let wait = failure.wait();
+            let task = Task::decode(body).ok();
+            let attempt = task.as_ref().map_or(0, |t| t.attempt);
+            match (self.rule.after_wait(attempt, None, held.elapsed()), task) {
+                (Next::Defer { delay, attempt }, Some(task)) => {
+                    let task = Task { attempt, ..task };
+                    let detail = failure.to_string();
+                    loop {
+                        match self.defer(lane, &task, wait, &detail, delay).await {
+                            Ok(()) => return true,
+                            Err(e) if held.elapsed() >= HOLD_FOR_BROKER => {
+                                tracing::warn!(error = %e, "cannot defer a task");
+                                return false;
+                            }
+                            Err(e) => {
+                                tracing::info!(error = %e, "cannot defer a task yet; trying again shortly");
+                                tokio::time::sleep(self.rule.pause).await;
+                            }
+                        }
+                    }
+                }
+                _ if held.elapsed() >= HOLD_FOR_BROKER => return false,
+                _ => {
+                    tracing::info!(error = %failure, wait = wait.as_str(), "cannot finish a task now; trying again shortly");
+                    tokio::time::sleep(self.rule.pause).await;
                 }
             }
         }
     }
 
-    async fn process(&self, lane: Lane, body: &[u8]) -> Result<(), Unfinished> {
+    /// One try at a delivery, held here for `held` so far.
+    async fn process(
+        &self,
+        lane: Lane,
+        body: &[u8],
+        held: Duration,
+    ) -> Result<Handled, Unfinished> {
         let task = match Task::decode(body) {
             Ok(task) => task,
             Err(e) => {
@@ -104,19 +179,20 @@ impl Handler {
                 self.store
                     .record_dead_letter(None, None, None, Some(raw), &reason)
                     .await?;
-                return Ok(());
+                return Ok(Handled::Settled);
             }
         };
         let Some(config) = self.configs.get(&task.provider) else {
             let reason = format!("no provider named {:?} is configured", task.provider);
-            return self.dead_letter(&task, &reason).await;
+            self.dead_letter(&task, &reason).await?;
+            return Ok(Handled::Settled);
         };
         if self.store.halt_of(&task.provider).await?.is_some() {
             // Rebuilt after `resume`, with a new token and permission check.
             self.workers.lock().await.remove(&task.provider);
             tracing::debug!(provider = %task.provider, object = %task.object, "provider halted; task dropped");
             self.count(&task, TaskResult::Dropped);
-            return Ok(());
+            return Ok(Handled::Settled);
         }
         let span = tracing::info_span!("task", provider = %task.provider, object = %task.object, run = ?task.run_id, attempt = task.attempt);
         let result = tracing::Instrument::instrument(self.reconcile(config, &task), span).await;
@@ -152,7 +228,32 @@ impl Handler {
             Err(ReconcileError::Transient {
                 detail,
                 retry_after,
-            }) => self.retry(lane, task, &detail, retry_after).await?,
+            }) => match self.rule.after_failure(task.attempt, retry_after) {
+                Next::Defer { delay, attempt } => {
+                    self.retry(lane, Task { attempt, ..task }, &detail, delay)
+                        .await?
+                }
+                Next::GiveUp { attempts } => {
+                    let reason = format!("gave up after {attempts} attempts: {detail}");
+                    self.dead_letter(&task, &reason).await?;
+                }
+                Next::TryAgainHere(pause) => return Ok(Handled::TryAgainHere(pause)),
+            },
+            Err(ReconcileError::Waiting {
+                wait,
+                detail,
+                retry_after,
+            }) => match self.rule.after_wait(task.attempt, retry_after, held) {
+                Next::TryAgainHere(pause) => {
+                    tracing::debug!(wait = wait.as_str(), %detail, ?pause, "waiting here");
+                    return Ok(Handled::TryAgainHere(pause));
+                }
+                Next::Defer { delay, attempt } => {
+                    self.defer(lane, &Task { attempt, ..task }, wait, &detail, delay)
+                        .await?
+                }
+                Next::GiveUp { .. } => unreachable!("waiting never uses up attempts"),
+            },
             Err(ReconcileError::HeldBack(held)) => {
                 tracing::warn!(provider = %task.provider, object = %task.object, reason = %held, "deletion held back");
                 self.record_failure(&task, TaskResult::HeldBack, &held.to_string())
@@ -165,7 +266,7 @@ impl Handler {
                 }
             }
         }
-        Ok(())
+        Ok(Handled::Settled)
     }
 
     /// Halts the task's provider for a configuration reason and drops its
@@ -199,7 +300,7 @@ impl Handler {
     }
 
     /// Reconciles the task's object under its lock; a lock held elsewhere for
-    /// longer than `lock_timeout` makes it a transient failure.
+    /// longer than `lock_timeout` is a wait.
     async fn reconcile(
         &self,
         config: &ProviderConfig,
@@ -211,7 +312,8 @@ impl Handler {
             .store
             .lock_object(&task.provider, &object, self.settings.lock_timeout)
             .await?
-            .ok_or_else(|| ReconcileError::Transient {
+            .ok_or_else(|| ReconcileError::Waiting {
+                wait: Wait::Locked,
                 detail: format!("{object} is locked by another worker"),
                 retry_after: None,
             })?;
@@ -222,28 +324,46 @@ impl Handler {
         result
     }
 
+    /// Sends a task that failed for now to come back after `delay`, as the
+    /// attempt it carries. The outcome is recorded first, so a repeat after
+    /// a failed publish only repeats the log line.
     async fn retry(
         &self,
         lane: Lane,
         task: Task,
         detail: &str,
-        retry_after: Option<Duration>,
+        delay: Duration,
     ) -> Result<(), Unfinished> {
-        let attempt = task.attempt + 1;
-        if attempt >= self.settings.max_attempts {
-            let reason = format!("gave up after {attempt} attempts: {detail}");
-            return self.dead_letter(&task, &reason).await;
-        }
-        let delay = retry_after
-            .unwrap_or_default()
-            .max(self.settings.retry_backoff.delay(attempt));
         let tier = self.publisher.topology().tier_for(delay);
-        let again = Task { attempt, ..task };
-        self.publisher.publish_retry(lane, tier, &again).await?;
-        tracing::info!(provider = %again.provider, object = %again.object, attempt, delay = ?tier.delay(), %detail, "transient failure; retrying later");
-        let detail = json!({ "error": detail, "retry_in_ms": tier.delay().as_millis() as u64 });
-        self.record(&again, Action::None, TaskResult::Retrying, Some(detail))
+        let logged = json!({ "error": detail, "retry_in_ms": tier.delay().as_millis() as u64 });
+        self.record(&task, Action::None, TaskResult::Retrying, Some(logged))
             .await?;
+        self.publisher.publish_retry(lane, tier, &task).await?;
+        tracing::info!(provider = %task.provider, object = %task.object, attempt = task.attempt, delay = ?tier.delay(), %detail, "transient failure; retrying later");
+        Ok(())
+    }
+
+    /// Sends a waiting task to come back after `delay`, its attempt count
+    /// unchanged. Logging the wait is best effort: PostgreSQL may be the
+    /// thing waited for.
+    async fn defer(
+        &self,
+        lane: Lane,
+        task: &Task,
+        wait: Wait,
+        detail: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let tier = self.publisher.topology().tier_for(delay);
+        self.publisher.publish_retry(lane, tier, task).await?;
+        tracing::info!(provider = %task.provider, object = %task.object, wait = wait.as_str(), delay = ?tier.delay(), %detail, "waiting; deferred without counting an attempt");
+        let logged = json!({ "waiting_for": wait.as_str(), "error": detail, "retry_in_ms": tier.delay().as_millis() as u64 });
+        if let Err(e) = self
+            .record(task, Action::None, TaskResult::Waiting, Some(logged))
+            .await
+        {
+            tracing::debug!(error = %e, "cannot log a wait");
+        }
         Ok(())
     }
 

@@ -11,6 +11,9 @@
 //!   same for one group, both through [`objects`]; and
 //!   [`memberships::MembershipReconciler`] brings one group's Entra members in
 //!   line, sending only the difference both ways.
+//! - [`waiting`] is the one rule for a task that cannot finish now, and the
+//!   dead-letter follower (`dead_letters.rs`) records what the broker
+//!   dead-letters by itself, so no dead letter is silent.
 //! - [`provider`] builds a provider's reconcilers from its configuration
 //!   through the provider room (`entra_sync_provider`), which also shares the
 //!   tenant's Graph budget; [`health`] serves the worker's [`metrics`] with
@@ -18,6 +21,7 @@
 //!
 //! Each module says which invariant of DESIGN.md it keeps.
 
+mod dead_letters;
 mod follow_up;
 pub mod groups;
 mod handler;
@@ -29,6 +33,7 @@ pub mod outcome;
 pub mod provider;
 pub mod runner;
 pub mod users;
+pub mod waiting;
 
 use entra_sync_core::failure::FailureClass;
 use entra_sync_graph::GraphFailure;
@@ -37,10 +42,22 @@ use std::time::Duration;
 /// Why reconciling an object did not finish, by what should happen next.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ReconcileError {
-    /// Try again later (network, 429, 5xx, replication delay, authentik or the database unreachable).
+    /// The object failed for now (network, 5xx, replication delay): try
+    /// again later; this counts as an attempt.
     #[error("transient failure: {detail}")]
     Transient {
         /// What failed.
+        detail: String,
+        /// How long Graph asked us to wait, if it did.
+        retry_after: Option<Duration>,
+    },
+    /// Not the object's fault (throttled, its lock held elsewhere, PostgreSQL
+    /// or authentik unreachable): wait, without counting an attempt.
+    #[error("waiting ({}): {detail}", .wait.as_str())]
+    Waiting {
+        /// What it waits for.
+        wait: waiting::Wait,
+        /// What happened.
         detail: String,
         /// How long Graph asked us to wait, if it did.
         retry_after: Option<Duration>,
@@ -65,6 +82,11 @@ pub enum ReconcileError {
 impl From<GraphFailure> for ReconcileError {
     fn from(f: GraphFailure) -> Self {
         match f.class {
+            FailureClass::Transient if is_throttle(&f) => Self::Waiting {
+                wait: waiting::Wait::Throttled,
+                retry_after: f.retry_after,
+                detail: f.to_string(),
+            },
             FailureClass::Transient => Self::Transient {
                 retry_after: f.retry_after,
                 detail: f.to_string(),
@@ -76,12 +98,55 @@ impl From<GraphFailure> for ReconcileError {
     }
 }
 
+/// Whether Graph throttled the request: 429, or 503 with Retry-After.
+pub(crate) fn is_throttle(f: &GraphFailure) -> bool {
+    f.status == Some(429) || (f.status == Some(503) && f.retry_after.is_some())
+}
+
+impl ReconcileError {
+    /// A failure of PostgreSQL, described by `detail`: a wait if the
+    /// database is unreachable, an object-level transient failure otherwise.
+    pub(crate) fn of_store(e: &entra_sync_store::StoreError, detail: String) -> Self {
+        if e.is_unreachable() {
+            Self::Waiting {
+                wait: waiting::Wait::Database,
+                detail,
+                retry_after: None,
+            }
+        } else {
+            Self::Transient {
+                detail,
+                retry_after: None,
+            }
+        }
+    }
+
+    /// The same failure, its message replaced by `detail` (which should name
+    /// the object).
+    pub(crate) fn with_detail(self, detail: String) -> Self {
+        match self {
+            Self::Transient { retry_after, .. } => Self::Transient {
+                detail,
+                retry_after,
+            },
+            Self::Waiting {
+                wait, retry_after, ..
+            } => Self::Waiting {
+                wait,
+                detail,
+                retry_after,
+            },
+            Self::Permanent(_) => Self::Permanent(detail),
+            Self::Forbidden(_) => Self::Forbidden(detail),
+            Self::Configuration(_) => Self::Configuration(detail),
+            held @ Self::HeldBack(_) => held,
+        }
+    }
+}
+
 impl From<entra_sync_store::StoreError> for ReconcileError {
     fn from(e: entra_sync_store::StoreError) -> Self {
-        Self::Transient {
-            detail: e.to_string(),
-            retry_after: None,
-        }
+        Self::of_store(&e, e.to_string())
     }
 }
 
@@ -89,6 +154,13 @@ impl From<entra_sync_authentik::AuthentikError> for ReconcileError {
     fn from(e: entra_sync_authentik::AuthentikError) -> Self {
         if e.is_configuration() {
             Self::Configuration(e.to_string())
+        } else if e.is_transient() {
+            // The client already retried: authentik is down or overloaded.
+            Self::Waiting {
+                wait: waiting::Wait::Authentik,
+                detail: e.to_string(),
+                retry_after: None,
+            }
         } else {
             Self::Transient {
                 detail: e.to_string(),
