@@ -88,8 +88,11 @@ async fn ride_out(stack: &Stack, outage: impl Future<Output = ()>) {
     let mut producer = spawn(&config.path, &["producer"]);
     let mut worker = spawn(&config.path, &["worker"]);
     let started = Instant::now();
-    while !latest(stack).await.is_some_and(|r| r.objects_done >= 3) {
-        assert!(started.elapsed() < Duration::from_secs(60), "no sync started");
+    while latest(stack).await.is_none_or(|r| r.objects_done < 3) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no sync started"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut sync = Command::new(env!("CARGO_BIN_EXE_entra-sync"))
@@ -132,7 +135,10 @@ async fn ride_out(stack: &Stack, outage: impl Future<Output = ()>) {
         producer.0.try_wait().unwrap().is_none(),
         "the producer stays up"
     );
-    assert!(worker.0.try_wait().unwrap().is_none(), "the worker stays up");
+    assert!(
+        worker.0.try_wait().unwrap().is_none(),
+        "the worker stays up"
+    );
     assert_eq!(status.code(), Some(0), "sync --wait exits 0");
     let run = latest(stack).await.expect("the database answers");
     assert_eq!(

@@ -26,52 +26,21 @@ use crate::metrics::WorkerMetrics;
 use crate::outcome::{Action, Done, TaskResult};
 use crate::provider::ProviderWorker;
 use crate::runner::WorkerSettings;
+use crate::settle::{Handled, Unfinished};
 use crate::waiting::{Next, Wait, WaitingRule};
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_config::ProviderConfig;
 use entra_sync_core::task::{ObjectRef, Task, TaskReason};
 use entra_sync_provider::{record_accepted_write, record_refused_write};
-use entra_sync_queue::{Delivery, Lane, Publisher, QueueError};
+use entra_sync_queue::{Lane, Publisher};
 use entra_sync_store::outcomes::Outcome;
 use entra_sync_store::{Store, StoreError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Mutex;
 use uuid::Uuid;
-
-/// A failure to record or publish: PostgreSQL or RabbitMQ is unreachable
-/// (or refused), so the task waits by the waiting rule.
-#[derive(Debug, thiserror::Error)]
-enum Unfinished {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-}
-
-impl Unfinished {
-    fn wait(&self) -> Wait {
-        match self {
-            Self::Store(_) => Wait::Database,
-            Self::Queue(_) => Wait::Broker,
-        }
-    }
-}
-
-/// How a delivery was dealt with.
-enum Handled {
-    /// Finished (reconciled, deferred or dead-lettered): ack it.
-    Settled,
-    /// Keep it and try again here after this pause.
-    TryAgainHere(Duration),
-}
-
-/// Longest a delivery is held while RabbitMQ cannot take its deferred task,
-/// well below RabbitMQ's `consumer_timeout` (30 min by default), past which
-/// the broker would close the channel.
-const HOLD_FOR_BROKER: Duration = Duration::from_secs(300);
 
 /// A successful reconcile: what to record, and the work it causes.
 struct Reconciled {
@@ -100,69 +69,8 @@ pub(crate) struct Handler {
 }
 
 impl Handler {
-    /// Handles one delivery and settles it by the waiting rule: acked once
-    /// handled or deferred, never requeued.
-    pub(crate) async fn handle(&self, delivery: Delivery) {
-        self.metrics.in_flight(1);
-        let settled = self.settle(delivery.lane(), delivery.body()).await;
-        self.metrics.in_flight(-1);
-        if settled {
-            if let Err(e) = delivery.ack().await {
-                tracing::warn!(error = %e, "cannot ack; the task may come again");
-            }
-        } else {
-            tracing::warn!(
-                "RabbitMQ cannot take the task back; it comes again once this channel is gone"
-            );
-        }
-    }
-
-    /// Processes a delivery until it is settled; false if it could be neither
-    /// finished nor deferred (RabbitMQ unreachable for too long).
-    async fn settle(&self, lane: Lane, body: &[u8]) -> bool {
-        let held = Instant::now();
-        loop {
-            let failure = match self.process(lane, body, held.elapsed()).await {
-                Ok(Handled::Settled) => return true,
-                Ok(Handled::TryAgainHere(pause)) => {
-                    tokio::time::sleep(pause).await;
-                    continue;
-                }
-                Err(e) => e,
-            };
-            // Recording or publishing failed: PostgreSQL or RabbitMQ cannot be reached.
-            let wait = failure.wait();
-            let task = Task::decode(body).ok();
-            let attempt = task.as_ref().map_or(0, |t| t.attempt);
-            match (self.rule.after_wait(attempt, None, held.elapsed()), task) {
-                (Next::Defer { delay, attempt }, Some(task)) => {
-                    let task = Task { attempt, ..task };
-                    let detail = failure.to_string();
-                    loop {
-                        match self.defer(lane, &task, wait, &detail, delay).await {
-                            Ok(()) => return true,
-                            Err(e) if held.elapsed() >= HOLD_FOR_BROKER => {
-                                tracing::warn!(error = %e, "cannot defer a task");
-                                return false;
-                            }
-                            Err(e) => {
-                                tracing::info!(error = %e, "cannot defer a task yet; trying again shortly");
-                                tokio::time::sleep(self.rule.pause).await;
-                            }
-                        }
-                    }
-                }
-                _ if held.elapsed() >= HOLD_FOR_BROKER => return false,
-                _ => {
-                    tracing::info!(error = %failure, wait = wait.as_str(), "cannot finish a task now; trying again shortly");
-                    tokio::time::sleep(self.rule.pause).await;
-                }
-            }
-        }
-    }
-
     /// One try at a delivery, held here for `held` so far.
-    async fn process(
+    pub(crate) async fn process(
         &self,
         lane: Lane,
         body: &[u8],
@@ -324,68 +232,7 @@ impl Handler {
         result
     }
 
-    /// Sends a task that failed for now to come back after `delay`, as the
-    /// attempt it carries. The outcome is recorded first, so a repeat after
-    /// a failed publish only repeats the log line.
-    async fn retry(
-        &self,
-        lane: Lane,
-        task: Task,
-        detail: &str,
-        delay: Duration,
-    ) -> Result<(), Unfinished> {
-        let tier = self.publisher.topology().tier_for(delay);
-        let logged = json!({ "error": detail, "retry_in_ms": tier.delay().as_millis() as u64 });
-        self.record(&task, Action::None, TaskResult::Retrying, Some(logged))
-            .await?;
-        self.publisher.publish_retry(lane, tier, &task).await?;
-        tracing::info!(provider = %task.provider, object = %task.object, attempt = task.attempt, delay = ?tier.delay(), %detail, "transient failure; retrying later");
-        Ok(())
-    }
-
-    /// Sends a waiting task to come back after `delay`, its attempt count
-    /// unchanged. Logging the wait is best effort: PostgreSQL may be the
-    /// thing waited for.
-    async fn defer(
-        &self,
-        lane: Lane,
-        task: &Task,
-        wait: Wait,
-        detail: &str,
-        delay: Duration,
-    ) -> Result<(), QueueError> {
-        let tier = self.publisher.topology().tier_for(delay);
-        self.publisher.publish_retry(lane, tier, task).await?;
-        tracing::info!(provider = %task.provider, object = %task.object, wait = wait.as_str(), delay = ?tier.delay(), %detail, "waiting; deferred without counting an attempt");
-        let logged = json!({ "waiting_for": wait.as_str(), "error": detail, "retry_in_ms": tier.delay().as_millis() as u64 });
-        if let Err(e) = self
-            .record(task, Action::None, TaskResult::Waiting, Some(logged))
-            .await
-        {
-            tracing::debug!(error = %e, "cannot log a wait");
-        }
-        Ok(())
-    }
-
-    async fn dead_letter(&self, task: &Task, reason: &str) -> Result<(), Unfinished> {
-        tracing::error!(provider = %task.provider, object = %task.object, %reason, "task dead-lettered");
-        self.publisher.publish_dead(&task.encode(), reason).await?;
-        let raw = serde_json::to_value(task).ok();
-        self.store
-            .record_dead_letter(
-                Some(&task.provider),
-                Some(task.object.kind()),
-                Some(&task.object.id_string()),
-                raw,
-                reason,
-            )
-            .await?;
-        self.record_failure(task, TaskResult::Dead, reason).await?;
-        self.finish_run_object(task, true).await?;
-        Ok(())
-    }
-
-    async fn record_failure(
+    pub(crate) async fn record_failure(
         &self,
         task: &Task,
         result: TaskResult,
@@ -396,7 +243,7 @@ impl Handler {
     }
 
     /// Appends to the provisioning log and counts the result.
-    async fn record(
+    pub(crate) async fn record(
         &self,
         task: &Task,
         action: Action,
@@ -418,12 +265,16 @@ impl Handler {
             .await
     }
 
-    fn count(&self, task: &Task, result: TaskResult) {
+    pub(crate) fn count(&self, task: &Task, result: TaskResult) {
         self.metrics
             .task_finished(&task.provider, task.object.kind().as_str(), result.as_str());
     }
 
-    async fn finish_run_object(&self, task: &Task, failed: bool) -> Result<(), StoreError> {
+    pub(crate) async fn finish_run_object(
+        &self,
+        task: &Task,
+        failed: bool,
+    ) -> Result<(), StoreError> {
         if let Some(run) = task.run_id {
             self.store
                 .finish_run_object(run, task.object.kind(), &task.object.id_string(), failed)

@@ -32,6 +32,7 @@ pub mod objects;
 pub mod outcome;
 pub mod provider;
 pub mod runner;
+mod settle;
 pub mod users;
 pub mod waiting;
 

@@ -50,7 +50,7 @@ pub async fn run(
         // A database restart is waited out, up to the timeout.
         let run = match store.run(id).await {
             Ok(run) => run.ok_or_else(|| anyhow::anyhow!("run {id} disappeared"))?,
-            Err(e) if e.is_unreachable() && !timeout.is_some_and(|t| started.elapsed() >= t) => {
+            Err(e) if e.is_unreachable() && timeout.is_none_or(|t| started.elapsed() < t) => {
                 eprintln!("waiting for PostgreSQL: {e}");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
