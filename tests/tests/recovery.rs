@@ -129,10 +129,14 @@ async fn a_task_the_broker_dead_letters_is_recorded_and_ends_its_run_object() {
     );
     let worker = stack.worker(1);
     stack
-        .eventually("the dead letter recorded", Duration::from_secs(20), || async {
-            count(&stack, "SELECT count(*) FROM dead_letters WHERE reason LIKE '%delivery_limit%' AND object_id = '41'").await == 1
+        .eventually("the run object ended", Duration::from_secs(20), || async {
+            store.run(run).await.unwrap().unwrap().objects_failed == 1
         })
         .await;
+    assert_eq!(
+        count(&stack, "SELECT count(*) FROM dead_letters WHERE reason LIKE '%delivery_limit%' AND object_id = '41'").await,
+        1
+    );
     let finished = store.run(run).await.unwrap().unwrap();
     assert_eq!(
         (finished.objects_total, finished.objects_failed),

@@ -1,7 +1,7 @@
 //! RabbitMQ for entra-sync: the topology, publishing tasks with confirms, and
 //! consuming them with manual acks. The services see no AMQP client types but
 //! the [`Connection`] they open channels on: a [`Consumer`] yields
-//! [`Delivery`]s, settled by `ack` or `requeue`.
+//! [`Delivery`]s, settled by `ack` (never by a nack-requeue).
 //!
 //! Topology (all queues durable quorum queues):
 //! - exchange `<prefix>.tasks` (direct) routes `direct` and `bulk` to the
