@@ -170,3 +170,62 @@ impl From<entra_sync_authentik::AuthentikError> for ReconcileError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use entra_sync_core::failure::{GraphError, Operation};
+
+    fn graph(status: Option<u16>, retry_after: Option<u64>) -> GraphFailure {
+        GraphFailure {
+            class: FailureClass::Transient,
+            operation: Operation::Update,
+            action: "update user 'a@contoso.com'".into(),
+            status,
+            error: GraphError::default(),
+            retry_after: retry_after.map(Duration::from_secs),
+            signals: Default::default(),
+            message: "failed".into(),
+        }
+    }
+
+    fn wait_of(e: ReconcileError) -> Option<waiting::Wait> {
+        match e {
+            ReconcileError::Waiting { wait, .. } => Some(wait),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn throttling_is_a_wait_and_other_transient_failures_are_attempts() {
+        let throttled = waiting::Wait::Throttled;
+        assert_eq!(wait_of(graph(Some(429), Some(30)).into()), Some(throttled));
+        assert_eq!(wait_of(graph(Some(429), None).into()), Some(throttled));
+        assert_eq!(wait_of(graph(Some(503), Some(5)).into()), Some(throttled));
+        for attempt in [
+            graph(Some(503), None),
+            graph(Some(500), None),
+            graph(None, None),
+        ] {
+            assert!(matches!(
+                ReconcileError::from(attempt),
+                ReconcileError::Transient { .. }
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_a_wait_and_a_corrupt_row_an_attempt() {
+        // Nothing listens on port 1.
+        let store =
+            entra_sync_store::Store::connect("postgres://postgres@127.0.0.1:1/x", 1, None).unwrap();
+        let refused = store.ping().await.unwrap_err();
+        assert!(refused.is_unreachable(), "{refused}");
+        assert_eq!(wait_of(refused.into()), Some(waiting::Wait::Database));
+        let corrupt = entra_sync_store::StoreError::Corrupt("bad".into());
+        assert!(matches!(
+            ReconcileError::from(corrupt),
+            ReconcileError::Transient { .. }
+        ));
+    }
+}
