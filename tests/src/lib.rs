@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod throwaway;
+
 /// The authentik API token the simulator accepts.
 pub const AUTHENTIK_TOKEN: &str = "e2e-authentik-token";
 /// The webhook secret.
@@ -144,6 +146,19 @@ impl Stack {
 
     /// Like [`Stack::start`], with Graph simulators configured by `graph`.
     pub async fn start_with(providers: Vec<ProviderSpec>, graph: SimConfig) -> Self {
+        let db = TestDatabase::migrated().await;
+        let vhost = TestVhost::new().await;
+        Self::start_on(providers, graph, db, vhost).await
+    }
+
+    /// Like [`Stack::start_with`], on the database schema `db` and the vhost
+    /// `vhost` given (e.g. on throwaway servers, see [`throwaway`]).
+    pub async fn start_on(
+        providers: Vec<ProviderSpec>,
+        graph: SimConfig,
+        db: TestDatabase,
+        vhost: TestVhost,
+    ) -> Self {
         let graph_count = providers.iter().map(|p| p.graph + 1).max().unwrap_or(1);
         let mut graphs = Vec::new();
         for _ in 0..graph_count {
@@ -160,8 +175,8 @@ impl Stack {
         std::fs::write(dir.join("authentik-token"), AUTHENTIK_TOKEN).unwrap();
         std::fs::write(dir.join("webhook-secret"), WEBHOOK_SECRET).unwrap();
         let stack = Self {
-            db: TestDatabase::migrated().await,
-            vhost: TestVhost::new().await,
+            db,
+            vhost,
             graphs,
             authentik,
             providers,
@@ -216,6 +231,7 @@ max_connections = 16
 [amqp]
 url = "{amqp}"
 queue_prefix = "{QUEUE_PREFIX}"
+management_url = "{management}"
 
 [producer]
 listen = "{producer_listen}"
@@ -234,6 +250,7 @@ webhook_secret_file = "webhook-secret"
 "#,
             db = self.db.url_with_schema(),
             amqp = self.vhost.url(),
+            management = self.vhost.management_url(),
             ak = self.authentik.base_url(),
         );
         for p in &self.providers {
@@ -286,6 +303,11 @@ webhook_secret_file = "webhook-secret"
     /// Starts an in-process producer, wired as `entra-sync producer` is, with
     /// short poll intervals.
     pub fn producer(&self) -> Service {
+        self.producer_with_stall_timeout(Duration::from_secs(600))
+    }
+
+    /// Like [`Stack::producer`], with a phase stalled after `stall_timeout`.
+    pub fn producer_with_stall_timeout(&self, stall_timeout: Duration) -> Service {
         let config = self.config();
         let mut parts = wiring::producer_parts(&config, self.db.store.clone()).unwrap();
         parts.topology = Self::topology();
@@ -296,6 +318,7 @@ webhook_secret_file = "webhook-secret"
             schedule_tick: Duration::from_millis(200),
             leader_retry: Duration::from_millis(200),
             leader_check: Duration::from_millis(500),
+            stall_timeout,
         };
         Service::spawn(|shutdown| async move {
             entra_sync_producer::service::run(parts, shutdown)

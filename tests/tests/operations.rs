@@ -87,6 +87,7 @@ fn producer(stack: &Stack, listen: SocketAddr, status: SocketAddr) -> Service {
         schedule_tick: Duration::from_millis(200),
         leader_retry: Duration::from_millis(200),
         leader_check: Duration::from_millis(500),
+        ..parts.intervals
     };
     Service::spawn(|shutdown| async move {
         entra_sync_producer::service::run(parts, shutdown)

@@ -51,10 +51,13 @@ pub fn producer_parts(config: &Config, store: Store) -> anyhow::Result<ProducerP
         webhook_secret: WebhookSecret::new(config.authentik.webhook_secret.expose()),
         listen: config.producer.listen,
         status_listen: config.producer.status_listen,
-        intervals: Intervals::new(
-            config.producer.events_poll_interval,
-            Some(config.producer.watermark_poll_interval),
-        ),
+        intervals: Intervals {
+            stall_timeout: config.producer.stall_timeout,
+            ..Intervals::new(
+                config.producer.events_poll_interval,
+                Some(config.producer.watermark_poll_interval),
+            )
+        },
         providers,
     })
 }
@@ -74,6 +77,7 @@ pub fn worker_parts(
         providers: config.providers.clone(),
         settings: WorkerSettings::new(concurrency, config.worker.max_attempts),
         listen: Some(config.worker.listen),
+        management_url: config.amqp.management_url.as_ref().map(|u| u.to_string()),
     })
 }
 

@@ -67,6 +67,10 @@ pub struct AmqpConfig {
     pub url: Secret,
     /// Prefix of exchange and queue names.
     pub queue_prefix: String,
+    /// The management HTTP API, e.g. `http://rabbitmq:15672`: when set, the
+    /// worker sets the queues' policies (delivery limit, dead-lettering)
+    /// through it at start, as the user of `url`.
+    pub management_url: Option<url::Url>,
 }
 
 /// `[producer]`; keys left out take the defaults of [`ProducerConfig::default`].
@@ -84,16 +88,23 @@ pub struct ProducerConfig {
     /// How often the users' `last_updated` watermark is polled.
     #[serde(deserialize_with = "raw::duration_value")]
     pub watermark_poll_interval: Duration,
+    /// How long a running full-sync phase may record no outcome, with
+    /// nothing queued and its provider neither halted nor throttled, before
+    /// its unfinished objects are published again.
+    #[serde(deserialize_with = "raw::duration_value")]
+    pub stall_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
-    /// Listen on `127.0.0.1:8080`, no status page; poll events every 5 s and the watermark every 10 s.
+    /// Listen on `127.0.0.1:8080`, no status page; poll events every 5 s and the
+    /// watermark every 10 s; a phase stalls after 10 min.
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             status_listen: None,
             events_poll_interval: Duration::from_secs(5),
             watermark_poll_interval: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -360,6 +371,8 @@ mod tests {
         );
         assert_eq!(c.producer.events_poll_interval, Duration::from_secs(5));
         assert_eq!(c.producer.watermark_poll_interval, Duration::from_secs(10));
+        assert_eq!(c.producer.stall_timeout, Duration::from_secs(600));
+        assert_eq!(c.amqp.management_url, None);
         assert_eq!((c.worker.concurrency, c.worker.max_attempts), (16, 8));
         assert_eq!(c.worker.listen.to_string(), "127.0.0.1:0");
     }
@@ -545,6 +558,16 @@ mod tests {
                 format!("[amqp]\nurl = \"http://x\"\n{MINIMAL}"),
                 "amqp.url",
                 "amqp://",
+            ),
+            (
+                format!("[producer]\nstall_timeout = \"never\"\n{MINIMAL}"),
+                "producer.stall_timeout",
+                "not a duration",
+            ),
+            (
+                format!("[amqp]\nmanagement_url = \"rabbitmq:15672\"\n{MINIMAL}"),
+                "amqp.management_url",
+                "http",
             ),
             (
                 format!("[producer]\nevents_poll_interval = \"soon\"\n{MINIMAL}"),

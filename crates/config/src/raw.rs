@@ -37,6 +37,7 @@ struct RawDatabase {
 struct RawAmqp {
     url: Option<String>,
     queue_prefix: Option<String>,
+    management_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +113,7 @@ pub(crate) fn parse(
     let amqp = raw.amqp.unwrap_or(RawAmqp {
         url: None,
         queue_prefix: None,
+        management_url: None,
     });
     let amqp_url = env
         .var("AMQP_URL")
@@ -137,8 +139,18 @@ pub(crate) fn parse(
     let amqp = AmqpConfig {
         url: Secret::new(amqp_url),
         queue_prefix,
+        management_url: amqp
+            .management_url
+            .map(|u| http_url("amqp.management_url", &u))
+            .transpose()?,
     };
 
+    if raw.producer.stall_timeout.is_zero() {
+        return Err(InvalidConfig::new(
+            "producer.stall_timeout",
+            "must be longer than zero",
+        ));
+    }
     positive("worker.concurrency", raw.worker.concurrency)?;
     positive("worker.max_attempts", raw.worker.max_attempts as usize)?;
 

@@ -50,6 +50,11 @@ impl TokenCache {
         }
     }
 
+    /// The tenant and the application (client) id the tokens are for.
+    pub(crate) fn app(&self) -> (&str, &str) {
+        (&self.tenant, &self.client_id)
+    }
+
     /// A valid token: the cached one, or a new one if it is near expiry.
     pub async fn token(&self, http: &reqwest::Client) -> Result<Secret, GraphFailure> {
         let mut cached = self.cached.lock().await;

@@ -196,6 +196,11 @@ impl GraphClient {
         self.inner.dry_run
     }
 
+    /// The tenant and the application (client) id this client acts for.
+    pub fn app(&self) -> (&str, &str) {
+        self.inner.auth.app()
+    }
+
     /// `https://graph.microsoft.com/v1.0` or the configured equivalent.
     pub fn root(&self) -> &str {
         &self.inner.root

@@ -40,6 +40,9 @@ pub struct SyncContext {
     pub publisher: Publisher,
     /// How often a run checks whether the workers finished a phase.
     pub poll_interval: Duration,
+    /// How long a running phase may record no outcome before it counts as
+    /// stalled ([`crate::stall`]).
+    pub stall_timeout: Duration,
     /// The process's metrics.
     pub metrics: Arc<Metrics>,
 }

@@ -25,5 +25,6 @@ pub mod metrics;
 pub mod scheduler;
 pub mod service;
 pub mod sink;
+pub mod stall;
 pub mod status;
 pub mod webhook;

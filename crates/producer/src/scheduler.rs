@@ -7,7 +7,8 @@
 //!   `full_sync_interval` ago (or that never ran) starts one (`schedule`),
 //!   unless it is halted.
 //! - A running run this process does not execute (started by `entra-sync
-//!   sync`, by the events sink, or orphaned by a dead leader) is executed.
+//!   sync`, by the events sink, or orphaned by a dead leader) is executed;
+//!   one it executes is checked for a stall ([`crate::stall`]).
 //! - A halted provider starts no run ([`request_full_sync`] refuses), and a
 //!   run that slipped in while it was being halted is ended as failed.
 //! - A provider halted because its filter group is missing is checked every
@@ -17,6 +18,7 @@
 //! [`Scheduler`] keeps "run the loop" apart from "do one run" ([`full_sync`]).
 
 use crate::full_sync::{SyncContext, full_sync};
+use crate::stall::recover_if_stalled;
 use entra_sync_provider::{Provider, RunRequest, RunTrigger, request_full_sync};
 use entra_sync_store::StoreError;
 use entra_sync_store::providers::SettingsChange;
@@ -147,6 +149,7 @@ impl Scheduler {
                 },
             };
             if self.executing.get(&name).is_some_and(|(id, _)| *id == run) {
+                self.recover_if_stalled(&provider, run).await;
                 continue;
             }
             if let Some((_, old)) = self.executing.remove(&name) {
@@ -161,6 +164,20 @@ impl Scheduler {
             self.executing.insert(name, (run, handle));
         }
         Ok(())
+    }
+
+    /// Republishes the running phase of `run` if it stalled ([`crate::stall`]).
+    async fn recover_if_stalled(&self, provider: &Provider, run: Uuid) {
+        let checked = match self.ctx.store.run(run).await {
+            Ok(Some(r)) => {
+                recover_if_stalled(&self.ctx, provider, &r, self.ctx.stall_timeout).await
+            }
+            Ok(None) => return,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = checked {
+            tracing::warn!(provider = %provider.name, %run, error = %e, "cannot check whether the full sync stalled; retrying");
+        }
     }
 
     /// Clears the provider's halt if it waits for a filter group that exists again.

@@ -62,12 +62,16 @@ pub struct Intervals {
     pub leader_retry: Duration,
     /// How often the leader checks that it still holds the lock.
     pub leader_check: Duration,
+    /// How long a running phase may record no outcome before it counts as
+    /// stalled and is republished (`producer.stall_timeout`).
+    pub stall_timeout: Duration,
 }
 
 impl Intervals {
     /// Polls authentik's events every `events_poll` and the watermark every
     /// `watermark_poll` (both configured); checks run progress every 2 s,
-    /// the schedule every 5 s and the leadership every 3 s.
+    /// the schedule every 5 s and the leadership every 3 s; a phase stalls
+    /// after 10 min without an outcome (set [`Intervals::stall_timeout`]).
     pub fn new(events_poll: Duration, watermark_poll: Option<Duration>) -> Self {
         Self {
             events_poll,
@@ -76,6 +80,7 @@ impl Intervals {
             schedule_tick: Duration::from_secs(5),
             leader_retry: Duration::from_secs(3),
             leader_check: Duration::from_secs(3),
+            stall_timeout: Duration::from_secs(600),
         }
     }
 }

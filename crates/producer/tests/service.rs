@@ -34,6 +34,7 @@ fn parts(env: &Env, store: Store, providers: Vec<ProviderSchedule>) -> ProducerP
             schedule_tick: Duration::from_millis(100),
             leader_retry: Duration::from_millis(100),
             leader_check: Duration::from_millis(100),
+            stall_timeout: Duration::from_secs(600),
         },
         providers,
     }

@@ -33,7 +33,7 @@ impl BudgetGate {
     ) -> Self {
         Self {
             store,
-            key: format!("graph-writes:{tenant}:{client_id}"),
+            key: write_budget_key(tenant, client_id),
             shape: BucketShape::quota(quota, window),
         }
     }
@@ -71,6 +71,11 @@ impl BudgetGate {
             }
         }
     }
+}
+
+/// The key of the write budget of `client_id` in `tenant` in `rate_budgets`.
+pub fn write_budget_key(tenant: &str, client_id: &str) -> String {
+    format!("graph-writes:{tenant}:{client_id}")
 }
 
 /// Up to 100 ms, so paused workers do not all wake at once.

@@ -4,7 +4,7 @@ use crate::topology::{Lane, Topology};
 use crate::{QueueError, broker_error};
 use futures_util::StreamExt;
 use lapin::options::BasicQosOptions;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions};
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 
@@ -84,8 +84,10 @@ impl Consumer {
     }
 }
 
-/// One message taken from a lane, to be settled once: acked when it is done
-/// with, or requeued to be handed out again.
+/// One message taken from a lane, acked once it is done with. There is no
+/// nack-requeue: every requeue counts towards the queue's delivery limit, so
+/// an unfinished task is republished to a delay tier instead, and one never
+/// settled goes back to the queue when its channel closes.
 #[derive(Debug)]
 pub struct Delivery {
     lane: Lane,
@@ -111,19 +113,5 @@ impl Delivery {
             .await
             .map(drop)
             .map_err(broker_error("acking a delivery"))
-    }
-
-    /// Not done with it: the broker hands it out again.
-    pub async fn requeue(self) -> Result<(), QueueError> {
-        let requeue = BasicNackOptions {
-            requeue: true,
-            ..BasicNackOptions::default()
-        };
-        self.inner
-            .acker
-            .nack(requeue)
-            .await
-            .map(drop)
-            .map_err(broker_error("requeueing a delivery"))
     }
 }

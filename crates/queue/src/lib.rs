@@ -1,7 +1,7 @@
 //! RabbitMQ for entra-sync: the topology, publishing tasks with confirms, and
 //! consuming them with manual acks. The services see no AMQP client types but
 //! the [`Connection`] they open channels on: a [`Consumer`] yields
-//! [`Delivery`]s, settled by `ack` or `requeue`.
+//! [`Delivery`]s, settled by `ack` (never by a nack-requeue).
 //!
 //! Topology (all queues durable quorum queues):
 //! - exchange `<prefix>.tasks` (direct) routes `direct` and `bulk` to the
@@ -10,20 +10,27 @@
 //!   tier queues (`<prefix>.retry.5s` …) that dead-letter back to
 //!   `<prefix>.tasks` with the routing key `<tier>.<lane>`, bound to the lane's
 //!   queue: never per-message TTL, which blocks behind the head of the queue;
-//! - `<prefix>.dlq` holds tasks that exhausted their retries or could not be
-//!   read, and work-queue messages that crashed a worker `x-delivery-limit` times.
+//! - `<prefix>.dlq` receives tasks that exhausted their retries or could not
+//!   be read, and work-queue messages the broker handed out as often as the
+//!   delivery limit allows; the worker's [`DeadLetterConsumer`] records each
+//!   and moves it to `<prefix>.dlq.parked`;
+//! - the delivery limit and the dead-letter strategy are [`policy`]s, not
+//!   queue arguments.
 
 mod consumer;
+mod dead_letters;
 mod depth;
+pub mod policy;
 mod publisher;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod topology;
 
 pub use consumer::{Consumer, Delivery};
+pub use dead_letters::{DeadLetter, DeadLetterConsumer};
 /// A connection to the broker, on which publishers and consumers open their channels.
 pub use lapin::Connection;
-pub use publisher::Publisher;
+pub use publisher::{Publisher, REASON_HEADER};
 pub use topology::{Lane, RetryTier, Topology};
 
 use lapin::ConnectionProperties;

@@ -4,7 +4,7 @@
 use crate::topology::{Lane, RetryTier, Topology};
 use crate::{QueueError, broker_error};
 use entra_sync_core::task::Task;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection};
 use std::time::Duration;
@@ -83,6 +83,45 @@ impl Publisher {
             AMQPValue::LongString(LongString::from(reason)),
         );
         self.send("", &self.topology.dead_letter_queue(), body, headers)
+            .await
+    }
+
+    /// How many tasks wait in the work queues and the delay tiers, counted with
+    /// passive declares (tasks handed out and not yet acked are not counted).
+    pub async fn queued(&self) -> Result<u64, QueueError> {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let queues = Lane::ALL
+            .iter()
+            .map(|&lane| self.topology.queue(lane))
+            .chain(
+                self.topology
+                    .tiers()
+                    .iter()
+                    .map(|&tier| self.topology.retry_queue(tier)),
+            );
+        let mut total = 0;
+        for queue in queues {
+            let declared = self
+                .channel
+                .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                .await
+                .map_err(broker_error("counting a queue's messages"))?;
+            total += u64::from(declared.message_count());
+        }
+        Ok(total)
+    }
+
+    /// Keeps a recorded dead letter in `<prefix>.dlq.parked`, with its reason.
+    pub async fn publish_parked(&self, body: &[u8], reason: &str) -> Result<(), QueueError> {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            REASON_HEADER.into(),
+            AMQPValue::LongString(LongString::from(reason)),
+        );
+        self.send("", &self.topology.parked_queue(), body, headers)
             .await
     }
 

@@ -9,14 +9,28 @@ fn host() -> String {
 pub struct TestVhost {
     /// The vhost's name.
     pub name: String,
+    /// The broker's AMQP address, `host:port`.
+    amqp: String,
+    /// The broker's management API, `http://host:port`.
+    management: String,
 }
 
 impl TestVhost {
-    /// Creates a vhost and gives `guest` full rights on it.
+    /// Creates a vhost on the shared broker and gives `guest` full rights on it.
     pub async fn new() -> Self {
+        Self::on(
+            &format!("{}:5672", host()),
+            &format!("http://{}:15672", host()),
+        )
+        .await
+    }
+
+    /// Creates a vhost on the broker at `amqp` (`host:port`) whose management
+    /// API is at `management`, and gives `guest` full rights on it.
+    pub async fn on(amqp: &str, management: &str) -> Self {
         let name = format!("t-{}", uuid::Uuid::new_v4().simple());
         let http = reqwest::Client::new();
-        let base = format!("http://{}:15672/api", host());
+        let base = format!("{management}/api");
         let created = http
             .put(format!("{base}/vhosts/{name}"))
             .basic_auth("guest", Some("guest"))
@@ -40,12 +54,21 @@ impl TestVhost {
             "grant permissions: {}",
             granted.status()
         );
-        Self { name }
+        Self {
+            name,
+            amqp: amqp.to_owned(),
+            management: management.to_owned(),
+        }
     }
 
     /// The AMQP URL of the vhost.
     pub fn url(&self) -> String {
-        format!("amqp://guest:guest@{}:5672/{}", host(), self.name)
+        format!("amqp://guest:guest@{}/{}", self.amqp, self.name)
+    }
+
+    /// The broker's management API, e.g. `http://127.0.0.1:15672`.
+    pub fn management_url(&self) -> &str {
+        &self.management
     }
 }
 
@@ -57,7 +80,7 @@ fn serde_json_body() -> std::collections::HashMap<&'static str, &'static str> {
 
 impl Drop for TestVhost {
     fn drop(&mut self) {
-        let url = format!("http://{}:15672/api/vhosts/{}", host(), self.name);
+        let url = format!("{}/api/vhosts/{}", self.management, self.name);
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

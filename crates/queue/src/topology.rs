@@ -1,4 +1,10 @@
 //! Names and declarations of the exchanges and queues.
+//!
+//! The arguments of a queue never change once declared (RabbitMQ refuses the
+//! redeclare with 406): the delivery limit and the dead-letter strategy are
+//! policies ([`crate::policy`]). A work queue that already exists is taken as
+//! it is, so one declared by an older release, with `x-delivery-limit` among
+//! its arguments, is still accepted.
 
 use crate::{QueueError, broker_error};
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
@@ -53,7 +59,6 @@ impl RetryTier {
 pub struct Topology {
     prefix: String,
     tiers: Vec<RetryTier>,
-    delivery_limit: u32,
 }
 
 impl Topology {
@@ -71,8 +76,12 @@ impl Topology {
         Self {
             prefix: prefix.to_owned(),
             tiers,
-            delivery_limit: 5,
         }
+    }
+
+    /// The prefix of every name.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The exchange tasks are published to.
@@ -100,9 +109,16 @@ impl Topology {
         format!("{}.{}", tier.label(), lane.as_str())
     }
 
-    /// The dead-letter queue.
+    /// The dead-letter queue: where the broker and the workers put tasks
+    /// that will not be handled; the dead-letter follower records each and
+    /// parks it.
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dlq", self.prefix)
+    }
+
+    /// Where recorded dead letters are kept for inspection; nothing consumes it.
+    pub fn parked_queue(&self) -> String {
+        format!("{}.dlq.parked", self.prefix)
     }
 
     /// The delay tiers, shortest first.
@@ -125,12 +141,17 @@ impl Topology {
             .create_channel()
             .await
             .map_err(broker_error("opening a channel"))?;
-        self.declare(&channel).await?;
+        self.declare(connection, &channel).await?;
         Ok(channel)
     }
 
-    /// Declares everything; idempotent.
-    pub async fn declare(&self, channel: &Channel) -> Result<(), QueueError> {
+    /// Declares everything on `channel` (`connection` is its connection);
+    /// idempotent, and work queues that exist are left as they are.
+    pub async fn declare(
+        &self,
+        connection: &Connection,
+        channel: &Channel,
+    ) -> Result<(), QueueError> {
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..Default::default()
@@ -148,16 +169,18 @@ impl Topology {
         }
         let dlq = self.dead_letter_queue();
         declare_queue(channel, &dlq, quorum()).await?;
+        declare_queue(channel, &self.parked_queue(), quorum()).await?;
         for lane in Lane::ALL {
             let queue = self.queue(lane);
-            let mut args = quorum();
-            args.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongInt(self.delivery_limit as i32),
-            );
-            args.insert("x-dead-letter-exchange".into(), string(""));
-            args.insert("x-dead-letter-routing-key".into(), string(&dlq));
-            declare_queue(channel, &queue, args).await?;
+            if !exists(connection, &queue).await? {
+                // The dead-letter target is an argument so that a broker
+                // without our policies never drops a message (RabbitMQ 4
+                // limits deliveries to 20 by default).
+                let mut args = quorum();
+                args.insert("x-dead-letter-exchange".into(), string(""));
+                args.insert("x-dead-letter-routing-key".into(), string(&dlq));
+                declare_queue(channel, &queue, args).await?;
+            }
             bind(channel, &queue, &self.exchange(), lane.as_str()).await?;
             for &tier in &self.tiers {
                 bind(
@@ -212,6 +235,35 @@ async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> Resul
         .await
         .map_err(broker_error("declaring a queue"))?;
     Ok(())
+}
+
+/// Whether queue `name` exists, asked with a passive declare on a channel of
+/// its own (the broker closes it when the queue does not exist).
+async fn exists(connection: &Connection, name: &str) -> Result<bool, QueueError> {
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(broker_error("opening a channel"))?;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let found = channel
+        .queue_declare(ShortString::from(name), passive, FieldTable::default())
+        .await;
+    match found {
+        Ok(_) => {
+            let _ = channel.close(200, "done".into()).await;
+            Ok(true)
+        }
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(broker_error("looking for a queue")(e)),
+    }
+}
+
+/// Whether the broker answered 404 NOT_FOUND.
+fn is_not_found(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(error) if error.get_id() == 404)
 }
 
 async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), QueueError> {

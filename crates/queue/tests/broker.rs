@@ -144,10 +144,7 @@ async fn a_consumer_hands_out_its_lane_and_settles_each_delivery() {
     let delivery = next_delivery(&mut consumer).await;
     assert_eq!(delivery.lane(), Lane::Bulk);
     assert_eq!(Task::decode(delivery.body()).unwrap(), task());
-    delivery.requeue().await.unwrap();
-    let again = next_delivery(&mut consumer).await;
-    assert_eq!(Task::decode(again.body()).unwrap(), task(), "requeued");
-    again.ack().await.unwrap();
+    delivery.ack().await.unwrap();
     consumer.cancel().await.unwrap();
     assert!(consumer.next().await.is_none(), "cancelled");
     connection.close(200, "done".into()).await.unwrap();
@@ -173,4 +170,106 @@ async fn a_delivery_never_settled_goes_back_to_its_queue() {
     let (_connection, mut consumer) = consumer_of(&vhost.url(), Lane::Direct, None).await;
     let next = next_delivery(&mut consumer).await;
     assert_eq!(Task::decode(next.body()).unwrap(), task());
+}
+
+/// Declares `name` as entra-sync 0.1 did: a quorum queue with the delivery
+/// limit and the dead-letter target as arguments.
+async fn declare_as_before(
+    connection: &lapin::Connection,
+    name: &str,
+    args: &[(&str, lapin::types::AMQPValue)],
+) -> Result<(), lapin::Error> {
+    let channel = connection.create_channel().await.unwrap();
+    let mut table = FieldTable::default();
+    for (k, v) in args {
+        table.insert((*k).into(), v.clone());
+    }
+    let options = lapin::options::QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(name.into(), options, table)
+        .await
+        .map(drop)
+}
+
+#[tokio::test]
+async fn work_queues_declared_by_the_previous_release_are_still_accepted() {
+    use lapin::types::{AMQPValue, LongString};
+    let vhost = TestVhost::new().await;
+    let connection = connect(&vhost.url()).await.unwrap();
+    let old_args = [
+        (
+            "x-queue-type",
+            AMQPValue::LongString(LongString::from("quorum")),
+        ),
+        ("x-delivery-limit", AMQPValue::LongInt(5)),
+        (
+            "x-dead-letter-exchange",
+            AMQPValue::LongString(LongString::from("")),
+        ),
+        (
+            "x-dead-letter-routing-key",
+            AMQPValue::LongString(LongString::from("es.dlq")),
+        ),
+    ];
+    for lane in ["es.direct", "es.bulk"] {
+        declare_as_before(&connection, lane, &old_args)
+            .await
+            .unwrap();
+    }
+    // Redeclaring with other arguments is what breaks an upgrade…
+    let refused = declare_as_before(&connection, "es.direct", &old_args[..1]).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("PRECONDITION_FAILED")),
+        "{refused:?}"
+    );
+    // …and this release takes the queues as they are.
+    let topology = Topology::new("es");
+    let publisher = Publisher::open(&connection, topology.clone())
+        .await
+        .unwrap();
+    let mut consumer = Consumer::open(&connection, &topology, Lane::Direct, 1)
+        .await
+        .unwrap();
+    publisher.publish(Lane::Direct, &task()).await.unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .expect("a message arrives")
+        .unwrap()
+        .unwrap();
+    assert_eq!(Task::decode(delivery.body()).unwrap(), task());
+    delivery.ack().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_policies_are_set_through_the_management_api() {
+    let vhost = TestVhost::new().await;
+    let topology = Topology::new("es");
+    entra_sync_queue::policy::apply(&topology, &vhost.url(), vhost.management_url())
+        .await
+        .unwrap();
+    let policies: Vec<serde_json::Value> = reqwest::Client::new()
+        .get(format!(
+            "{}/api/policies/{}",
+            vhost.management_url(),
+            vhost.name
+        ))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let work = policies
+        .iter()
+        .find(|p| p["name"] == "es.work")
+        .expect("es.work set");
+    assert_eq!(work["definition"]["delivery-limit"], 20);
+    assert_eq!(work["definition"]["dead-letter-strategy"], "at-least-once");
+    assert!(policies.iter().any(|p| p["name"] == "es.retry"));
 }

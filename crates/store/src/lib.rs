@@ -12,6 +12,7 @@ pub mod migrate;
 pub mod outcomes;
 pub mod overview;
 pub mod providers;
+pub mod recovery;
 pub mod runs;
 pub mod scope;
 #[cfg(feature = "test-support")]
@@ -45,6 +46,27 @@ pub enum StoreError {
     /// A stored value does not parse; the database was edited by hand.
     #[error("corrupt row in the database: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether PostgreSQL could not be reached (no connection, a connection
+    /// lost, the server shutting down or starting), as opposed to a query
+    /// that failed on its own: waiting for the database is not a failed attempt.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Self::Pool(_) => true,
+            Self::Query { source, .. } => {
+                source.is_closed()
+                    || source.code().is_some_and(|code| {
+                        let code = code.code();
+                        // Class 08: connection exception; 57P01-57P03: shutdown, crash, starting.
+                        code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+                    })
+                    || std::error::Error::source(source).is_some_and(|e| e.is::<std::io::Error>())
+            }
+            Self::Url(_) | Self::Migration(_) | Self::Corrupt(_) => false,
+        }
+    }
 }
 
 /// Wraps a query error with what was being done.

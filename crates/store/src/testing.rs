@@ -21,7 +21,12 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates an empty schema (no migrations applied).
     pub async fn empty() -> Self {
-        let url = test_database_url();
+        Self::empty_at(&test_database_url()).await
+    }
+
+    /// Creates an empty schema in the database at `url`.
+    pub async fn empty_at(url: &str) -> Self {
+        let url = url.to_owned();
         let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
         let admin = Store::connect(&url, 1, None).expect("test database url");
         admin
@@ -37,7 +42,12 @@ impl TestDatabase {
 
     /// Creates a schema and applies every migration.
     pub async fn migrated() -> Self {
-        let db = Self::empty().await;
+        Self::migrated_at(&test_database_url()).await
+    }
+
+    /// Creates a schema in the database at `url` and applies every migration.
+    pub async fn migrated_at(url: &str) -> Self {
+        let db = Self::empty_at(url).await;
         db.store.migrate().await.expect("migrations apply");
         db
     }

@@ -7,10 +7,14 @@
 //! - The read → decide → write → record cycle runs under a per-object lock; a
 //!   group and its memberships share one (invariant 2).
 //! - The delivery is acked only once the outcome is in PostgreSQL and any
-//!   retry or dead letter is confirmed by the broker; if recording fails it
-//!   is requeued (invariant 3).
-//! - What follows a failure depends on its class (invariant 6): transient →
-//!   a delayed retry, dead-lettered after `max_attempts`; permanent →
+//!   retry or dead letter is confirmed by the broker (invariant 3). It is
+//!   never nack-requeued: what cannot finish now follows the one waiting rule
+//!   ([`crate::waiting`]), and a delivery that cannot even be republished is
+//!   left to the broker, which hands it out again once its channel is gone.
+//! - What follows a failure depends on its class (invariant 6): throttling,
+//!   a held lock and unreachable PostgreSQL, RabbitMQ or authentik are waits,
+//!   never attempts; transient → a delayed retry, dead-lettered after
+//!   `max_attempts`; permanent →
 //!   recorded; a write refused with 403 → recorded, and counted, since many
 //!   in a row mean a lost permission and halt; configuration → the provider
 //!   is halted. A delete or suspension the deletion guard held back was not
@@ -25,12 +29,14 @@ use crate::metrics::WorkerMetrics;
 use crate::outcome::{Action, Done, TaskResult};
 use crate::provider::ProviderWorker;
 use crate::runner::WorkerSettings;
+use crate::settle::{Handled, Unfinished};
+use crate::waiting::{Next, Wait, WaitingRule};
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_config::ProviderConfig;
 use entra_sync_core::ids::AkGroupPk;
 use entra_sync_core::task::{ObjectRef, Task, TaskReason};
 use entra_sync_provider::{record_accepted_write, record_refused_write};
-use entra_sync_queue::{Delivery, Lane, Publisher, QueueError};
+use entra_sync_queue::{Lane, Publisher};
 use entra_sync_store::outcomes::Outcome;
 use entra_sync_store::{Store, StoreError};
 use serde_json::{Value, json};
@@ -39,17 +45,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use uuid::Uuid;
-
-/// A failure to record or publish: the task is requeued and comes back.
-#[derive(Debug, thiserror::Error)]
-enum Unfinished {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-    #[error("cannot tell the users of a group change whose scope it may have changed: {0}")]
-    Scope(ReconcileError),
-}
 
 /// A successful reconcile: what to record, and the work it causes.
 struct Reconciled {
@@ -71,34 +66,20 @@ pub(crate) struct Handler {
     pub(crate) publisher: Publisher,
     /// Loop settings.
     pub(crate) settings: WorkerSettings,
+    /// What follows a task that could not finish now.
+    pub(crate) rule: WaitingRule,
     /// The counters.
     pub(crate) metrics: Arc<WorkerMetrics>,
 }
 
 impl Handler {
-    /// Handles one delivery and settles it: acked once handled, requeued if
-    /// its outcome could not be recorded.
-    pub(crate) async fn handle(&self, delivery: Delivery) {
-        let timer = self.metrics.task_started(delivery.lane());
-        let processed = self.process(delivery.lane(), delivery.body()).await;
-        drop(timer);
-        match processed {
-            Ok(()) => {
-                if let Err(e) = delivery.ack().await {
-                    tracing::warn!(error = %e, "cannot ack; the task may come again");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot finish a task; it goes back to the queue");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if let Err(e) = delivery.requeue().await {
-                    tracing::warn!(error = %e, "cannot requeue; the broker requeues it on reconnect");
-                }
-            }
-        }
-    }
-
-    async fn process(&self, lane: Lane, body: &[u8]) -> Result<(), Unfinished> {
+    /// One try at a delivery, held here for `held` so far.
+    pub(crate) async fn process(
+        &self,
+        lane: Lane,
+        body: &[u8],
+        held: Duration,
+    ) -> Result<Handled, Unfinished> {
         let task = match Task::decode(body) {
             Ok(task) => task,
             Err(e) => {
@@ -110,27 +91,34 @@ impl Handler {
                 self.store
                     .record_dead_letter(None, None, None, Some(raw), &reason)
                     .await?;
-                return Ok(());
+                return Ok(Handled::Settled);
             }
         };
         let Some(config) = self.configs.get(&task.provider) else {
             let reason = format!("no provider named {:?} is configured", task.provider);
-            return self.dead_letter(&task, &reason).await;
+            self.dead_letter(&task, &reason).await?;
+            return Ok(Handled::Settled);
         };
         if self.store.halt_of(&task.provider).await?.is_some() {
             // Rebuilt after `resume`, with a new token and permission check.
             self.workers.lock().await.remove(&task.provider);
             tracing::debug!(provider = %task.provider, object = %task.object, "provider halted; task dropped");
             self.count(&task, TaskResult::Dropped);
-            return Ok(());
+            return Ok(Handled::Settled);
         }
         let span = tracing::info_span!("task", provider = %task.provider, object = %task.object, run = ?task.run_id, attempt = task.attempt);
         let result = tracing::Instrument::instrument(self.reconcile(config, &task), span).await;
-        // Retried or halted tasks tell the users when they are done.
+        // Retried, waiting or halted tasks tell the users when they are done.
         let scope_changed = match (task.object, task.run_id, &result) {
-            (_, _, Err(ReconcileError::Transient { .. } | ReconcileError::Configuration(_))) => {
-                None
-            }
+            (
+                _,
+                _,
+                Err(
+                    ReconcileError::Transient { .. }
+                    | ReconcileError::Waiting { .. }
+                    | ReconcileError::Configuration(_),
+                ),
+            ) => None,
             (ObjectRef::Group(group), None, _) => Some(group),
             _ => None,
         };
@@ -166,7 +154,32 @@ impl Handler {
             Err(ReconcileError::Transient {
                 detail,
                 retry_after,
-            }) => self.retry(lane, task, &detail, retry_after).await?,
+            }) => match self.rule.after_failure(task.attempt, retry_after) {
+                Next::Defer { delay, attempt } => {
+                    self.retry(lane, Task { attempt, ..task }, &detail, delay)
+                        .await?
+                }
+                Next::GiveUp { attempts } => {
+                    let reason = format!("gave up after {attempts} attempts: {detail}");
+                    self.dead_letter(&task, &reason).await?;
+                }
+                Next::TryAgainHere(pause) => return Ok(Handled::TryAgainHere(pause)),
+            },
+            Err(ReconcileError::Waiting {
+                wait,
+                detail,
+                retry_after,
+            }) => match self.rule.after_wait(task.attempt, retry_after, held) {
+                Next::TryAgainHere(pause) => {
+                    tracing::debug!(wait = wait.as_str(), %detail, ?pause, "waiting here");
+                    return Ok(Handled::TryAgainHere(pause));
+                }
+                Next::Defer { delay, attempt } => {
+                    self.defer(lane, &Task { attempt, ..task }, wait, &detail, delay)
+                        .await?
+                }
+                Next::GiveUp { .. } => unreachable!("waiting never uses up attempts"),
+            },
             Err(ReconcileError::HeldBack(held)) => {
                 tracing::warn!(provider = %task.provider, object = %task.object, reason = %held, "deletion held back");
                 self.record_failure(&task, TaskResult::HeldBack, &held.to_string())
@@ -182,24 +195,31 @@ impl Handler {
         if let Some(group) = scope_changed {
             self.publish_scope_changes(config, group).await?;
         }
-        Ok(())
+        Ok(Handled::Settled)
     }
 
     /// Publishes a direct task for each user whose scope the change of
-    /// `group` may have changed ([`group_scope`]). If they cannot be found,
-    /// the task is requeued and reconciled again, which changes nothing.
+    /// `group` may have changed ([`group_scope`]). If they cannot be found
+    /// now, the task waits and is reconciled again, which changes nothing;
+    /// any other failure leaves them to the next full sync.
     async fn publish_scope_changes(
         &self,
         config: &ProviderConfig,
         group: AkGroupPk,
     ) -> Result<(), Unfinished> {
-        let worker = self
-            .worker_for(config, None)
-            .await
-            .map_err(Unfinished::Scope)?;
-        let users = group_scope::users_to_check(&worker, group)
-            .await
-            .map_err(Unfinished::Scope)?;
+        let users = match self.worker_for(config, None).await {
+            Ok(worker) => group_scope::users_to_check(&worker, group).await,
+            Err(e) => Err(e),
+        };
+        let users = match users {
+            Ok(users) => users,
+            Err(e @ ReconcileError::Waiting { .. }) => return Err(Unfinished::Scope(e)),
+            Err(e) => {
+                // Not a wait: the next full sync settles these users' scope.
+                tracing::warn!(provider = %config.name, %group, error = %e, "cannot tell the users whose scope a group change may have changed");
+                return Ok(());
+            }
+        };
         for user in users {
             let check = Task::new(&config.name, ObjectRef::User(user), TaskReason::Event);
             self.publisher.publish(Lane::Direct, &check).await?;
@@ -238,7 +258,7 @@ impl Handler {
     }
 
     /// Reconciles the task's object under its lock; a lock held elsewhere for
-    /// longer than `lock_timeout` makes it a transient failure.
+    /// longer than `lock_timeout` is a wait.
     async fn reconcile(
         &self,
         config: &ProviderConfig,
@@ -250,7 +270,8 @@ impl Handler {
             .store
             .lock_object(&task.provider, &object, self.settings.lock_timeout)
             .await?
-            .ok_or_else(|| ReconcileError::Transient {
+            .ok_or_else(|| ReconcileError::Waiting {
+                wait: Wait::Locked,
                 detail: format!("{object} is locked by another worker"),
                 retry_after: None,
             })?;
@@ -261,50 +282,7 @@ impl Handler {
         result
     }
 
-    async fn retry(
-        &self,
-        lane: Lane,
-        task: Task,
-        detail: &str,
-        retry_after: Option<Duration>,
-    ) -> Result<(), Unfinished> {
-        let attempt = task.attempt + 1;
-        if attempt >= self.settings.max_attempts {
-            let reason = format!("gave up after {attempt} attempts: {detail}");
-            return self.dead_letter(&task, &reason).await;
-        }
-        let delay = retry_after
-            .unwrap_or_default()
-            .max(self.settings.retry_backoff.delay(attempt));
-        let tier = self.publisher.topology().tier_for(delay);
-        let again = Task { attempt, ..task };
-        self.publisher.publish_retry(lane, tier, &again).await?;
-        tracing::info!(provider = %again.provider, object = %again.object, attempt, delay = ?tier.delay(), %detail, "transient failure; retrying later");
-        let detail = json!({ "error": detail, "retry_in_ms": tier.delay().as_millis() as u64 });
-        self.record(&again, Action::None, TaskResult::Retrying, Some(detail))
-            .await?;
-        Ok(())
-    }
-
-    async fn dead_letter(&self, task: &Task, reason: &str) -> Result<(), Unfinished> {
-        tracing::error!(provider = %task.provider, object = %task.object, %reason, "task dead-lettered");
-        self.publisher.publish_dead(&task.encode(), reason).await?;
-        let raw = serde_json::to_value(task).ok();
-        self.store
-            .record_dead_letter(
-                Some(&task.provider),
-                Some(task.object.kind()),
-                Some(&task.object.id_string()),
-                raw,
-                reason,
-            )
-            .await?;
-        self.record_failure(task, TaskResult::Dead, reason).await?;
-        self.finish_run_object(task, true).await?;
-        Ok(())
-    }
-
-    async fn record_failure(
+    pub(crate) async fn record_failure(
         &self,
         task: &Task,
         result: TaskResult,
@@ -315,7 +293,7 @@ impl Handler {
     }
 
     /// Appends to the provisioning log and counts the result.
-    async fn record(
+    pub(crate) async fn record(
         &self,
         task: &Task,
         action: Action,
@@ -337,12 +315,16 @@ impl Handler {
             .await
     }
 
-    fn count(&self, task: &Task, result: TaskResult) {
+    pub(crate) fn count(&self, task: &Task, result: TaskResult) {
         self.metrics
             .task_finished(&task.provider, task.object.kind().as_str(), result.as_str());
     }
 
-    async fn finish_run_object(&self, task: &Task, failed: bool) -> Result<(), StoreError> {
+    pub(crate) async fn finish_run_object(
+        &self,
+        task: &Task,
+        failed: bool,
+    ) -> Result<(), StoreError> {
         if let Some(run) = task.run_id {
             self.store
                 .finish_run_object(run, task.object.kind(), &task.object.id_string(), failed)

@@ -102,10 +102,23 @@ impl Failures {
             Err(ReconcileError::Forbidden(detail))
         } else if classes.contains(&FailureClass::Transient) {
             let retry_after = self.0.iter().filter_map(|(_, f)| f.retry_after).max();
-            Err(ReconcileError::Transient {
-                detail,
-                retry_after,
-            })
+            let throttled = self
+                .0
+                .iter()
+                .filter(|(_, f)| f.class == FailureClass::Transient)
+                .all(|(_, f)| crate::is_throttle(f));
+            if throttled {
+                Err(ReconcileError::Waiting {
+                    wait: crate::waiting::Wait::Throttled,
+                    detail,
+                    retry_after,
+                })
+            } else {
+                Err(ReconcileError::Transient {
+                    detail,
+                    retry_after,
+                })
+            }
         } else {
             Err(ReconcileError::Permanent(detail))
         }
@@ -338,20 +351,8 @@ fn report_of(written: Written<MemberAddReport>, members: &[EntraObjectId]) -> Me
 /// A failure of a whole request, which stops the reconcile: what was written
 /// before it is recorded, the rest is sent again on retry.
 fn whole_request(group: AkGroupPk, f: GraphFailure) -> ReconcileError {
-    let with_group = |detail: String| format!("group {group}: {detail}");
-    match ReconcileError::from(f) {
-        ReconcileError::Transient {
-            detail,
-            retry_after,
-        } => ReconcileError::Transient {
-            detail: with_group(detail),
-            retry_after,
-        },
-        ReconcileError::Permanent(d) => ReconcileError::Permanent(with_group(d)),
-        ReconcileError::Forbidden(d) => ReconcileError::Forbidden(with_group(d)),
-        ReconcileError::Configuration(d) => ReconcileError::Configuration(with_group(d)),
-        held @ ReconcileError::HeldBack(_) => held,
-    }
+    let detail = format!("group {group}: {f}");
+    ReconcileError::from(f).with_detail(detail)
 }
 
 /// Records members as written to `entra_group`, unless authentik group `group`

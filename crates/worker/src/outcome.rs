@@ -78,8 +78,11 @@ pub enum TaskResult {
     Ok,
     /// This object cannot be written as it is (a permanent failure); recorded, not retried.
     Failed,
-    /// A transient failure: sent again after a delay.
+    /// A transient failure: sent again after a delay, as one attempt more.
     Retrying,
+    /// Not the object's fault (throttled, locked, a dependency unreachable):
+    /// sent again after a delay without counting an attempt.
+    Waiting,
     /// Out of attempts, or unreadable: in the dead-letter queue.
     Dead,
     /// A configuration failure halted the provider.
@@ -98,6 +101,7 @@ impl TaskResult {
             Self::Ok => "ok",
             Self::Failed => "failed",
             Self::Retrying => "retrying",
+            Self::Waiting => "waiting",
             Self::Dead => "dead",
             Self::Halted => "halted",
             Self::HeldBack => "held_back",
@@ -245,6 +249,7 @@ mod tests {
             TaskResult::Ok,
             TaskResult::Failed,
             TaskResult::Retrying,
+            TaskResult::Waiting,
             TaskResult::Dead,
             TaskResult::Halted,
             TaskResult::HeldBack,
@@ -259,6 +264,7 @@ mod tests {
                 "ok",
                 "failed",
                 "retrying",
+                "waiting",
                 "dead",
                 "halted",
                 "held_back",

@@ -123,10 +123,7 @@ impl From<ScopeError> for ReconcileError {
         match e {
             ScopeError::Authentik(e) => e.into(),
             e @ ScopeError::NoFilterGroup { .. } => Self::Configuration(e.to_string()),
-            e @ ScopeError::Store { .. } => Self::Transient {
-                detail: e.to_string(),
-                retry_after: None,
-            },
+            ScopeError::Store { ref source, .. } => Self::of_store(source, e.to_string()),
         }
     }
 }
@@ -136,22 +133,12 @@ impl From<RecordMembersError> for ReconcileError {
         let detail = e.to_string();
         match e {
             // Graph's failure decides the class; the message names the group.
-            RecordMembersError::Graph { source, .. } => match Self::from(*source) {
-                Self::Transient { retry_after, .. } => Self::Transient {
-                    detail,
-                    retry_after,
-                },
-                Self::Permanent(_) => Self::Permanent(detail),
-                Self::Forbidden(_) => Self::Forbidden(detail),
-                Self::Configuration(_) => Self::Configuration(detail),
-                held @ Self::HeldBack(_) => held,
+            RecordMembersError::Graph { source, .. } => Self::from(*source).with_detail(detail),
+            RecordMembersError::Store { source, .. } => Self::of_store(&source, detail),
+            RecordMembersError::Relinked { .. } => Self::Transient {
+                detail,
+                retry_after: None,
             },
-            RecordMembersError::Store { .. } | RecordMembersError::Relinked { .. } => {
-                Self::Transient {
-                    detail,
-                    retry_after: None,
-                }
-            }
         }
     }
 }

@@ -8,13 +8,17 @@
 //! - A task not acked when the worker stops goes back to its queue, so
 //!   nothing is lost (invariant 3).
 
+use crate::dead_letters;
 use crate::handler::Handler;
 use crate::health;
 use crate::metrics::WorkerMetrics;
+use crate::waiting::WaitingRule;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_config::ProviderConfig;
 use entra_sync_core::backoff::Backoff;
-use entra_sync_queue::{Consumer, Lane, Publisher, QueueError, Topology};
+use entra_sync_queue::{
+    Consumer, DeadLetterConsumer, Lane, Publisher, QueueError, Topology, policy,
+};
 use entra_sync_store::{Store, StoreError};
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,7 +35,8 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// Attempts of a task before it goes to the dead-letter queue.
     pub max_attempts: u32,
-    /// How long a task waits for its object's lock before it is retried later.
+    /// How long a task waits for its object's lock in one try; the waiting
+    /// rule ([`crate::waiting`]) decides what follows.
     pub lock_timeout: Duration,
     /// How long in-flight tasks may take to finish after a shutdown request;
     /// the rest are requeued by the broker.
@@ -41,13 +46,13 @@ pub struct WorkerSettings {
 }
 
 impl WorkerSettings {
-    /// `concurrency` and `max_attempts` as configured; a 30 s lock timeout,
+    /// `concurrency` and `max_attempts` as configured; a 3 s lock timeout,
     /// 7 s of shutdown grace, and retries after 5 s, doubled per attempt up to an hour.
     pub fn new(concurrency: usize, max_attempts: u32) -> Self {
         Self {
             concurrency,
             max_attempts,
-            lock_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(3),
             shutdown_grace: Duration::from_secs(7),
             retry_backoff: Backoff {
                 base: Duration::from_secs(5),
@@ -73,6 +78,9 @@ pub struct WorkerParts {
     pub settings: WorkerSettings,
     /// Where to serve `/healthz`, `/readyz` and `/metrics`, if anywhere.
     pub listen: Option<SocketAddr>,
+    /// RabbitMQ's management HTTP API, through which the queues' policies
+    /// are set at start, if given.
+    pub management_url: Option<String>,
 }
 
 /// The worker could not start or lost its broker.
@@ -102,6 +110,14 @@ pub async fn run(
     parts: WorkerParts,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
+    if let Some(management) = &parts.management_url {
+        match policy::apply(&parts.topology, &parts.amqp_url, management).await {
+            Ok(()) => tracing::info!("RabbitMQ policies set"),
+            Err(e) => {
+                tracing::warn!(error = %e, "RabbitMQ policies not set; set them as the README says")
+            }
+        }
+    }
     let connection = Arc::new(entra_sync_queue::connect(&parts.amqp_url).await?);
     let metrics = Arc::new(WorkerMetrics::default());
     if let Some(addr) = parts.listen {
@@ -120,6 +136,11 @@ pub async fn run(
     let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
     let mut direct = Consumer::open(&connection, &parts.topology, Lane::Direct, prefetch).await?;
     let mut bulk = Consumer::open(&connection, &parts.topology, Lane::Bulk, prefetch).await?;
+    let dead_letters = tokio::spawn(dead_letters::follow(
+        DeadLetterConsumer::open(&connection, &parts.topology).await?,
+        publisher.clone(),
+        parts.store.clone(),
+    ));
     let handler = Arc::new(Handler {
         // Locks come from their own pool: a task holds one while it uses others.
         store: parts.store.with_lock_pool(concurrency)?,
@@ -131,6 +152,7 @@ pub async fn run(
             .collect(),
         workers: Mutex::new(HashMap::new()),
         publisher,
+        rule: WaitingRule::new(parts.settings.max_attempts, parts.settings.retry_backoff),
         settings: parts.settings.clone(),
         metrics,
     });
@@ -172,6 +194,8 @@ pub async fn run(
             tracing::warn!(error = %e, lane = consumer.lane().as_str(), "cannot cancel a consumer; closing the connection stops it");
         }
     }
+    // Whatever it holds unsettled comes back to the queue.
+    dead_letters.abort();
     let drained = tokio::time::timeout(handler.settings.shutdown_grace, async {
         while in_flight.join_next().await.is_some() {}
     })

@@ -62,12 +62,23 @@ fn summary(p: &Value) -> String {
             run["objects_failed"]
         )
     };
+    let stall = &run["stall_recovery"];
+    let stall = if stall.is_object() {
+        format!(
+            "; stalled, {} republished {} time(s), last at {}",
+            stall["phase"].as_str().unwrap_or("?"),
+            stall["count"],
+            stall["republished_at"].as_str().unwrap_or("?")
+        )
+    } else {
+        String::new()
+    };
     let halt = match p["halt_reason"].as_str() {
         Some(reason) => format!("; HALTED: {reason}"),
         None => String::new(),
     };
     format!(
-        "{}: {sync}; {} users and {} groups linked; {} dead letters{halt}",
+        "{}: {sync}{stall}; {} users and {} groups linked; {} dead letters{halt}",
         p["name"].as_str().unwrap_or("?"),
         p["links"]["users"],
         p["links"]["groups"],
@@ -82,7 +93,12 @@ fn names(config: &Config) -> impl Iterator<Item = &str> {
 /// The status object of one provider.
 async fn provider_status(store: &Store, name: &str) -> anyhow::Result<Value> {
     let halt = store.halt_of(name).await?;
-    let last = store.latest_run(name).await?.map(|run| {
+    let last = store.latest_run(name).await?;
+    let stall = match &last {
+        Some(run) => store.stall_recovery(run.id).await?,
+        None => None,
+    };
+    let last = last.map(|run| {
         json!({
             "id": run.id,
             "state": run.state,
@@ -94,6 +110,7 @@ async fn provider_status(store: &Store, name: &str) -> anyhow::Result<Value> {
             "objects_total": run.objects_total,
             "objects_done": run.objects_done,
             "objects_failed": run.objects_failed,
+            "stall_recovery": stall,
         })
     });
     Ok(json!({

@@ -47,10 +47,16 @@ pub async fn run(
     }
     let started = Instant::now();
     loop {
-        let run = store
-            .run(id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("run {id} disappeared"))?;
+        // A database restart is waited out, up to the timeout.
+        let run = match store.run(id).await {
+            Ok(run) => run.ok_or_else(|| anyhow::anyhow!("run {id} disappeared"))?,
+            Err(e) if e.is_unreachable() && timeout.is_none_or(|t| started.elapsed() < t) => {
+                eprintln!("waiting for PostgreSQL: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         match run.state {
             RunState::Running => {}
             RunState::Done => {

@@ -131,6 +131,7 @@ async fn lead_connected(
         store: parts.store.clone(),
         publisher,
         poll_interval: parts.intervals.run_poll,
+        stall_timeout: parts.intervals.stall_timeout,
         metrics: health.metrics.clone(),
     };
     let providers: Vec<Arc<Provider>> = parts

@@ -50,6 +50,7 @@ impl Env {
             store: db.store.clone(),
             publisher,
             poll_interval: Duration::from_millis(50),
+            stall_timeout: Duration::from_secs(600),
             metrics: Arc::new(Metrics::default()),
         };
         Self {
