@@ -3,6 +3,7 @@
 
 pub mod budget;
 pub mod cursor;
+pub mod dead_letters;
 pub mod guard;
 pub mod leader;
 pub mod link_refs;
@@ -11,6 +12,7 @@ pub mod locks;
 pub mod migrate;
 pub mod outcomes;
 pub mod providers;
+pub mod retention;
 pub mod runs;
 pub mod scope;
 #[cfg(feature = "test-support")]
