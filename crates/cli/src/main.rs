@@ -165,7 +165,15 @@ enum SimSystem {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _telemetry = telemetry::init(cli.log_format, "entra-sync");
+    let level = match cli.command {
+        Command::Sync { .. }
+        | Command::Status { .. }
+        | Command::Resume { .. }
+        | Command::Why { .. }
+        | Command::DeadLetters { .. } => "warn",
+        _ => "info",
+    };
+    let _telemetry = telemetry::init(cli.log_format, "entra-sync", level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

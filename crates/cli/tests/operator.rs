@@ -138,10 +138,7 @@ async fn status_why_sync_object_and_dead_letters_need_only_the_database_and_brok
         out.contains("userPrincipalName = \"alice@contoso.com\""),
         "{out}"
     );
-    assert!(
-        out.contains("decision:  in scope and in step ("),
-        "{out}"
-    );
+    assert!(out.contains("decision:  in scope and in step ("), "{out}");
     assert!(out.contains("provider:  running (not halted)"), "{out}");
     let (_, out, _) = run(config, &["why", "--provider", "p", "user:999999"]);
     assert!(out.contains("link:      none"), "{out}");

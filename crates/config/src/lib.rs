@@ -422,6 +422,11 @@ client_secret_env = "ENTRA_CLIENT_SECRET"
         assert!(p.mappings[1].expression.contains("job_title"));
         assert_eq!(p.client_secret.expose(), "s3cret");
         assert_eq!(p.full_sync_interval, Duration::from_secs(4 * 3600));
+        assert_eq!(
+            config.retention,
+            RetentionConfig::default(),
+            "the example shows the defaults"
+        );
     }
 
     #[test]

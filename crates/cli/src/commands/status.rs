@@ -124,7 +124,7 @@ fn render(providers: &[Value]) -> String {
                     time(&f["at"]),
                     format!("{}:{}", text(&f["kind"]), text(&f["object_id"])),
                     text(&f["result"]),
-                    f["error"].as_str().unwrap_or("-").to_owned(),
+                    shorten(f["error"].as_str().unwrap_or("-")),
                 ]);
             }
             out.push_str(&rows.render_indented("  "));
@@ -137,6 +137,16 @@ fn render(providers: &[Value]) -> String {
         }
     }
     out
+}
+
+/// A reason cut to fit a line; `--json` has it whole.
+fn shorten(reason: &str) -> String {
+    const MAX: usize = 160;
+    if reason.chars().count() <= MAX {
+        reason.to_owned()
+    } else {
+        format!("{}…", reason.chars().take(MAX).collect::<String>())
+    }
 }
 
 /// A JSON string as plain text.

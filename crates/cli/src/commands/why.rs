@@ -77,7 +77,7 @@ async fn explain(
         let mut table = Table::new(&["AT", "KIND", "ACTION", "RESULT", "ATTEMPT", "DETAIL"]);
         for o in &outcomes {
             table.row(vec![
-                o.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                o.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
                 o.kind.clone(),
                 o.action.clone(),
                 o.result.clone(),
