@@ -72,6 +72,7 @@ async fn status_why_sync_object_and_dead_letters_need_only_the_database_and_brok
     let stack = Stack::start(vec![ProviderSpec::new("p")]).await;
     let sim = &stack.authentik.sim;
     let pk = sim.create_user(entra_sync_tests::new_user("alice"), Mode::Silent);
+    let staff = sim.create_group(entra_sync_tests::new_group("staff"), Mode::Silent);
     let services = stack.services().await;
     remove_secrets(&stack);
     let config = stack.config_path();
@@ -89,6 +90,45 @@ async fn status_why_sync_object_and_dead_letters_need_only_the_database_and_brok
         !out.contains('\u{1b}'),
         "no escape codes off a terminal: {out:?}"
     );
+
+    // On a terminal (a pseudo-terminal from script(1)): a live bar instead.
+    let terminal = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "{} sync --provider p --wait --timeout 60",
+                env!("CARGO_BIN_EXE_entra-sync")
+            ),
+            "/dev/null",
+        ])
+        .env("ENTRA_SYNC_CONFIG", config)
+        .env_remove("DATABASE_URL")
+        .env_remove("AMQP_URL")
+        .output()
+        .expect("run script(1)");
+    let screen = String::from_utf8_lossy(&terminal.stdout);
+    assert_eq!(terminal.status.code(), Some(0), "{screen}");
+    assert!(screen.contains(" objects, "), "the bar: {screen:?}");
+    assert!(
+        !screen.contains(": phase "),
+        "no phase lines on a terminal: {screen:?}"
+    );
+
+    // why, for a group: its link and the members last written.
+    let (code, out, err) = run(
+        config,
+        &["why", "--provider", "p", &format!("group:{staff}")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("group {staff} of provider p")),
+        "{out}"
+    );
+    assert!(
+        out.contains("link:      Entra id ") && out.contains("members last written: 0"),
+        "{out}"
+    );
+    assert!(out.contains("displayName = \"staff\""), "{out}");
 
     // sync --object: a direct task, its outcome printed.
     let bob = sim.create_user(entra_sync_tests::new_user("bob"), Mode::Silent);
