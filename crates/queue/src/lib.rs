@@ -14,6 +14,7 @@
 //!   read, and work-queue messages that crashed a worker `x-delivery-limit` times.
 
 mod consumer;
+mod depth;
 mod publisher;
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -11,6 +11,7 @@ pub mod links;
 pub mod locks;
 pub mod migrate;
 pub mod outcomes;
+pub mod overview;
 pub mod providers;
 pub mod retention;
 pub mod runs;
