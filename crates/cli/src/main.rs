@@ -52,19 +52,28 @@ enum Command {
         #[arg(long, env = "ENTRA_SYNC_LISTEN", value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
-    /// Starts a full sync of a provider now.
+    /// Starts a full sync of a provider now, or syncs one object (--object).
+    /// Needs the database and the broker, not the Graph or authentik secrets.
     Sync {
         /// Provider name, as configured.
         #[arg(long)]
         provider: String,
-        /// Wait for the sync to end; exit 0 if no object failed, 1 if some did, 2 on any other error.
+        /// Wait for the sync to end, showing its progress; exit 0 if no object
+        /// failed, 1 if some did, 2 on any other error.
         #[arg(long)]
         wait: bool,
-        /// With --wait: give up (exit 2) after this many seconds.
+        /// With --wait or --object: give up (exit 2) after this many seconds.
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
+        /// Sync only this object now, as a direct task, and print its outcome
+        /// (exit 0 ok, 1 failed, 2 error or timeout): user:<pk> or group:<uuid>.
+        #[arg(long, value_name = "OBJECT", conflicts_with = "wait")]
+        object: Option<String>,
     },
-    /// Prints the state of the providers: halts, last full sync, links, dead letters.
+    /// Prints the state of the providers: halts, last full sync, links, dead
+    /// letters, recent failures. Exit codes: 0 when the state was printed, even
+    /// with a provider halted; with --check, 1 when a provider is halted; 2 on
+    /// any error. Needs only the database.
     Status {
         /// Only this provider.
         #[arg(long)]
@@ -72,8 +81,35 @@ enum Command {
         /// Print one JSON document (the stable, scriptable form).
         #[arg(long)]
         json: bool,
+        /// Exit 1 when a provider is halted (for scripts and probes).
+        #[arg(long)]
+        check: bool,
     },
-    /// Clears a provider's halt after its configuration was fixed, and starts a full sync.
+    /// Explains an object's state from the database: halt, scope, link, the body
+    /// last written, the decision and the recent outcomes with their reasons.
+    /// Needs only the database (no --live mode yet, which would need the secrets).
+    Why {
+        /// Provider name, as configured.
+        #[arg(long)]
+        provider: String,
+        /// user:<pk> or group:<uuid>.
+        object: String,
+    },
+    /// Lists, retries or drops a provider's dead letters. Needs the database
+    /// (and the broker, to retry).
+    DeadLetters {
+        /// list, retry or drop.
+        #[arg(value_enum)]
+        action: commands::dead_letters::Action,
+        /// Provider name, as configured.
+        #[arg(long)]
+        provider: String,
+        /// Only these dead letters (as `list` numbers them); all when left out.
+        #[arg(long = "id", value_name = "ID")]
+        ids: Vec<i64>,
+    },
+    /// Clears a provider's halt after its configuration was fixed, and starts a
+    /// full sync. Needs only the database.
     Resume {
         /// Provider name, as configured.
         #[arg(long)]
@@ -129,7 +165,15 @@ enum SimSystem {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _telemetry = telemetry::init(cli.log_format, "entra-sync");
+    let level = match cli.command {
+        Command::Sync { .. }
+        | Command::Status { .. }
+        | Command::Resume { .. }
+        | Command::Why { .. }
+        | Command::DeadLetters { .. } => "warn",
+        _ => "info",
+    };
+    let _telemetry = telemetry::init(cli.log_format, "entra-sync", level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -155,13 +199,35 @@ fn main() -> ExitCode {
                 provider,
                 wait,
                 timeout,
+                object,
             } => {
                 let timeout = timeout.map(std::time::Duration::from_secs);
-                commands::sync::run(cli.config.as_deref(), &provider, wait, timeout).await
+                match object {
+                    Some(object) => {
+                        commands::object::run(cli.config.as_deref(), &provider, &object, timeout)
+                            .await
+                    }
+                    None => {
+                        commands::sync::run(cli.config.as_deref(), &provider, wait, timeout).await
+                    }
+                }
             }
-            Command::Status { provider, json } => {
-                commands::status::run(cli.config.as_deref(), provider.as_deref(), json).await
+            Command::Status {
+                provider,
+                json,
+                check,
+            } => {
+                let args = commands::status::StatusArgs { json, check };
+                commands::status::run(cli.config.as_deref(), provider.as_deref(), args).await
             }
+            Command::Why { provider, object } => {
+                commands::why::run(cli.config.as_deref(), &provider, &object).await
+            }
+            Command::DeadLetters {
+                action,
+                provider,
+                ids,
+            } => commands::dead_letters::run(cli.config.as_deref(), &provider, action, &ids).await,
             Command::Resume {
                 provider,
                 allow_deletions,

@@ -3,6 +3,7 @@
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::io::IsTerminal;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -29,11 +30,17 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs the global subscriber; `RUST_LOG` filters (default `info`).
-pub fn init(format: LogFormat, service: &'static str) -> TelemetryGuard {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn,refinery_core=warn"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+/// Installs the global subscriber; `RUST_LOG` filters (default `level`,
+/// `info` for the services, `warn` for the operator's commands, whose output
+/// is what they print).
+pub fn init(format: LogFormat, service: &'static str, level: &str) -> TelemetryGuard {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{level},tokio_postgres=warn,refinery_core=warn"))
+    });
+    // Colours only on a terminal: logs redirected to a file or a pipe stay plain text.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     let fmt = match format {
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt.json().boxed(),

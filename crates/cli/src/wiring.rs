@@ -8,12 +8,26 @@ use entra_sync_producer::webhook::WebhookSecret;
 use entra_sync_provider::Provider;
 use entra_sync_queue::Topology;
 use entra_sync_store::Store;
+use entra_sync_store::retention::Retention;
 use entra_sync_worker::runner::{WorkerParts, WorkerSettings};
 
 /// The database pool, with at least `min_size` connections allowed.
 pub fn store(config: &Config, min_size: usize) -> anyhow::Result<Store> {
     let size = config.database.max_connections.max(min_size);
     Ok(Store::connect(config.database.url.expose(), size, None)?)
+}
+
+/// What the producer's background pruning keeps (`[retention]`).
+pub fn retention(config: &Config) -> Retention {
+    let r = &config.retention;
+    Retention {
+        outcomes_max_age: r.outcomes_max_age,
+        outcomes_max_rows: r.outcomes_max_rows,
+        dead_letters_max_age: r.dead_letters_max_age,
+        dead_letters_max_rows: r.dead_letters_max_rows,
+        runs_kept: r.runs_kept,
+        run_objects_max_age: r.run_objects_max_age,
+    }
 }
 
 /// The authentik API client.

@@ -45,6 +45,8 @@ pub struct Config {
     pub producer: ProducerConfig,
     /// The worker processes.
     pub worker: WorkerConfig,
+    /// How long the provisioning log, dead letters and runs are kept.
+    pub retention: RetentionConfig,
     /// The authentik instance that is the source of truth.
     pub authentik: AuthentikConfig,
     /// Entra tenants to keep in step, each with its settings.
@@ -129,6 +131,52 @@ impl Default for WorkerConfig {
             concurrency: 16,
             max_attempts: 8,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+/// `[retention]`: the producer prunes old state in the background, so the
+/// tables stay bounded at any directory size. Keys left out take the defaults
+/// of [`RetentionConfig::default`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How often the producer prunes.
+    #[serde(deserialize_with = "raw::duration_value")]
+    pub interval: Duration,
+    /// Provisioning-log rows (`object_outcomes`) older than this are deleted.
+    #[serde(deserialize_with = "raw::duration_value")]
+    pub outcomes_max_age: Duration,
+    /// At most this many provisioning-log rows are kept, the newest.
+    pub outcomes_max_rows: u64,
+    /// Dead letters older than this are deleted.
+    #[serde(deserialize_with = "raw::duration_value")]
+    pub dead_letters_max_age: Duration,
+    /// At most this many dead letters are kept, the newest.
+    pub dead_letters_max_rows: u64,
+    /// Finished full syncs kept per provider, the newest; older ones go with
+    /// their per-object rows.
+    pub runs_kept: u64,
+    /// The per-object rows of a finished full sync (`sync_run_objects`) are
+    /// deleted this long after it finished; its counts stay.
+    #[serde(deserialize_with = "raw::duration_value")]
+    pub run_objects_max_age: Duration,
+}
+
+impl Default for RetentionConfig {
+    /// Prune hourly; keep 30 days and at most 1,000,000 rows of the
+    /// provisioning log, 90 days and at most 100,000 dead letters, the newest
+    /// 100 full syncs per provider, and a finished sync's per-object rows for a day.
+    fn default() -> Self {
+        const DAY: u64 = 24 * 3600;
+        Self {
+            interval: Duration::from_secs(3600),
+            outcomes_max_age: Duration::from_secs(30 * DAY),
+            outcomes_max_rows: 1_000_000,
+            dead_letters_max_age: Duration::from_secs(90 * DAY),
+            dead_letters_max_rows: 100_000,
+            runs_kept: 100,
+            run_objects_max_age: Duration::from_secs(DAY),
         }
     }
 }
@@ -242,6 +290,24 @@ impl ProviderConfig {
 pub trait Environment {
     /// The value of an environment variable, if set.
     fn var(&self, name: &str) -> Option<String>;
+
+    /// Whether secrets are read; see [`Config::load_without_secrets`].
+    fn reads_secrets(&self) -> bool {
+        true
+    }
+}
+
+/// An environment whose secrets are left unread.
+struct WithoutSecrets<'a, E>(&'a E);
+
+impl<E: Environment> Environment for WithoutSecrets<'_, E> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.var(name)
+    }
+
+    fn reads_secrets(&self) -> bool {
+        false
+    }
 }
 
 /// The real process environment.
@@ -274,6 +340,19 @@ impl Config {
             e.key = format!("{}: {}", path.display(), e.key);
             e
         })
+    }
+
+    /// Reads and validates the configuration like [`Config::load`] but leaves
+    /// every secret (authentik token, webhook secret, client secrets) unread
+    /// and empty: for the commands that touch only the database and the broker
+    /// (`status`, `sync`, `resume`, `why`, `dead-letters`), so they run where
+    /// the Graph and authentik secrets are not mounted. Such a configuration
+    /// can never authenticate to Graph or authentik.
+    pub fn load_without_secrets(
+        path: &Path,
+        env: &impl Environment,
+    ) -> Result<Self, InvalidConfig> {
+        Self::load(path, &WithoutSecrets(env))
     }
 
     /// Parses configuration text; relative mapping files resolve against `base`.
@@ -352,6 +431,11 @@ mod tests {
         assert!(p.mappings[1].expression.contains("job_title"));
         assert_eq!(p.client_secret.expose(), "s3cret");
         assert_eq!(p.full_sync_interval, Duration::from_secs(4 * 3600));
+        assert_eq!(
+            config.retention,
+            RetentionConfig::default(),
+            "the example shows the defaults"
+        );
     }
 
     #[test]
@@ -375,6 +459,47 @@ mod tests {
         assert_eq!(c.amqp.management_url, None);
         assert_eq!((c.worker.concurrency, c.worker.max_attempts), (16, 8));
         assert_eq!(c.worker.listen.to_string(), "127.0.0.1:0");
+        assert_eq!(c.retention, RetentionConfig::default());
+        assert_eq!(
+            c.retention.outcomes_max_age,
+            Duration::from_secs(30 * 86400)
+        );
+    }
+
+    #[test]
+    fn retention_keys_are_read_and_checked() {
+        let c = parse(&format!(
+            "[retention]\noutcomes_max_age = \"7d\"\nruns_kept = 5\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(c.retention.outcomes_max_age, Duration::from_secs(7 * 86400));
+        assert_eq!(c.retention.runs_kept, 5);
+        assert_eq!(c.retention.dead_letters_max_rows, 100_000);
+        let e = error(&format!("[retention]\noutcomes_max_rows = 0\n{MINIMAL}"));
+        assert_eq!(e.key, "retention.outcomes_max_rows", "{e}");
+        let e = error(&format!("[retention]\ninterval = \"often\"\n{MINIMAL}"));
+        assert_eq!(e.key, "retention.interval", "{e}");
+    }
+
+    #[test]
+    fn without_secrets_the_configuration_loads_with_no_secret_set() {
+        let dir = std::env::temp_dir().join(format!("entra-sync-nosecrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = MINIMAL.replace(
+            "token_env = \"AUTHENTIK_TOKEN\"",
+            "token_file = \"missing-token-file\"",
+        );
+        std::fs::write(dir.join("c.toml"), &text).unwrap();
+        let nothing = |_: &str| None;
+        let e = Config::load(&dir.join("c.toml"), &nothing).unwrap_err();
+        assert!(e.key.contains("authentik.token_file"), "{e}");
+        let c = Config::load_without_secrets(&dir.join("c.toml"), &nothing).unwrap();
+        assert_eq!(c.providers[0].name, "contoso");
+        assert_eq!(c.providers[0].client_secret.expose(), "");
+        assert_eq!(
+            c.providers[0].settings_hash(),
+            parse(MINIMAL).unwrap().providers[0].settings_hash()
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use crate::{
     AmqpConfig, AuthentikConfig, Config, DatabaseConfig, Environment, GroupDeleteAction,
-    InvalidConfig, MappingConfig, ProducerConfig, ProviderConfig, Secret, UserDeleteAction,
-    WorkerConfig,
+    InvalidConfig, MappingConfig, ProducerConfig, ProviderConfig, RetentionConfig, Secret,
+    UserDeleteAction, WorkerConfig,
 };
 use entra_sync_core::mapping::AppliesTo;
 use serde::Deserialize;
@@ -20,6 +20,8 @@ struct RawConfig {
     producer: ProducerConfig,
     #[serde(default)]
     worker: WorkerConfig,
+    #[serde(default)]
+    retention: RetentionConfig,
     authentik: RawAuthentik,
     #[serde(default)]
     providers: Vec<RawProvider>,
@@ -153,6 +155,19 @@ pub(crate) fn parse(
     }
     positive("worker.concurrency", raw.worker.concurrency)?;
     positive("worker.max_attempts", raw.worker.max_attempts as usize)?;
+    for (key, rows) in [
+        (
+            "retention.outcomes_max_rows",
+            raw.retention.outcomes_max_rows,
+        ),
+        (
+            "retention.dead_letters_max_rows",
+            raw.retention.dead_letters_max_rows,
+        ),
+        ("retention.runs_kept", raw.retention.runs_kept),
+    ] {
+        positive(key, usize::try_from(rows).unwrap_or(usize::MAX))?;
+    }
 
     let a = raw.authentik;
     let authentik = AuthentikConfig {
@@ -189,6 +204,7 @@ pub(crate) fn parse(
         amqp,
         producer: raw.producer,
         worker: raw.worker,
+        retention: raw.retention,
         authentik,
         providers,
     })
@@ -376,6 +392,9 @@ fn secret(
     base: &Path,
     env: &impl Environment,
 ) -> Result<Secret, InvalidConfig> {
+    if !env.reads_secrets() {
+        return Ok(Secret::new(String::new()));
+    }
     let value = match (env_name, file) {
         (Some(var), None) => env.var(&var).ok_or_else(|| {
             InvalidConfig::new(

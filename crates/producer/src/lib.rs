@@ -22,6 +22,7 @@ mod discovery;
 pub mod events;
 pub mod full_sync;
 pub mod metrics;
+pub mod retention;
 pub mod scheduler;
 pub mod service;
 pub mod sink;

@@ -3,6 +3,7 @@
 
 pub mod budget;
 pub mod cursor;
+pub mod dead_letters;
 pub mod guard;
 pub mod leader;
 pub mod link_refs;
@@ -13,14 +14,16 @@ pub mod outcomes;
 pub mod overview;
 pub mod providers;
 pub mod recovery;
+pub mod retention;
 pub mod runs;
 pub mod scope;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod tls;
 pub mod wake;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use std::str::FromStr;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// A database failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,9 @@ pub enum StoreError {
     /// No connection could be taken from the pool.
     #[error("cannot connect to PostgreSQL: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
+    /// The TLS settings cannot be used (`sslrootcert` unreadable, no CA found).
+    #[error("TLS to PostgreSQL: {0}")]
+    Tls(String),
     /// A query failed.
     #[error("database error while {doing}: {source}")]
     Query {
@@ -64,7 +70,7 @@ impl StoreError {
                     })
                     || std::error::Error::source(source).is_some_and(|e| e.is::<std::io::Error>())
             }
-            Self::Url(_) | Self::Migration(_) | Self::Corrupt(_) => false,
+            Self::Url(_) | Self::Tls(_) | Self::Migration(_) | Self::Corrupt(_) => false,
         }
     }
 }
@@ -81,8 +87,10 @@ pub struct Store {
     /// Prefixes advisory-lock keys, so databases or schemas sharing one
     /// PostgreSQL server (tests, several installations) never block each other.
     lock_namespace: String,
-    /// The connection settings, for a second pool.
+    /// The connection settings, for a second pool and the wake listener.
     config: tokio_postgres::Config,
+    /// TLS as the URL's `sslmode` and `sslrootcert` ask ([`tls`]).
+    tls: MakeRustlsConnect,
     /// Connections that hold object locks, apart from `pool`, so tasks that
     /// hold a lock and need another connection can never starve each other.
     lock_pool: Option<Pool>,
@@ -104,8 +112,7 @@ impl Store {
         max_size: usize,
         search_path: Option<&str>,
     ) -> Result<Self, StoreError> {
-        let mut config =
-            tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Url(redact(url, &e)))?;
+        let (mut config, tls, _) = tls::connect_settings(url)?;
         if let Some(schema) = search_path {
             config.options(format!("-c search_path={schema}"));
         }
@@ -117,9 +124,10 @@ impl Store {
             config.get_options().unwrap_or("public")
         );
         Ok(Self {
-            pool: pool(&config, max_size)?,
+            pool: pool(&config, &tls, max_size)?,
             lock_namespace,
             config,
+            tls,
             lock_pool: None,
         })
     }
@@ -128,7 +136,7 @@ impl Store {
     /// (one per task a worker runs at once).
     pub fn with_lock_pool(&self, size: usize) -> Result<Self, StoreError> {
         Ok(Self {
-            lock_pool: Some(pool(&self.config, size)?),
+            lock_pool: Some(pool(&self.config, &self.tls, size)?),
             ..self.clone()
         })
     }
@@ -163,10 +171,14 @@ impl Store {
 }
 
 /// A pool of at most `max_size` connections.
-fn pool(config: &tokio_postgres::Config, max_size: usize) -> Result<Pool, StoreError> {
+fn pool(
+    config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
+    max_size: usize,
+) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         config.clone(),
-        tokio_postgres::NoTls,
+        tls.clone(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -178,9 +190,4 @@ fn pool(config: &tokio_postgres::Config, max_size: usize) -> Result<Pool, StoreE
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| StoreError::Url(e.to_string()))
-}
-
-/// The parse error of a URL, without the URL (it may hold a password).
-fn redact(_url: &str, error: &tokio_postgres::Error) -> String {
-    error.to_string()
 }

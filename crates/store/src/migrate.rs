@@ -45,3 +45,46 @@ impl Store {
         Ok(MigrationReport { applied })
     }
 }
+
+/// The database's schema is older than this build's: `entra-sync migrate` has
+/// not been run since the upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the database schema is at version {}, this entra-sync needs version {needed}: run entra-sync migrate",
+    .applied.map_or_else(|| "none (no migration applied)".to_owned(), |v| v.to_string())
+)]
+pub struct SchemaBehind {
+    /// The newest migration applied, if any.
+    pub applied: Option<i64>,
+    /// The newest migration this build carries.
+    pub needed: i64,
+}
+
+impl Store {
+    /// Checks that every migration this build carries is applied; commands
+    /// that read or write the state call it first.
+    pub async fn check_schema(&self) -> Result<Result<(), SchemaBehind>, StoreError> {
+        let needed = embedded::migrations::runner()
+            .get_migrations()
+            .iter()
+            .map(|m| i64::from(m.version()))
+            .max()
+            .unwrap_or(0);
+        let conn = self.conn().await?;
+        let applied = match conn
+            .query_one(
+                "SELECT max(version)::bigint FROM refinery_schema_history",
+                &[],
+            )
+            .await
+        {
+            Ok(row) => row.get::<_, Option<i64>>(0),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => None,
+            Err(e) => return Err(query_error("reading the schema version")(e)),
+        };
+        Ok(match applied {
+            Some(v) if v >= needed => Ok(()),
+            applied => Err(SchemaBehind { applied, needed }),
+        })
+    }
+}

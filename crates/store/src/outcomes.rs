@@ -128,3 +128,96 @@ pub struct Failure {
     /// The full sync it belonged to, if any.
     pub run_id: Option<Uuid>,
 }
+
+/// One row of the provisioning log, as `why` and `sync --object` show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LoggedOutcome {
+    /// Its place in the log (grows with every row).
+    pub id: i64,
+    /// user, group or membership.
+    pub kind: String,
+    /// The full sync it belonged to, if any.
+    pub run_id: Option<Uuid>,
+    /// What was done.
+    pub action: String,
+    /// ok, failed, retrying, dead, halted, held_back or dropped.
+    pub result: String,
+    /// The failure, the properties written, the skipping mapping…
+    pub detail: Option<serde_json::Value>,
+    /// Which attempt it was.
+    pub attempt: i32,
+    /// When.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Store {
+    /// The newest log rows of one object (of any of `kinds`, e.g. a group and
+    /// its memberships), newest first, at most `limit`.
+    pub async fn object_log(
+        &self,
+        provider: &str,
+        kinds: &[&str],
+        object_id: &str,
+        limit: i64,
+    ) -> Result<Vec<LoggedOutcome>, StoreError> {
+        self.read_log(
+            "SELECT id, kind, run_id, action, result, detail, attempt, at FROM object_outcomes
+             WHERE provider = $1 AND kind = ANY($2) AND object_id = $3
+             ORDER BY id DESC LIMIT $4",
+            &[&provider, &kinds, &object_id, &limit],
+        )
+        .await
+    }
+
+    /// The log rows of one object written after row `after`, oldest first.
+    pub async fn object_log_after(
+        &self,
+        provider: &str,
+        kinds: &[&str],
+        object_id: &str,
+        after: i64,
+    ) -> Result<Vec<LoggedOutcome>, StoreError> {
+        self.read_log(
+            "SELECT id, kind, run_id, action, result, detail, attempt, at FROM object_outcomes
+             WHERE provider = $1 AND kind = ANY($2) AND object_id = $3 AND id > $4
+             ORDER BY id",
+            &[&provider, &kinds, &object_id, &after],
+        )
+        .await
+    }
+
+    /// The id of the newest log row (0 when the log is empty).
+    pub async fn last_log_id(&self) -> Result<i64, StoreError> {
+        let conn = self.conn().await?;
+        let row = conn
+            .query_one("SELECT coalesce(max(id), 0) FROM object_outcomes", &[])
+            .await
+            .map_err(query_error("reading the provisioning log"))?;
+        Ok(row.get(0))
+    }
+
+    async fn read_log(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<LoggedOutcome>, StoreError> {
+        let conn = self.conn().await?;
+        let rows = conn
+            .query(sql, params)
+            .await
+            .map_err(query_error("reading the provisioning log"))?;
+        Ok(rows
+            .iter()
+            .map(|r| LoggedOutcome {
+                id: r.get(0),
+                kind: r.get(1),
+                run_id: r.get(2),
+                action: r.get(3),
+                result: r.get(4),
+                detail: r.get(5),
+                attempt: r.get(6),
+                at: r.get(7),
+            })
+            .collect())
+    }
+}

@@ -53,7 +53,7 @@ impl Store {
     pub async fn listen_wakes(&self) -> Result<WakeListener, StoreError> {
         let (client, mut connection) = self
             .config
-            .connect(tokio_postgres::NoTls)
+            .connect(self.tls.clone())
             .await
             .map_err(query_error("connecting to listen for wakes"))?;
         let (tx, wakes) = mpsc::channel(1);

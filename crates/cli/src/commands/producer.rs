@@ -14,7 +14,15 @@ pub async fn run(config: Option<&Path>, listen: Option<SocketAddr>) -> anyhow::R
         config.producer.listen = listen;
     }
     let store = wiring::store(&config, 8)?;
+    super::check_schema_at_start(&store).await?;
+    let pruning = tokio::spawn(entra_sync_producer::retention::prune_loop(
+        store.clone(),
+        wiring::retention(&config),
+        config.retention.interval,
+    ));
     let parts = wiring::producer_parts(&config, store)?;
-    entra_sync_producer::service::run(parts, super::shutdown_signal()).await?;
+    let served = entra_sync_producer::service::run(parts, super::shutdown_signal()).await;
+    pruning.abort();
+    served?;
     Ok(ExitCode::SUCCESS)
 }

@@ -14,9 +14,9 @@ pub async fn run(
     name: &str,
     allow_deletions: bool,
 ) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config)?;
+    let config = super::load_config_without_secrets(config)?;
     let configured = super::provider(&config, name)?;
-    let store = super::store(&config, 2)?;
+    let store = super::migrated_store(&config, 2).await?;
     let provider = Provider::from_config(configured, &store)?;
     let (halt, run) = match resume(&store, &provider, allow_deletions).await? {
         Resumed::Resumed { halt, run } => (halt, run),

@@ -1,6 +1,11 @@
-//! `entra-sync status [--provider NAME] --json`: one JSON document about the
-//! providers: halts, the last full sync, link counts, dead letters.
+//! `entra-sync status [--provider NAME] [--json] [--check]`: the state of the
+//! providers: halts, the last full sync, link counts, dead letters and the
+//! newest failures. A table by default, one JSON document with `--json`.
+//!
+//! Exit codes: 0 when the state was printed (a halted provider included);
+//! with `--check`, 1 when a provider is halted; 2 on any error.
 
+use super::table::Table;
 use entra_sync_config::Config;
 use entra_sync_core::ids::{AkGroupPk, AkUserPk};
 use entra_sync_store::Store;
@@ -10,80 +15,162 @@ use std::process::ExitCode;
 
 /// How many of the newest object failures the status shows.
 const RECENT_FAILURES: i64 = 20;
+/// How many of them the table shows per provider.
+const FAILURES_SHOWN: usize = 5;
+/// Exit code of `--check` when a provider is halted.
+const HALTED: u8 = 1;
 
-/// Prints the status of one provider, or of all of them: JSON with `as_json`,
-/// else one line per provider.
+/// What `status` prints, and how it exits.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusArgs {
+    /// One JSON document instead of the table.
+    pub json: bool,
+    /// Exit 1 when a provider is halted.
+    pub check: bool,
+}
+
+/// Prints the status of one provider, or of all of them.
 pub async fn run(
     config: Option<&Path>,
     name: Option<&str>,
-    as_json: bool,
+    args: StatusArgs,
 ) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config)?;
-    let store = super::store(&config, 2)?;
-    let document = match name {
+    let config = super::load_config_without_secrets(config)?;
+    let store = super::migrated_store(&config, 2).await?;
+    let mut providers = Vec::new();
+    match name {
         Some(name) => {
             super::provider(&config, name)?;
-            provider_status(&store, name).await?
+            providers.push(provider_status(&store, name).await?);
         }
         None => {
-            let mut providers = Vec::new();
             for provider in names(&config) {
                 providers.push(provider_status(&store, provider).await?);
             }
-            json!({ "providers": providers })
-        }
-    };
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(&document)?);
-    } else {
-        let providers = match document.get("providers") {
-            Some(Value::Array(all)) => all.clone(),
-            _ => vec![document],
-        };
-        for p in &providers {
-            println!("{}", summary(p));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    if args.json {
+        let document = match name {
+            Some(_) => providers[0].clone(),
+            None => json!({ "providers": providers }),
+        };
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    } else {
+        print!("{}", render(&providers));
+    }
+    let halted = providers.iter().any(|p| p["halted"] == true);
+    Ok(if args.check && halted {
+        ExitCode::from(HALTED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-/// One human line: `contoso: running (users), 120/400 objects, 2 failed; halted: …`.
-fn summary(p: &Value) -> String {
-    let run = &p["last_full_sync"];
-    let sync = if run.is_null() {
-        "no full sync yet".to_owned()
+/// The human form: one row per provider, then each halt and the newest failures.
+fn render(providers: &[Value]) -> String {
+    let mut table = Table::new(&[
+        "PROVIDER",
+        "STATE",
+        "LAST FULL SYNC",
+        "OBJECTS DONE",
+        "FAILED",
+        "USERS",
+        "GROUPS",
+        "DEAD LETTERS",
+    ]);
+    for p in providers {
+        let run = &p["last_full_sync"];
+        let (sync, done, failed) = if run.is_null() {
+            ("none yet".to_owned(), "-".to_owned(), "-".to_owned())
+        } else {
+            (
+                format!(
+                    "{} {} ({})",
+                    text(&run["state"]),
+                    time(&run["started_at"]),
+                    text(&run["phase"])
+                ),
+                format!("{}/{}", run["objects_done"], run["objects_total"]),
+                run["objects_failed"].to_string(),
+            )
+        };
+        let state = if p["halted"] == true { "HALTED" } else { "ok" };
+        table.row(vec![
+            text(&p["name"]),
+            state.to_owned(),
+            sync,
+            done,
+            failed,
+            p["links"]["users"].to_string(),
+            p["links"]["groups"].to_string(),
+            p["dead_letters"].to_string(),
+        ]);
+    }
+    let mut out = table.render();
+    for p in providers {
+        let name = text(&p["name"]);
+        if let Some(reason) = p["halt_reason"].as_str() {
+            out.push_str(&format!(
+                "\n{name} is HALTED since {}: {reason}\n  fix the cause, then run: entra-sync resume --provider {name}\n",
+                time(&p["halted_at"])
+            ));
+        }
+        let stall = &p["last_full_sync"]["stall_recovery"];
+        if stall.is_object() {
+            out.push_str(&format!(
+                "\n{name}'s full sync stalled in phase {}: its unfinished objects were republished {} time(s), last at {}\n",
+                text(&stall["phase"]),
+                stall["count"],
+                time(&stall["republished_at"])
+            ));
+        }
+        let failures = p["recent_failures"].as_array().cloned().unwrap_or_default();
+        if !failures.is_empty() {
+            out.push_str(&format!("\nrecent failures of {name}:\n"));
+            let mut rows = Table::new(&["AT", "OBJECT", "RESULT", "WHY"]);
+            for f in failures.iter().take(FAILURES_SHOWN) {
+                rows.row(vec![
+                    time(&f["at"]),
+                    format!("{}:{}", text(&f["kind"]), text(&f["object_id"])),
+                    text(&f["result"]),
+                    shorten(f["error"].as_str().unwrap_or("-")),
+                ]);
+            }
+            out.push_str(&rows.render_indented("  "));
+            if failures.len() > FAILURES_SHOWN {
+                out.push_str(&format!(
+                    "  … {} more in: entra-sync status --provider {name} --json\n",
+                    failures.len() - FAILURES_SHOWN
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A reason cut to fit a line; `--json` has it whole.
+fn shorten(reason: &str) -> String {
+    const MAX: usize = 160;
+    if reason.chars().count() <= MAX {
+        reason.to_owned()
     } else {
-        format!(
-            "last full sync {} ({}), {}/{} objects, {} failed",
-            run["state"].as_str().unwrap_or("?"),
-            run["phase"].as_str().unwrap_or("?"),
-            run["objects_done"],
-            run["objects_total"],
-            run["objects_failed"]
+        format!("{}…", reason.chars().take(MAX).collect::<String>())
+    }
+}
+
+/// A JSON string as plain text.
+fn text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+/// A JSON timestamp as `2026-12-01 16:10:02 UTC`.
+fn time(v: &Value) -> String {
+    v.as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map_or_else(
+            || "-".to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
         )
-    };
-    let stall = &run["stall_recovery"];
-    let stall = if stall.is_object() {
-        format!(
-            "; stalled, {} republished {} time(s), last at {}",
-            stall["phase"].as_str().unwrap_or("?"),
-            stall["count"],
-            stall["republished_at"].as_str().unwrap_or("?")
-        )
-    } else {
-        String::new()
-    };
-    let halt = match p["halt_reason"].as_str() {
-        Some(reason) => format!("; HALTED: {reason}"),
-        None => String::new(),
-    };
-    format!(
-        "{}: {sync}{stall}; {} users and {} groups linked; {} dead letters{halt}",
-        p["name"].as_str().unwrap_or("?"),
-        p["links"]["users"],
-        p["links"]["groups"],
-        p["dead_letters"]
-    )
 }
 
 fn names(config: &Config) -> impl Iterator<Item = &str> {

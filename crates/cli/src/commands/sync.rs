@@ -1,6 +1,9 @@
 //! `entra-sync sync --provider NAME [--wait] [--timeout SECS]`: starts a full
-//! sync now. The active producer picks the run up and executes it.
+//! sync now. The active producer picks the run up and executes it. With
+//! `--wait`, [`Progress`] shows it advance. `--object` syncs one object
+//! instead ([`super::object`]).
 
+use super::progress::Progress;
 use entra_sync_provider::{Provider, RunRequest, RunTrigger, request_full_sync};
 use entra_sync_store::runs::RunState;
 use std::path::Path;
@@ -21,9 +24,9 @@ pub async fn run(
     wait: bool,
     timeout: Option<Duration>,
 ) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config)?;
+    let config = super::load_config_without_secrets(config)?;
     let configured = super::provider(&config, name)?;
-    let store = super::store(&config, 2)?;
+    let store = super::migrated_store(&config, 2).await?;
     let provider = Provider::from_config(configured, &store)?;
     let id = match request_full_sync(&store, &provider, RunTrigger::OnDemand).await? {
         RunRequest::Started(id) => {
@@ -46,17 +49,22 @@ pub async fn run(
         return Ok(ExitCode::SUCCESS);
     }
     let started = Instant::now();
+    let mut progress = Progress::new();
     loop {
         // A database restart is waited out, up to the timeout.
         let run = match store.run(id).await {
             Ok(run) => run.ok_or_else(|| anyhow::anyhow!("run {id} disappeared"))?,
             Err(e) if e.is_unreachable() && timeout.is_none_or(|t| started.elapsed() < t) => {
-                eprintln!("waiting for PostgreSQL: {e}");
+                progress.note(&format!("waiting for PostgreSQL: {e}"));
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
+        progress.update(&run);
+        if run.state != RunState::Running {
+            progress.finish();
+        }
         match run.state {
             RunState::Running => {}
             RunState::Done => {
@@ -79,6 +87,7 @@ pub async fn run(
             }
         }
         if timeout.is_some_and(|t| started.elapsed() >= t) {
+            progress.finish();
             eprintln!(
                 "full sync {id} still running after {:?} (phase {}, {}/{} objects)",
                 started.elapsed(),

@@ -17,6 +17,7 @@ pub async fn run(
     }
     let size = wiring::worker_pool_size(concurrency.unwrap_or(config.worker.concurrency));
     let store = wiring::store(&config, size)?;
+    super::check_schema_at_start(&store).await?;
     let parts = wiring::worker_parts(&config, store, concurrency)?;
     entra_sync_worker::runner::run(parts, super::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
