@@ -292,6 +292,8 @@ webhook_secret_file = "webhook-secret"
         parts.intervals = Intervals {
             events_poll: Duration::from_millis(300),
             watermark_poll: Some(Duration::from_millis(500)),
+            silent_scan: Some(Duration::from_millis(500)),
+            release_check: Duration::from_secs(60),
             run_poll: Duration::from_millis(100),
             schedule_tick: Duration::from_millis(200),
             leader_retry: Duration::from_millis(200),

@@ -78,18 +78,24 @@ pub struct ProducerConfig {
     /// How often the events feed is polled when no webhook wakes it.
     #[serde(deserialize_with = "raw::duration_value")]
     pub events_poll_interval: Duration,
-    /// How often the users' `last_updated` watermark is polled.
+    /// How often the users' `last_updated` watermark is polled (authentik 2025.8+).
     #[serde(deserialize_with = "raw::duration_value")]
     pub watermark_poll_interval: Duration,
+    /// How often the silent scan looks for users changed without an event,
+    /// where the watermark cannot run (authentik before 2025.8).
+    #[serde(deserialize_with = "raw::duration_value")]
+    pub silent_scan_interval: Duration,
 }
 
 impl Default for ProducerConfig {
-    /// Listen on `127.0.0.1:8080`; poll events every 5 s and the watermark every 10 s.
+    /// Listen on `127.0.0.1:8080`; poll events every 5 s and the watermark
+    /// every 10 s; scan for silent changes every 10 min.
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             events_poll_interval: Duration::from_secs(5),
             watermark_poll_interval: Duration::from_secs(10),
+            silent_scan_interval: Duration::from_secs(600),
         }
     }
 }
@@ -358,6 +364,7 @@ client_secret_env = "ENTRA_CLIENT_SECRET"
         assert_eq!(c.producer.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.producer.events_poll_interval, Duration::from_secs(5));
         assert_eq!(c.producer.watermark_poll_interval, Duration::from_secs(10));
+        assert_eq!(c.producer.silent_scan_interval, Duration::from_secs(600));
         assert_eq!((c.worker.concurrency, c.worker.max_attempts), (16, 8));
         assert_eq!(c.worker.listen.to_string(), "127.0.0.1:0");
     }

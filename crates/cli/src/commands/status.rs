@@ -1,5 +1,6 @@
 //! `entra-sync status [--provider NAME] --json`: one JSON document about the
-//! providers: halts, the last full sync, link counts, dead letters.
+//! providers (halts, the last full sync, link counts, dead letters) and about
+//! authentik (its release, the behaviour used, the filters it ignores).
 
 use entra_sync_config::Config;
 use entra_sync_core::ids::{AkGroupPk, AkUserPk};
@@ -20,22 +21,26 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config)?;
     let store = super::store(&config, 2)?;
+    let authentik = authentik_status(&store).await?;
     let document = match name {
         Some(name) => {
             super::provider(&config, name)?;
-            provider_status(&store, name).await?
+            let mut p = provider_status(&store, name).await?;
+            p["authentik"] = authentik.clone();
+            p
         }
         None => {
             let mut providers = Vec::new();
             for provider in names(&config) {
                 providers.push(provider_status(&store, provider).await?);
             }
-            json!({ "providers": providers })
+            json!({ "authentik": authentik, "providers": providers })
         }
     };
     if as_json {
         println!("{}", serde_json::to_string_pretty(&document)?);
     } else {
+        println!("{}", authentik_summary(&authentik));
         let providers = match document.get("providers") {
             Some(Value::Array(all)) => all.clone(),
             _ => vec![document],
@@ -73,6 +78,53 @@ fn summary(p: &Value) -> String {
         p["links"]["groups"],
         p["dead_letters"]
     )
+}
+
+/// authentik as the active producer last saw it (`null` before it did).
+async fn authentik_status(store: &Store) -> anyhow::Result<Value> {
+    Ok(match store.authentik_server().await? {
+        None => Value::Null,
+        Some(a) => json!({
+            "version": a.version,
+            "behaves_as": a.behaves_as,
+            "warning": a.warning,
+            "ignored_filters": a.ignored_filters,
+            "checked_at": a.checked_at,
+        }),
+    })
+}
+
+/// One human line: `authentik 2025.4.1 (behaviour of 2025.4); ignored filters: …`.
+fn authentik_summary(a: &Value) -> String {
+    if a.is_null() {
+        return "authentik: release not read yet (the producer reads it when it leads)".into();
+    }
+    let mut line = format!(
+        "authentik {} (behaviour of {})",
+        a["version"].as_str().unwrap_or("unknown"),
+        a["behaves_as"].as_str().unwrap_or("?")
+    );
+    if let Some(w) = a["warning"].as_str() {
+        line.push_str(&format!("; WARNING: {w}"));
+    }
+    let ignored: Vec<String> = a["ignored_filters"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .map(|f| {
+                    format!(
+                        "{} ({})",
+                        f["filter"].as_str().unwrap_or("?"),
+                        f["fallback"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !ignored.is_empty() {
+        line.push_str(&format!("; ignored filters: {}", ignored.join(", ")));
+    }
+    line
 }
 
 fn names(config: &Config) -> impl Iterator<Item = &str> {
