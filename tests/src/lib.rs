@@ -11,7 +11,7 @@ use entra_sync_core::mapping::{
     CompiledMapping, Mapped, Mapper, MappingInput, ProviderInfo, Subject,
 };
 use entra_sync_core::scope::Scope;
-use entra_sync_producer::events::{EVENTS_CURSOR, WATERMARK_CURSOR};
+use entra_sync_producer::events::{EVENTS_CURSOR, SILENT_SCAN_CURSOR, WATERMARK_CURSOR};
 use entra_sync_producer::service::Intervals;
 use entra_sync_provider::{Provider, RunTrigger, request_full_sync};
 use entra_sync_queue::Topology;
@@ -144,16 +144,34 @@ impl Stack {
 
     /// Like [`Stack::start`], with Graph simulators configured by `graph`.
     pub async fn start_with(providers: Vec<ProviderSpec>, graph: SimConfig) -> Self {
+        let authentik = entra_sync_sim::authentik::SimConfig::new(AUTHENTIK_TOKEN);
+        Self::start_on(providers, graph, authentik).await
+    }
+
+    /// Like [`Stack::start`], with an authentik simulator imitating `release`.
+    pub async fn start_release(
+        providers: Vec<ProviderSpec>,
+        release: entra_sync_sim::authentik::Release,
+    ) -> Self {
+        let authentik =
+            entra_sync_sim::authentik::SimConfig::new(AUTHENTIK_TOKEN).with_release(release);
+        Self::start_on(providers, SimConfig::default(), authentik).await
+    }
+
+    /// Like [`Stack::start`], with the Graph and authentik simulators configured.
+    pub async fn start_on(
+        providers: Vec<ProviderSpec>,
+        graph: SimConfig,
+        authentik: entra_sync_sim::authentik::SimConfig,
+    ) -> Self {
         let graph_count = providers.iter().map(|p| p.graph + 1).max().unwrap_or(1);
         let mut graphs = Vec::new();
         for _ in 0..graph_count {
             graphs.push(GraphSim::start(graph.clone()).await.expect("graph sim"));
         }
-        let authentik = entra_sync_sim::authentik::start(
-            entra_sync_sim::authentik::SimConfig::new(AUTHENTIK_TOKEN),
-        )
-        .await
-        .expect("authentik sim");
+        let authentik = entra_sync_sim::authentik::start(authentik)
+            .await
+            .expect("authentik sim");
         let dir = std::env::temp_dir().join(format!("entra-sync-e2e-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         std::fs::write(dir.join("client-secret"), SimConfig::CLIENT_SECRET).unwrap();
@@ -322,14 +340,17 @@ webhook_secret_file = "webhook-secret"
         }
     }
 
-    /// Waits until both change followers hold a cursor and no full sync runs.
+    /// Waits until the events follower and the silent-change follower of
+    /// authentik's release (the watermark, or the silent scan before 2025.8)
+    /// hold a cursor and no full sync runs.
     pub async fn settle(&self) {
         let store = &self.db.store;
         self.eventually("services settled", Duration::from_secs(60), || async {
-            for cursor in [EVENTS_CURSOR, WATERMARK_CURSOR] {
-                if store.load_cursor(cursor).await.unwrap().is_none() {
-                    return false;
-                }
+            let has = |name| async move { store.load_cursor(name).await.unwrap().is_some() };
+            if !has(EVENTS_CURSOR).await
+                || !(has(WATERMARK_CURSOR).await || has(SILENT_SCAN_CURSOR).await)
+            {
+                return false;
             }
             for p in &self.providers {
                 match store.latest_run(&p.name).await.unwrap() {

@@ -42,6 +42,8 @@ use tokio::sync::Notify;
 pub const EVENTS_CURSOR: &str = "authentik:events";
 /// The cursor name of the users' `last_updated` watermark.
 pub const WATERMARK_CURSOR: &str = "authentik:users-last-updated";
+/// The cursor marking the silent scan's last run (at authentik's clock).
+pub const SILENT_SCAN_CURSOR: &str = "authentik:silent-scan";
 
 /// Beyond this many new items a follower requests a full sync instead (default).
 pub const MAX_BACKLOG: usize = 50_000;

@@ -5,7 +5,8 @@
 //! as authentik sends it, and compares with the hash of the last scan (kept
 //! in PostgreSQL). Only users whose hash differs, and users gone since, are
 //! handed off; an unchanged directory hands off nothing. The first scan only
-//! records the hashes: the first full sync covers what came before.
+//! records the hashes: the first full sync covers what came before. A
+//! cursor (`SILENT_SCAN_CURSOR`, at authentik's clock) marks that a scan ran.
 //!
 //! A user's mapped state is a function of what authentik sends, so an
 //! unchanged hash means an unchanged mapped state; a changed hash may still
@@ -14,12 +15,14 @@
 use super::cursor::hand_off;
 use super::{
     ChangeSink, ChangeSource, FollowError, Follower, FullSyncReason, Handoff, ObjectChange,
-    PollOutcome,
+    PollOutcome, SILENT_SCAN_CURSOR,
 };
+use chrono::DateTime;
 use entra_sync_authentik::{AuthentikClient, Feature, UserQuery};
 use entra_sync_core::authentik::AkUser;
 use entra_sync_core::ids::AkUserPk;
 use entra_sync_store::Store;
+use entra_sync_store::cursor::SourceCursor;
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -56,6 +59,8 @@ impl Follower for SilentScan {
             // The watermark sees these changes within seconds.
             return Ok(PollOutcome::default());
         }
+        let baseline = self.store.load_cursor(SILENT_SCAN_CURSOR).await?.is_none();
+        let started = self.client.server_time().await?;
         let known = self.store.silent_scan_hashes().await?;
         let mut seen = HashSet::with_capacity(known.len());
         let mut changed = Vec::new();
@@ -78,7 +83,7 @@ impl Follower for SilentScan {
             new_items: changed.len() + gone.len(),
             ..PollOutcome::default()
         };
-        if !known.is_empty() {
+        if !baseline {
             let changes: Vec<ObjectChange> = changed
                 .iter()
                 .map(|(pk, _)| *pk)
@@ -101,6 +106,10 @@ impl Follower for SilentScan {
             }
         }
         self.store.save_silent_scan_hashes(&changed, &gone).await?;
+        let at = started.unwrap_or(DateTime::UNIX_EPOCH);
+        self.store
+            .save_cursor(SILENT_SCAN_CURSOR, &SourceCursor::at(at))
+            .await?;
         Ok(outcome)
     }
 }

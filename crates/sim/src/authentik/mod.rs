@@ -10,7 +10,7 @@
 //!   silently ignored), orderings and page-size rules, and token auth;
 //! - authentik's clock, which may be set off this machine's
 //!   ([`AuthentikSim::set_clock_offset`]; responses carry it in `Date`), and
-//!   events that commit late ([`AuthentikSim::hold_events`]);
+//!   events that commit late ([`AuthentikSim::hold_next_events`]);
 //! - `model_created` / `model_updated` / `model_deleted` events for evented
 //!   changes, as authentik records them for changes made in web requests
 //!   (membership changes: `model_updated` on the group and on the user), with
@@ -255,6 +255,9 @@ impl AuthentikSim {
         let out = {
             let mut state = self.write();
             let out = f(&mut state, &mut events);
+            if std::mem::take(&mut state.hold_next) {
+                state.hold_recorded(events.len());
+            }
             if mode == Mode::Silent {
                 // Silent changes record nothing: drop what the closure recorded.
                 state.forget_recorded(events.len());
@@ -463,10 +466,11 @@ impl AuthentikSim {
         self.read().clock()
     }
 
-    /// Events recorded from now on keep their time but stay invisible until
-    /// [`AuthentikSim::commit_held`]: a transaction that commits late.
-    pub fn hold_events(&self) {
-        self.write().hold_events();
+    /// The next change's events keep their time but stay invisible until
+    /// [`AuthentikSim::commit_held`]: a transaction that commits late, behind
+    /// newer ones.
+    pub fn hold_next_events(&self) {
+        self.write().hold_next();
     }
 
     /// Makes the held events visible (and sends their webhooks).

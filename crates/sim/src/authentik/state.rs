@@ -130,8 +130,10 @@ pub(crate) struct State {
     pub(crate) licensed: bool,
     /// How far authentik's clock is from this machine's.
     clock_offset: ChronoDuration,
-    /// Events recorded but not committed yet (see [`State::hold_events`]).
-    held: Option<Vec<SimEvent>>,
+    /// Whether the next mutation's events commit late ([`State::hold_next`]).
+    pub(crate) hold_next: bool,
+    /// Events recorded but not committed yet.
+    held: Vec<SimEvent>,
 }
 
 /// Microsecond precision, as PostgreSQL and authentik's JSON have it.
@@ -153,7 +155,8 @@ impl State {
             release,
             licensed,
             clock_offset: ChronoDuration::zero(),
-            held: None,
+            hold_next: false,
+            held: Vec::new(),
         }
     }
 
@@ -166,23 +169,26 @@ impl State {
         self.clock_offset = offset;
     }
 
-    /// From now on, events are recorded with their time but stay invisible
-    /// until [`State::commit_held`], like a transaction that commits late.
-    pub(crate) fn hold_events(&mut self) {
-        self.held.get_or_insert_with(Vec::new);
+    /// The next mutation's events keep their time but stay invisible until
+    /// [`State::commit_held`], like a transaction that commits late.
+    pub(crate) fn hold_next(&mut self) {
+        self.hold_next = true;
     }
 
     /// Forgets the last `n` recorded events (a silent change records nothing).
     pub(crate) fn forget_recorded(&mut self, n: usize) {
-        match &mut self.held {
-            Some(held) => held.truncate(held.len().saturating_sub(n)),
-            None => self.events.truncate(self.events.len().saturating_sub(n)),
-        }
+        self.events.truncate(self.events.len().saturating_sub(n));
+    }
+
+    /// Moves the last `n` recorded events out of sight until [`State::commit_held`].
+    pub(crate) fn hold_recorded(&mut self, n: usize) {
+        let from = self.events.len().saturating_sub(n);
+        self.held.extend(self.events.drain(from..));
     }
 
     /// Makes the held events visible; returns them.
     pub(crate) fn commit_held(&mut self) -> Vec<SimEvent> {
-        let held = self.held.take().unwrap_or_default();
+        let held = std::mem::take(&mut self.held);
         self.events.extend(held.iter().cloned());
         held
     }
@@ -237,10 +243,7 @@ impl State {
             model_label,
             diff: None,
         };
-        match &mut self.held {
-            Some(held) => held.push(event.clone()),
-            None => self.events.push_back(event.clone()),
-        }
+        self.events.push_back(event.clone());
         event
     }
 
@@ -268,11 +271,7 @@ impl State {
                 break;
             };
             e.diff = diff.clone();
-            let stored = match &mut self.held {
-                Some(held) => held.last_mut(),
-                None => self.events.back_mut(),
-            };
-            if let Some(stored) = stored {
+            if let Some(stored) = self.events.back_mut() {
                 stored.diff = diff.clone();
             }
             out.push(e);
