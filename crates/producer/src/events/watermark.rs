@@ -40,17 +40,17 @@ impl WatermarkFollower {
         }
     }
 
-    /// authentik's clock now: its `Date`, else the newest `last_updated`.
+    /// authentik's clock now: the later of its `Date` (to the second) and
+    /// just after the newest `last_updated`.
     async fn authentik_now(&self) -> Result<Option<DateTime<Utc>>, AuthentikError> {
-        if let Some(now) = self.client.server_time().await? {
-            return Ok(Some(now));
-        }
+        let date = self.client.server_time().await?;
         let q = UserQuery {
             ordering: Some("-last_updated".into()),
             ..UserQuery::default()
         };
         let page = self.client.users_page(&q, 1).await?;
-        Ok(page.results.first().and_then(|u| u.last_updated))
+        let newest = page.results.first().and_then(|u| u.last_updated);
+        Ok(date.max(newest.map(|t| t + chrono::Duration::microseconds(1))))
     }
 }
 

@@ -160,9 +160,11 @@ impl State {
         }
     }
 
-    /// authentik's wall clock: this machine's plus the configured offset.
+    /// authentik's wall clock: the frozen instant, else this machine's plus
+    /// the configured offset.
     pub(crate) fn clock(&self) -> DateTime<Utc> {
-        Utc::now() + self.clock_offset
+        self.frozen
+            .unwrap_or_else(|| Utc::now() + self.clock_offset)
     }
 
     pub(crate) fn set_clock_offset(&mut self, offset: ChronoDuration) {
@@ -196,7 +198,7 @@ impl State {
     /// The current time: monotonic, microsecond precision, frozen if asked.
     /// Two calls may return the same instant (as two authentik events may share one).
     pub(crate) fn now(&mut self) -> DateTime<Utc> {
-        let t = micros(self.frozen.unwrap_or_else(|| self.clock())).max(self.last_time);
+        let t = micros(self.clock()).max(self.last_time);
         self.last_time = t;
         t
     }
