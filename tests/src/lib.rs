@@ -11,7 +11,7 @@ use entra_sync_core::mapping::{
     CompiledMapping, Mapped, Mapper, MappingInput, ProviderInfo, Subject,
 };
 use entra_sync_core::scope::Scope;
-use entra_sync_producer::events::{EVENTS_CURSOR, WATERMARK_CURSOR};
+use entra_sync_producer::events::{EVENTS_CURSOR, SILENT_SCAN_CURSOR, WATERMARK_CURSOR};
 use entra_sync_producer::service::Intervals;
 use entra_sync_provider::{Provider, RunTrigger, request_full_sync};
 use entra_sync_queue::Topology;
@@ -151,6 +151,18 @@ impl Stack {
         Self::start_on(providers, graph, db, vhost).await
     }
 
+    /// Like [`Stack::start`], with an authentik simulator imitating `release`.
+    pub async fn start_release(
+        providers: Vec<ProviderSpec>,
+        release: entra_sync_sim::authentik::Release,
+    ) -> Self {
+        let authentik =
+            entra_sync_sim::authentik::SimConfig::new(AUTHENTIK_TOKEN).with_release(release);
+        let db = TestDatabase::migrated().await;
+        let vhost = TestVhost::new().await;
+        Self::start_configured(providers, SimConfig::default(), authentik, db, vhost).await
+    }
+
     /// Like [`Stack::start_with`], on the database schema `db` and the vhost
     /// `vhost` given (e.g. on throwaway servers, see [`throwaway`]).
     pub async fn start_on(
@@ -159,16 +171,26 @@ impl Stack {
         db: TestDatabase,
         vhost: TestVhost,
     ) -> Self {
+        let authentik = entra_sync_sim::authentik::SimConfig::new(AUTHENTIK_TOKEN);
+        Self::start_configured(providers, graph, authentik, db, vhost).await
+    }
+
+    /// The stack with both simulators configured, on `db` and `vhost`.
+    async fn start_configured(
+        providers: Vec<ProviderSpec>,
+        graph: SimConfig,
+        authentik: entra_sync_sim::authentik::SimConfig,
+        db: TestDatabase,
+        vhost: TestVhost,
+    ) -> Self {
         let graph_count = providers.iter().map(|p| p.graph + 1).max().unwrap_or(1);
         let mut graphs = Vec::new();
         for _ in 0..graph_count {
             graphs.push(GraphSim::start(graph.clone()).await.expect("graph sim"));
         }
-        let authentik = entra_sync_sim::authentik::start(
-            entra_sync_sim::authentik::SimConfig::new(AUTHENTIK_TOKEN),
-        )
-        .await
-        .expect("authentik sim");
+        let authentik = entra_sync_sim::authentik::start(authentik)
+            .await
+            .expect("authentik sim");
         let dir = std::env::temp_dir().join(format!("entra-sync-e2e-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         std::fs::write(dir.join("client-secret"), SimConfig::CLIENT_SECRET).unwrap();
@@ -314,6 +336,8 @@ webhook_secret_file = "webhook-secret"
         parts.intervals = Intervals {
             events_poll: Duration::from_millis(300),
             watermark_poll: Some(Duration::from_millis(500)),
+            silent_scan: Some(Duration::from_millis(500)),
+            release_check: Duration::from_secs(60),
             run_poll: Duration::from_millis(100),
             schedule_tick: Duration::from_millis(200),
             leader_retry: Duration::from_millis(200),
@@ -343,14 +367,17 @@ webhook_secret_file = "webhook-secret"
         }
     }
 
-    /// Waits until both change followers hold a cursor and no full sync runs.
+    /// Waits until the events follower and the silent-change follower of
+    /// authentik's release (the watermark, or the silent scan before 2025.8)
+    /// hold a cursor and no full sync runs.
     pub async fn settle(&self) {
         let store = &self.db.store;
         self.eventually("services settled", Duration::from_secs(60), || async {
-            for cursor in [EVENTS_CURSOR, WATERMARK_CURSOR] {
-                if store.load_cursor(cursor).await.unwrap().is_none() {
-                    return false;
-                }
+            let has = |name| async move { store.load_cursor(name).await.unwrap().is_some() };
+            if !has(EVENTS_CURSOR).await
+                || !(has(WATERMARK_CURSOR).await || has(SILENT_SCAN_CURSOR).await)
+            {
+                return false;
             }
             for p in &self.providers {
                 match store.latest_run(&p.name).await.unwrap() {

@@ -6,7 +6,14 @@
 //!   [`AuthentikClient::groups`]) so that 100,000 users never sit in memory;
 //! - single objects ([`AuthentikClient::user`], [`AuthentikClient::group`]),
 //!   `Ok(None)` when authentik answers 404;
-//! - the model-change events feed ([`AuthentikClient::model_events_page`]).
+//! - the model-change events feed ([`AuthentikClient::model_events_page`]);
+//! - the release ([`AuthentikClient::detect_release`]), which decides through
+//!   one capability table (module `release`) which features are used, and
+//!   authentik's clock (the `Date` of its answers, [`Page::server_time`]).
+//!
+//! Every release from 2024.2 on silently ignores filters it does not know, so
+//! answers are checked and an ignored filter is logged once, reported by
+//! [`AuthentikClient::ignored_filters`], and fallen back from (module `observed`).
 //!
 //! Shapes were checked against authentik's OpenAPI schema 2026.8.5
 //! (`schema.yml` of the `authentik-client` crate) and against the 2024.x–2025.x
@@ -20,16 +27,22 @@
 
 mod error;
 mod events;
+mod observed;
+pub mod release;
 mod retry;
 
 pub use error::AuthentikError;
 pub use events::{AkEvent, ModelRef};
+pub use observed::{Filter, IgnoredFilter};
+pub use release::{Capabilities, Feature};
 pub use retry::RetryPolicy;
+
+use observed::Observed;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use entra_sync_core::authentik::{AkGroup, AkUser, AkUserType};
 use entra_sync_core::ids::{AkGroupPk, AkUserPk};
-use futures_util::Stream;
+use futures_util::{Stream, TryStreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::de::DeserializeOwned;
@@ -94,6 +107,8 @@ pub struct Page<T> {
     pub next: Option<u32>,
     /// How many objects match in total.
     pub count: u64,
+    /// authentik's clock when it answered (its `Date` header, to the second).
+    pub server_time: Option<DateTime<Utc>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -125,7 +140,7 @@ pub struct UserQuery {
     pub types: Vec<AkUserType>,
     /// Only active or inactive users.
     pub is_active: Option<bool>,
-    /// Only users changed strictly after this instant (`last_updated__gt`, authentik 2026.8+).
+    /// Only users changed strictly after this instant (`last_updated__gt`, authentik 2025.8+).
     pub last_updated_gt: Option<DateTime<Utc>>,
     /// Sort order; `pk` when `None` (stable while users are added).
     pub ordering: Option<String>,
@@ -151,6 +166,7 @@ pub struct AuthentikClient {
     auth: HeaderValue,
     retry: RetryPolicy,
     page_size: u32,
+    observed: Observed,
 }
 
 impl fmt::Debug for AuthentikClient {
@@ -160,6 +176,14 @@ impl fmt::Debug for AuthentikClient {
             .field("page_size", &self.page_size)
             .finish_non_exhaustive()
     }
+}
+
+/// The `Date` header: the server's clock when it answered.
+fn server_date(headers: &reqwest::header::HeaderMap) -> Option<DateTime<Utc>> {
+    let text = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+    DateTime::parse_from_rfc2822(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn fmt_time(t: DateTime<Utc>) -> String {
@@ -203,7 +227,62 @@ impl AuthentikClient {
             auth,
             retry: config.retry,
             page_size: config.page_size.clamp(1, MAX_PAGE_SIZE),
+            observed: Observed::default(),
         })
+    }
+
+    /// Reads the release (`GET /admin/version/`), records it (logging it when
+    /// it changed) and returns the capabilities it decides.
+    pub async fn detect_release(&self) -> Result<Capabilities, AuthentikError> {
+        #[derive(serde::Deserialize)]
+        struct Version {
+            version_current: String,
+        }
+        let version = self
+            .get_json::<Version>("admin/version/", &[])
+            .await?
+            .ok_or_else(|| AuthentikError::Status {
+                request: "GET /api/v3/admin/version/".into(),
+                status: 404,
+                body: "no version endpoint".into(),
+            })?;
+        let caps = Capabilities::of(&version.version_current);
+        self.observed.set_capabilities(caps.clone());
+        Ok(caps)
+    }
+
+    /// authentik's clock now (the `Date` of a `GET /admin/version/`), if it says.
+    pub async fn server_time(&self) -> Result<Option<DateTime<Utc>>, AuthentikError> {
+        Ok(self
+            .get_dated::<serde_json::Value>("admin/version/", &[])
+            .await?
+            .and_then(|(_, date)| date))
+    }
+
+    /// The capabilities in use (the newest release's until [`Self::detect_release`]).
+    pub fn capabilities(&self) -> Capabilities {
+        self.observed.capabilities()
+    }
+
+    /// Whether to rely on `feature`: the release has it, and none of its
+    /// filters was seen ignored.
+    pub fn uses(&self, feature: Feature) -> bool {
+        self.observed.uses(feature)
+    }
+
+    /// Records that authentik ignored `filter` (logged the first time).
+    pub fn note_ignored(&self, filter: Filter) {
+        self.observed.ignored(filter);
+    }
+
+    /// Whether authentik was seen to ignore `filter`.
+    pub fn is_ignored(&self, filter: Filter) -> bool {
+        self.observed.is_ignored(filter)
+    }
+
+    /// The filters authentik was seen to ignore.
+    pub fn ignored_filters(&self) -> Vec<IgnoredFilter> {
+        self.observed.ignored_filters()
     }
 
     /// The page size in use (at most [`MAX_PAGE_SIZE`]).
@@ -218,6 +297,15 @@ impl AuthentikClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Option<T>, AuthentikError> {
+        Ok(self.get_dated(path, query).await?.map(|(body, _)| body))
+    }
+
+    /// Like `get_json`, with authentik's clock (`Date`) when it answered.
+    async fn get_dated<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Option<(T, Option<DateTime<Utc>>)>, AuthentikError> {
         let url = self
             .api
             .join(path)
@@ -238,17 +326,18 @@ impl AuthentikClient {
                 Ok(resp) => {
                     let status = resp.status();
                     if status.is_success() {
+                        let date = server_date(resp.headers());
                         let body = resp.bytes().await.map_err(|e| AuthentikError::Transient {
                             request: request.clone(),
                             attempts: attempt,
                             detail: format!("reading the body: {e}"),
                         })?;
-                        return serde_json::from_slice(&body).map(Some).map_err(|e| {
-                            AuthentikError::Decode {
+                        return serde_json::from_slice(&body)
+                            .map(|b| Some((b, date)))
+                            .map_err(|e| AuthentikError::Decode {
                                 request: request.clone(),
                                 detail: e.to_string(),
-                            }
-                        });
+                            });
                     }
                     if status == StatusCode::NOT_FOUND {
                         return Ok(None);
@@ -281,7 +370,7 @@ impl AuthentikClient {
     ) -> Result<Option<Page<T>>, AuthentikError> {
         query.push(("page", page.to_string()));
         query.push(("page_size", self.page_size.to_string()));
-        let Some(env) = self.get_json::<Envelope<T>>(path, &query).await? else {
+        let Some((env, server_time)) = self.get_dated::<Envelope<T>>(path, &query).await? else {
             return Ok(None);
         };
         let next = env.pagination.next as u32;
@@ -289,6 +378,7 @@ impl AuthentikClient {
             results: env.results,
             next: (next > 0).then_some(next),
             count: env.pagination.count as u64,
+            server_time,
         }))
     }
 
@@ -332,15 +422,22 @@ impl AuthentikClient {
         })
     }
 
-    fn user_query(q: &UserQuery) -> Vec<(&'static str, String)> {
+    /// Whether `include_*=false` is sent: only to releases that know it.
+    fn excludes_objects(&self, include: bool) -> bool {
+        !include && self.uses(Feature::IncludeObjects)
+    }
+
+    fn user_query(&self, q: &UserQuery) -> Vec<(&'static str, String)> {
         let mut query = vec![
-            ("include_groups", q.include_groups.to_string()),
             ("include_roles", "false".to_owned()),
             (
                 "ordering",
                 q.ordering.clone().unwrap_or_else(|| "pk".into()),
             ),
         ];
+        if self.excludes_objects(q.include_groups) {
+            query.push(("include_groups", "false".to_owned()));
+        }
         for t in &q.types {
             query.push(("type", type_name(t).to_owned()));
         }
@@ -353,13 +450,15 @@ impl AuthentikClient {
         query
     }
 
-    fn group_query(q: &GroupQuery) -> Vec<(&'static str, String)> {
+    fn group_query(&self, q: &GroupQuery) -> Vec<(&'static str, String)> {
         let mut query = vec![
-            ("include_users", q.include_users.to_string()),
             ("include_children", "false".to_owned()),
             ("include_parents", "false".to_owned()),
             ("ordering", "name".to_owned()),
         ];
+        if self.excludes_objects(q.include_users) {
+            query.push(("include_users", "false".to_owned()));
+        }
         if let Some(name) = &q.name {
             query.push(("name", name.clone()));
         }
@@ -372,8 +471,26 @@ impl AuthentikClient {
         q: &UserQuery,
         page: u32,
     ) -> Result<Page<AkUser>, AuthentikError> {
-        self.get_page("core/users/", Self::user_query(q), page)
-            .await
+        let excluded = self.excludes_objects(q.include_groups);
+        let p = self
+            .get_page("core/users/", self.user_query(q), page)
+            .await?;
+        self.check_users(excluded, &p.results);
+        Ok(p)
+    }
+
+    /// Notes `include_groups=false` ignored when users came with their groups.
+    fn check_users(&self, excluded: bool, users: &[AkUser]) {
+        if excluded && users.iter().any(|u| u.groups_obj.is_some()) {
+            self.note_ignored(Filter::UsersIncludeGroups);
+        }
+    }
+
+    /// Notes `include_users=false` ignored when groups came with their users.
+    fn check_groups(&self, excluded: bool, groups: &[AkGroup]) {
+        if excluded && groups.iter().any(|g| g.users_obj_sent) {
+            self.note_ignored(Filter::GroupsIncludeUsers);
+        }
     }
 
     /// All users matching `q`, streamed page by page.
@@ -381,11 +498,16 @@ impl AuthentikClient {
         &self,
         q: &UserQuery,
     ) -> impl Stream<Item = Result<Vec<AkUser>, AuthentikError>> + Send + 'static {
-        self.pages("core/users/", Self::user_query(q))
+        let excluded = self.excludes_objects(q.include_groups);
+        let client = self.clone();
+        self.pages("core/users/", self.user_query(q))
+            .inspect_ok(move |users| client.check_users(excluded, users))
     }
 
     /// Users changed strictly after `after`, oldest change first
-    /// (`last_updated__gt` + `ordering=last_updated`; authentik 2026.8+).
+    /// (`last_updated__gt` + `ordering=last_updated`; authentik 2025.8+,
+    /// which callers check with [`Feature::LastUpdated`]: older releases
+    /// ignore both and return every user).
     pub async fn users_updated_after(
         &self,
         after: DateTime<Utc>,
@@ -405,8 +527,12 @@ impl AuthentikClient {
         q: &GroupQuery,
         page: u32,
     ) -> Result<Page<AkGroup>, AuthentikError> {
-        self.get_page("core/groups/", Self::group_query(q), page)
-            .await
+        let excluded = self.excludes_objects(q.include_users);
+        let p = self
+            .get_page("core/groups/", self.group_query(q), page)
+            .await?;
+        self.check_groups(excluded, &p.results);
+        Ok(p)
     }
 
     /// All groups matching `q`, streamed page by page.
@@ -414,32 +540,37 @@ impl AuthentikClient {
         &self,
         q: &GroupQuery,
     ) -> impl Stream<Item = Result<Vec<AkGroup>, AuthentikError>> + Send + 'static {
-        self.pages("core/groups/", Self::group_query(q))
+        let excluded = self.excludes_objects(q.include_users);
+        let client = self.clone();
+        self.pages("core/groups/", self.group_query(q))
+            .inspect_ok(move |groups| client.check_groups(excluded, groups))
     }
 
     /// `GET /core/users/{pk}/`; `Ok(None)` if the user does not exist (deleted).
     pub async fn user(&self, pk: AkUserPk) -> Result<Option<AkUser>, AuthentikError> {
-        self.get_json(
-            &format!("core/users/{pk}/"),
-            &[
-                ("include_groups", "false".into()),
-                ("include_roles", "false".into()),
-            ],
-        )
-        .await
+        let mut query = vec![("include_roles", "false".to_owned())];
+        let excluded = self.excludes_objects(false);
+        if excluded {
+            query.push(("include_groups", "false".into()));
+        }
+        let user: Option<AkUser> = self.get_json(&format!("core/users/{pk}/"), &query).await?;
+        self.check_users(excluded, user.as_slice());
+        Ok(user)
     }
 
     /// `GET /core/groups/{uuid}/` with its member pks; `Ok(None)` if it does not exist.
     pub async fn group(&self, pk: AkGroupPk) -> Result<Option<AkGroup>, AuthentikError> {
-        self.get_json(
-            &format!("core/groups/{pk}/"),
-            &[
-                ("include_users", "false".into()),
-                ("include_children", "false".into()),
-                ("include_parents", "false".into()),
-            ],
-        )
-        .await
+        let mut query = vec![
+            ("include_children", "false".to_owned()),
+            ("include_parents", "false".to_owned()),
+        ];
+        let excluded = self.excludes_objects(false);
+        if excluded {
+            query.push(("include_users", "false".into()));
+        }
+        let group: Option<AkGroup> = self.get_json(&format!("core/groups/{pk}/"), &query).await?;
+        self.check_groups(excluded, group.as_slice());
+        Ok(group)
     }
 
     /// The group named exactly `name` (`?name=`), if any.
@@ -458,16 +589,26 @@ impl AuthentikClient {
     /// `actions`, `context_model_*`, `ordering`, `search`, …), so the feed is
     /// read newest first (`ordering=-created,pk`; `pk` breaks ties between
     /// events of the same instant, so pages stay consistent) until the cursor
-    /// is reached. Older releases ignore `actions`; callers must still check
-    /// each event's action.
+    /// is reached. The actions are asked with `actions` where the release has
+    /// it (2025.8), else with `action=model_` (a substring match everywhere).
+    /// Each page is checked: an event of another action or app, or out of
+    /// order, means a filter was ignored ([`Self::is_ignored`]); callers must
+    /// still check each event.
     pub async fn model_events_page(&self, page: u32) -> Result<Page<AkEvent>, AuthentikError> {
-        let query = vec![
-            ("actions", "model_created".to_owned()),
-            ("actions", "model_updated".to_owned()),
-            ("actions", "model_deleted".to_owned()),
-            ("context_model_app", "authentik_core".to_owned()),
-            ("ordering", "-created,pk".to_owned()),
-        ];
-        self.get_page("events/events/", query, page).await
+        let mut query = Vec::new();
+        if self.uses(Feature::EventActions) {
+            for action in events::MODEL_ACTIONS {
+                query.push(("actions", action.to_owned()));
+            }
+        } else {
+            query.push(("action", "model_".to_owned()));
+        }
+        query.push(("context_model_app", "authentik_core".to_owned()));
+        query.push(("ordering", "-created,pk".to_owned()));
+        let p: Page<AkEvent> = self.get_page("events/events/", query, page).await?;
+        for filter in events::ignored_filters(&p.results) {
+            self.note_ignored(filter);
+        }
+        Ok(p)
     }
 }

@@ -160,6 +160,9 @@ enum SimSystem {
         /// Seed of the generator.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The authentik release to imitate: 2024.2, 2024.12, 2025.4, 2025.10 or 2026.8.
+        #[arg(long, default_value = "2026.8")]
+        release: entra_sync_sim::authentik::Release,
     },
 }
 
@@ -249,6 +252,7 @@ fn main() -> ExitCode {
                         users,
                         groups,
                         seed,
+                        release,
                     },
             } => {
                 let args = commands::sim::AuthentikSimArgs {
@@ -257,6 +261,7 @@ fn main() -> ExitCode {
                     users,
                     groups,
                     seed,
+                    release,
                 };
                 commands::sim::authentik(args).await
             }

@@ -70,6 +70,7 @@ pub fn producer_parts(config: &Config, store: Store) -> anyhow::Result<ProducerP
             ..Intervals::new(
                 config.producer.events_poll_interval,
                 Some(config.producer.watermark_poll_interval),
+                Some(config.producer.silent_scan_interval),
             )
         },
         providers,

@@ -87,7 +87,7 @@ pub struct ProducerConfig {
     /// How often the events feed is polled when no webhook wakes it.
     #[serde(deserialize_with = "raw::duration_value")]
     pub events_poll_interval: Duration,
-    /// How often the users' `last_updated` watermark is polled.
+    /// How often the users' `last_updated` watermark is polled (authentik 2025.8+).
     #[serde(deserialize_with = "raw::duration_value")]
     pub watermark_poll_interval: Duration,
     /// How long a running full-sync phase may record no outcome, with
@@ -95,11 +95,16 @@ pub struct ProducerConfig {
     /// its unfinished objects are published again.
     #[serde(deserialize_with = "raw::duration_value")]
     pub stall_timeout: Duration,
+    /// How often the silent scan looks for users changed without an event,
+    /// where the watermark cannot run (authentik before 2025.8).
+    #[serde(deserialize_with = "raw::duration_value")]
+    pub silent_scan_interval: Duration,
 }
 
 impl Default for ProducerConfig {
-    /// Listen on `127.0.0.1:8080`, no status page; poll events every 5 s and the
-    /// watermark every 10 s; a phase stalls after 10 min.
+    /// Listen on `127.0.0.1:8080`, no status page; poll events every 5 s and
+    /// the watermark every 10 s; scan for silent changes every 10 min; a
+    /// phase stalls after 10 min.
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -107,6 +112,7 @@ impl Default for ProducerConfig {
             events_poll_interval: Duration::from_secs(5),
             watermark_poll_interval: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(600),
+            silent_scan_interval: Duration::from_secs(600),
         }
     }
 }
@@ -457,6 +463,7 @@ mod tests {
         assert_eq!(c.producer.watermark_poll_interval, Duration::from_secs(10));
         assert_eq!(c.producer.stall_timeout, Duration::from_secs(600));
         assert_eq!(c.amqp.management_url, None);
+        assert_eq!(c.producer.silent_scan_interval, Duration::from_secs(600));
         assert_eq!((c.worker.concurrency, c.worker.max_attempts), (16, 8));
         assert_eq!(c.worker.listen.to_string(), "127.0.0.1:0");
         assert_eq!(c.retention, RetentionConfig::default());

@@ -1,7 +1,10 @@
 //! authentik users and groups as authentik's API returns them.
 //!
-//! Only the fields entra-sync uses are read, and optional ones may be missing,
-//! so that older authentik releases parse too.
+//! Only the fields entra-sync uses are read, and every field that is not in
+//! all releases 2024.2 … 2026.8 is optional (`shared/reference/authentik-versions.md`):
+//! - a missing key, a `null` and an empty list all mean "none" ([`null_as_default`]);
+//! - a group's single `parent` (up to 2025.10) and its `parents` (2025.12 and
+//!   later) both become [`AkGroup::parents`].
 
 use crate::ids::{AkGroupPk, AkUserPk};
 use chrono::{DateTime, Utc};
@@ -36,6 +39,31 @@ fn default_true() -> bool {
     true
 }
 
+/// Deserialises `null` as the type's default, so a missing key, a `null` and
+/// an empty list (or object) mean the same.
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A group as a user's `groups_obj` lists it (`UserGroup` / `PartialGroup`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AkUserGroup {
+    /// Primary key.
+    pub pk: AkGroupPk,
+    /// Name.
+    pub name: String,
+    /// The parent group (up to 2025.10; none since).
+    #[serde(default)]
+    pub parent: Option<AkGroupPk>,
+    /// The parent's name: `null` for a root group, or (2024.2) no key at all.
+    #[serde(default)]
+    pub parent_name: Option<String>,
+}
+
 /// A user, as `GET /api/v3/core/users/{pk}/` returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AkUser {
@@ -59,10 +87,15 @@ pub struct AkUser {
     #[serde(rename = "type", default)]
     pub user_type: AkUserType,
     /// The groups the user is a direct member of.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub groups: Vec<AkGroupPk>,
+    /// The expanded groups, when authentik sends them (always before 2024.4,
+    /// else only with `include_groups=true`). Not used for syncing; tells
+    /// whether `include_groups=false` was honoured.
+    #[serde(default, skip_serializing)]
+    pub groups_obj: Option<Vec<AkUserGroup>>,
     /// Free-form attributes.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub attributes: serde_json::Map<String, serde_json::Value>,
     /// Whether the user is a superuser.
     #[serde(default)]
@@ -73,13 +106,14 @@ pub struct AkUser {
     /// The user's UUID, if this authentik version exposes it.
     #[serde(default)]
     pub uuid: Option<uuid::Uuid>,
-    /// Last modification time (authentik 2026.8 and later).
+    /// Last save of the user (authentik 2025.8 and later).
     #[serde(default)]
     pub last_updated: Option<DateTime<Utc>>,
 }
 
 /// A group, as `GET /api/v3/core/groups/{pk}/` returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "WireGroup")]
 pub struct AkGroup {
     /// Primary key.
     pub pk: AkGroupPk,
@@ -97,9 +131,56 @@ pub struct AkGroup {
     /// Whether members are superusers.
     #[serde(default)]
     pub is_superuser: bool,
-    /// Parent groups (authentik 2026.8 has several).
+    /// Parent groups: `parents` (2025.12 and later), or the one `parent` of
+    /// earlier releases.
     #[serde(default)]
     pub parents: Vec<AkGroupPk>,
+    /// Whether `users_obj` came back (a list): tells whether
+    /// `include_users=false` was honoured (ignored before 2024.4).
+    #[serde(default, skip_serializing)]
+    pub users_obj_sent: bool,
+}
+
+/// A group as any release sends it.
+#[derive(Deserialize)]
+struct WireGroup {
+    pk: AkGroupPk,
+    #[serde(default)]
+    num_pk: Option<i64>,
+    name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    users: Vec<AkUserPk>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    attributes: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    is_superuser: bool,
+    #[serde(default, deserialize_with = "null_as_default")]
+    parents: Vec<AkGroupPk>,
+    #[serde(default)]
+    parent: Option<AkGroupPk>,
+    #[serde(default)]
+    users_obj: Option<serde::de::IgnoredAny>,
+}
+
+impl From<WireGroup> for AkGroup {
+    fn from(w: WireGroup) -> Self {
+        let mut parents = w.parents;
+        if let Some(parent) = w.parent
+            && !parents.contains(&parent)
+        {
+            parents.push(parent);
+        }
+        Self {
+            pk: w.pk,
+            num_pk: w.num_pk,
+            name: w.name,
+            users: w.users,
+            attributes: w.attributes,
+            is_superuser: w.is_superuser,
+            parents,
+            users_obj_sent: w.users_obj.is_some(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -125,7 +125,7 @@ pub enum TaskReason {
     FullSync,
     /// An authentik event (model created, updated or deleted).
     Event,
-    /// The `last_updated` watermark saw a change that made no event.
+    /// The `last_updated` watermark, or the silent scan, saw a change that made no event.
     Watermark,
     /// A user's reconcile found its group memberships changed.
     MembershipChange,

@@ -2,14 +2,16 @@
 //! PostgreSQL, and the users' `last_updated` watermark with another.
 //!
 //! - [`EventFollower`] (module `feed`) reads the events feed; [`WatermarkFollower`]
-//!   (module `watermark`) catches user edits that made no event.
+//!   (module `watermark`) catches user edits that made no event on authentik
+//!   2025.8 and later, [`SilentScan`] (module `silent_scan`) on older ones.
 //! - Both hand off plain [`ObjectChange`]s (module `change`) to a
 //!   [`ChangeSink`]; the producer maps them to tasks ([`ObjectChange::tasks`])
 //!   and publishes them.
 //! - The cursor ([`SourceCursor`](entra_sync_store::cursor::SourceCursor)) is
 //!   the instant before which everything is handled plus the ids handled at or
-//!   after it, and trails the clock by `settle` (default 5 s), so an event
-//!   whose transaction commits a moment after a later one is still picked up.
+//!   after it, and trails authentik's clock by `settle` (default 5 s), so an
+//!   event whose transaction commits a moment after a later one is still
+//!   picked up. This machine's clock is never used.
 //!   It moves only after the sink took the hand-off (module `cursor`).
 //! - [`run`] drives a follower, waking on the webhook's [`Notify`] or the poll
 //!   interval.
@@ -21,10 +23,12 @@
 mod change;
 mod cursor;
 mod feed;
+mod silent_scan;
 mod watermark;
 
 pub use change::{ChangeSink, ChangeSource, FullSyncReason, Handoff, ObjectChange, SinkError};
 pub use feed::EventFollower;
+pub use silent_scan::SilentScan;
 pub use watermark::WatermarkFollower;
 
 use entra_sync_authentik::AuthentikError;
@@ -38,6 +42,11 @@ use tokio::sync::Notify;
 pub const EVENTS_CURSOR: &str = "authentik:events";
 /// The cursor name of the users' `last_updated` watermark.
 pub const WATERMARK_CURSOR: &str = "authentik:users-last-updated";
+/// The cursor marking the silent scan's last run (at authentik's clock).
+pub const SILENT_SCAN_CURSOR: &str = "authentik:silent-scan";
+
+/// Beyond this many new items a follower requests a full sync instead (default).
+pub const MAX_BACKLOG: usize = 50_000;
 
 /// A failed poll; the cursor did not move.
 #[derive(Debug, thiserror::Error)]
@@ -51,9 +60,6 @@ pub enum FollowError {
     /// The sink refused the hand-off.
     #[error("handing off changes failed: {0}")]
     Sink(SinkError),
-    /// authentik does not offer what the follower needs.
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 impl FollowError {
@@ -61,7 +67,6 @@ impl FollowError {
     pub fn is_configuration(&self) -> bool {
         match self {
             Self::Authentik(e) => e.is_configuration(),
-            Self::Unsupported(_) => true,
             _ => false,
         }
     }
@@ -95,7 +100,7 @@ impl FollowerConfig {
         Self {
             cursor_name: cursor_name.to_owned(),
             settle: Duration::from_secs(5),
-            max_backlog: 50_000,
+            max_backlog: MAX_BACKLOG,
         }
     }
 }

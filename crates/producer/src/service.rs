@@ -8,7 +8,8 @@
 //! - The status page ([`crate::status::page`]) on `status_listen`, if set.
 //! - Leadership (module `leadership`): every replica tries `store.try_lead`;
 //!   standbys retry every `leader_retry`. The leader connects to RabbitMQ and
-//!   runs the scheduler, the events follower and the watermark follower
+//!   reads authentik's release (module `release`), then runs the scheduler,
+//!   the events follower, the watermark follower and the silent scan
 //!   (module `following`), checking every `leader_check` that its lock's
 //!   session is alive. Losing it stops those and sends the replica back to
 //!   standby; runs in progress stay `running` and the next leader resumes them.
@@ -19,6 +20,7 @@
 mod following;
 mod leadership;
 mod readiness;
+mod release;
 
 use crate::metrics::Metrics;
 use crate::scheduler::ProviderSchedule;
@@ -51,9 +53,15 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 pub struct Intervals {
     /// How often the events feed is read when no webhook arrives.
     pub events_poll: Duration,
-    /// How often the `last_updated` watermark is read; `None` disables it
-    /// (authentik before 2026.8).
+    /// How often the `last_updated` watermark is read; `None` disables it.
+    /// It reads nothing on authentik before 2025.8.
     pub watermark_poll: Option<Duration>,
+    /// How often the silent scan runs; `None` disables it. It reads nothing
+    /// on authentik 2025.8 and later, where the watermark runs.
+    pub silent_scan: Option<Duration>,
+    /// How often authentik's release is read again (and, with the filters it
+    /// was seen to ignore, stored for `status`).
+    pub release_check: Duration,
     /// How often a run checks whether the workers finished its phase.
     pub run_poll: Duration,
     /// How often the scheduler looks for due, requested and orphaned runs.
@@ -68,14 +76,21 @@ pub struct Intervals {
 }
 
 impl Intervals {
-    /// Polls authentik's events every `events_poll` and the watermark every
-    /// `watermark_poll` (both configured); checks run progress every 2 s,
-    /// the schedule every 5 s and the leadership every 3 s; a phase stalls
-    /// after 10 min without an outcome (set [`Intervals::stall_timeout`]).
-    pub fn new(events_poll: Duration, watermark_poll: Option<Duration>) -> Self {
+    /// Polls authentik's events every `events_poll`, the watermark every
+    /// `watermark_poll` and scans every `silent_scan` (all configured); reads
+    /// the release every minute; checks run progress every 2 s, the schedule
+    /// every 5 s and the leadership every 3 s; a phase stalls after 10 min
+    /// without an outcome (set [`Intervals::stall_timeout`]).
+    pub fn new(
+        events_poll: Duration,
+        watermark_poll: Option<Duration>,
+        silent_scan: Option<Duration>,
+    ) -> Self {
         Self {
             events_poll,
             watermark_poll,
+            silent_scan,
+            release_check: Duration::from_secs(60),
             run_poll: Duration::from_secs(2),
             schedule_tick: Duration::from_secs(5),
             leader_retry: Duration::from_secs(3),

@@ -1,6 +1,7 @@
-//! The [`ChangeSink`] of the running producer: changes become direct-lane
-//! tasks for every provider that is not halted; a gap in the feed requests a
-//! full sync of every provider (a halted one waits for `resume`).
+//! The [`ChangeSink`] of the running producer: changes become tasks for every
+//! provider that is not halted, on their source's lane (events: direct;
+//! silent changes: bulk); a gap in the feed requests a full sync of every
+//! provider (a halted one waits for `resume`).
 //!
 //! A batch holding a group change may have deleted, re-created or renamed a
 //! filter group: each provider's filter group is resolved again and shared
@@ -10,7 +11,6 @@
 use crate::events::{ChangeSink, Handoff, ObjectChange, SinkError};
 use crate::full_sync::SyncContext;
 use entra_sync_provider::{Provider, RunRequest, RunTrigger, ScopeError, request_full_sync};
-use entra_sync_queue::Lane;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -56,7 +56,7 @@ impl ChangeSink for TaskSink {
                     }
                     for change in &changes {
                         for task in change.tasks(name, source.reason()) {
-                            self.ctx.publish(Lane::Direct, &task).await?;
+                            self.ctx.publish(source.lane(), &task).await?;
                         }
                     }
                 }

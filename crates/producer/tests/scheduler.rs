@@ -202,7 +202,7 @@ async fn a_halted_providers_run_is_failed_and_no_new_one_starts() {
 }
 
 #[tokio::test]
-async fn the_sink_publishes_direct_tasks_and_skips_halted_providers() {
+async fn the_sink_publishes_events_direct_and_silent_changes_bulk_and_skips_halted_providers() {
     let env = Env::new().await;
     let store = env.store();
     store.register_provider("p", "h").await.unwrap();
@@ -215,7 +215,7 @@ async fn the_sink_publishes_direct_tasks_and_skips_halted_providers() {
     );
     let group = AkGroupPk(uuid::Uuid::from_u128(5));
     sink.handle(Handoff::Changes {
-        source: ChangeSource::Watermark,
+        source: ChangeSource::Events,
         changes: vec![ObjectChange::User(AkUserPk(42)), ObjectChange::Group(group)],
     })
     .await
@@ -236,7 +236,7 @@ async fn the_sink_publishes_direct_tasks_and_skips_halted_providers() {
     assert!(
         tasks
             .iter()
-            .all(|t| t.reason == TaskReason::Watermark && t.run_id.is_none())
+            .all(|t| t.reason == TaskReason::Event && t.run_id.is_none())
     );
     assert!(
         env.drain(Lane::Bulk, Duration::from_millis(100))
@@ -244,6 +244,26 @@ async fn the_sink_publishes_direct_tasks_and_skips_halted_providers() {
             .is_empty()
     );
     assert_eq!(env.ctx.metrics.tasks_published(Lane::Direct), 3);
+
+    // Silent changes (watermark, silent scan) take the bulk lane, behind no
+    // direct change.
+    for source in [ChangeSource::Watermark, ChangeSource::SilentScan] {
+        sink.handle(Handoff::Changes {
+            source,
+            changes: vec![ObjectChange::User(AkUserPk(43))],
+        })
+        .await
+        .unwrap();
+    }
+    let bulk = env.drain(Lane::Bulk, Duration::from_millis(500)).await;
+    assert_eq!(bulk.len(), 2);
+    assert!(bulk.iter().all(|t| t.reason == TaskReason::Watermark
+        && t.object == ObjectRef::User(AkUserPk(43))));
+    assert!(
+        env.drain(Lane::Direct, Duration::from_millis(100))
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]

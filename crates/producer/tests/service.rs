@@ -30,6 +30,8 @@ fn parts(env: &Env, store: Store, providers: Vec<ProviderSchedule>) -> ProducerP
         intervals: Intervals {
             events_poll: Duration::from_millis(200),
             watermark_poll: None,
+            silent_scan: None,
+            release_check: Duration::from_secs(60),
             run_poll: Duration::from_millis(50),
             schedule_tick: Duration::from_millis(100),
             leader_retry: Duration::from_millis(100),

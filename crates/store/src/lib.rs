@@ -1,6 +1,7 @@
 //! PostgreSQL state of entra-sync: links, runs, per-object outcomes, cursors,
 //! halts, the deletion guard's count, the shared scope and the shared rate budget. The schema lives in `migrations/`.
 
+pub mod authentik;
 pub mod budget;
 pub mod cursor;
 pub mod dead_letters;

@@ -46,6 +46,8 @@ pub struct AuthentikSimArgs {
     pub groups: usize,
     /// Seed of the generator.
     pub seed: u64,
+    /// The authentik release imitated.
+    pub release: entra_sync_sim::authentik::Release,
 }
 
 /// Serves the authentik simulator, optionally with a generated organisation,
@@ -58,7 +60,7 @@ pub async fn authentik(args: AuthentikSimArgs) -> anyhow::Result<ExitCode> {
             args.token_env
         )
     })?;
-    let sim = AuthentikSim::new(SimConfig::new(token));
+    let sim = AuthentikSim::new(SimConfig::new(token).with_release(args.release));
     if args.users > 0 || args.groups > 0 {
         let summary = sim.generate(&OrgSpec::new(args.seed, args.users, args.groups));
         tracing::info!(
@@ -71,7 +73,7 @@ pub async fn authentik(args: AuthentikSimArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
-    tracing::info!(url = %format!("http://{}", listener.local_addr()?), "authentik simulator listening");
+    tracing::info!(url = %format!("http://{}", listener.local_addr()?), release = %args.release, "authentik simulator listening");
     tokio::select! {
         served = sim.serve_on(listener) => served?,
         _ = super::shutdown_signal() => tracing::info!("stopping"),

@@ -1,6 +1,7 @@
 //! `entra-sync status [--provider NAME] [--json] [--check]`: the state of the
-//! providers: halts, the last full sync, link counts, dead letters and the
-//! newest failures. A table by default, one JSON document with `--json`.
+//! providers (halts, the last full sync, link counts, dead letters and the
+//! newest failures) and of authentik (its release, the behaviour used, the
+//! filters it ignores). A table by default, one JSON document with `--json`.
 //!
 //! Exit codes: 0 when the state was printed (a halted provider included);
 //! with `--check`, 1 when a provider is halted; 2 on any error.
@@ -37,6 +38,7 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let config = super::load_config_without_secrets(config)?;
     let store = super::migrated_store(&config, 2).await?;
+    let authentik = authentik_status(&store).await?;
     let mut providers = Vec::new();
     match name {
         Some(name) => {
@@ -51,11 +53,16 @@ pub async fn run(
     }
     if args.json {
         let document = match name {
-            Some(_) => providers[0].clone(),
-            None => json!({ "providers": providers }),
+            Some(_) => {
+                let mut p = providers[0].clone();
+                p["authentik"] = authentik;
+                p
+            }
+            None => json!({ "authentik": authentik, "providers": providers }),
         };
         println!("{}", serde_json::to_string_pretty(&document)?);
     } else {
+        println!("{}", authentik_summary(&authentik));
         print!("{}", render(&providers));
     }
     let halted = providers.iter().any(|p| p["halted"] == true);
@@ -171,6 +178,53 @@ fn time(v: &Value) -> String {
             || "-".to_owned(),
             |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
         )
+}
+
+/// authentik as the active producer last saw it (`null` before it did).
+async fn authentik_status(store: &Store) -> anyhow::Result<Value> {
+    Ok(match store.authentik_server().await? {
+        None => Value::Null,
+        Some(a) => json!({
+            "version": a.version,
+            "behaves_as": a.behaves_as,
+            "warning": a.warning,
+            "ignored_filters": a.ignored_filters,
+            "checked_at": a.checked_at,
+        }),
+    })
+}
+
+/// One human line: `authentik 2025.4.1 (behaviour of 2025.4); ignored filters: …`.
+fn authentik_summary(a: &Value) -> String {
+    if a.is_null() {
+        return "authentik: release not read yet (the producer reads it when it leads)".into();
+    }
+    let mut line = format!(
+        "authentik {} (behaviour of {})",
+        a["version"].as_str().unwrap_or("unknown"),
+        a["behaves_as"].as_str().unwrap_or("?")
+    );
+    if let Some(w) = a["warning"].as_str() {
+        line.push_str(&format!("; WARNING: {w}"));
+    }
+    let ignored: Vec<String> = a["ignored_filters"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .map(|f| {
+                    format!(
+                        "{} ({})",
+                        f["filter"].as_str().unwrap_or("?"),
+                        f["fallback"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !ignored.is_empty() {
+        line.push_str(&format!("; ignored filters: {}", ignored.join(", ")));
+    }
+    line
 }
 
 fn names(config: &Config) -> impl Iterator<Item = &str> {

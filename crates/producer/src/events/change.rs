@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use entra_sync_authentik::AkEvent;
 use entra_sync_core::ids::{AkGroupPk, AkUserPk};
 use entra_sync_core::task::{ObjectRef, Task, TaskReason};
+use entra_sync_queue::Lane;
 use std::future::Future;
 
 /// One object that may have changed. Level-triggered: it says what to look
@@ -73,6 +74,8 @@ pub enum ChangeSource {
     Events,
     /// The `last_updated` watermark.
     Watermark,
+    /// The silent scan (authentik before 2025.8).
+    SilentScan,
 }
 
 impl ChangeSource {
@@ -80,7 +83,18 @@ impl ChangeSource {
     pub fn reason(self) -> TaskReason {
         match self {
             Self::Events => TaskReason::Event,
-            Self::Watermark => TaskReason::Watermark,
+            Self::Watermark | Self::SilentScan => TaskReason::Watermark,
+        }
+    }
+
+    /// The lane its tasks go to. Silent changes come in bulk (a source sync
+    /// may touch 50,000 users; after the upgrade to 2025.8 every user shares
+    /// one `last_updated`), so they take the bulk lane and never delay a
+    /// direct change (DESIGN invariant 8).
+    pub fn lane(self) -> Lane {
+        match self {
+            Self::Events => Lane::Direct,
+            Self::Watermark | Self::SilentScan => Lane::Bulk,
         }
     }
 }

@@ -1,10 +1,14 @@
-//! Moving a follower's cursor: only after the sink took the hand-off, and
-//! never closer to the clock than the settle window.
+//! Moving a follower's cursor: only after the sink took the hand-off, and on
+//! authentik's clock alone, never this machine's.
 //!
 //! Keeps invariant 3 of DESIGN.md (at least once): a change is handed off
 //! before the cursor passes it, so a crash or a failed hand-off repeats the
-//! batch rather than losing it; items sharing the cursor's instant are kept by
-//! id, so none is skipped across a page boundary or a restart.
+//! batch rather than losing it. The cursor trails authentik's clock (the
+//! `Date` of its answer) by the settle window, so the next read overlaps the
+//! last `settle` of authentik's time: an item that commits late, behind a
+//! newer one already read, is still seen. Items read at or after the cursor
+//! are kept by id (an event's pk, or a user's pk and `last_updated`), so the
+//! overlap hands nothing off twice.
 
 use super::{
     ChangeSink, ChangeSource, FollowError, FollowerConfig, Handoff, ObjectChange, PollOutcome,
@@ -14,17 +18,20 @@ use entra_sync_store::Store;
 use entra_sync_store::cursor::SourceCursor;
 use std::time::Duration;
 
-/// The next cursor: `position` moves to the newest item, but no closer to the
-/// clock than `settle`; `seen_ids` keeps the handled items at or after it.
+/// The next cursor: `position` moves to `settle` before authentik's clock
+/// when it answered (`server_time`; without it, `settle` before the newest
+/// item), never back; `seen_ids` keeps the handled items at or after it.
 pub(super) fn advance(
     old: &SourceCursor,
     handled: &[(DateTime<Utc>, String)],
     settle: Duration,
+    server_time: Option<DateTime<Utc>>,
 ) -> SourceCursor {
+    let settle = chrono::Duration::from_std(settle).unwrap_or_default();
     let newest = handled.iter().map(|(t, _)| *t).max();
-    let settled = Utc::now() - chrono::Duration::from_std(settle).unwrap_or_default();
-    let position = newest
-        .map(|n| n.min(settled))
+    let position = server_time
+        .or(newest)
+        .map(|now| now - settle)
         .unwrap_or(old.position)
         .max(old.position);
     let mut seen_ids: Vec<String> = handled
@@ -52,6 +59,8 @@ pub(super) struct Batch {
     pub(super) source: ChangeSource,
     pub(super) new_items: usize,
     pub(super) changes: Vec<ObjectChange>,
+    /// authentik's clock when the read began (the earliest `Date` of its pages).
+    pub(super) server_time: Option<DateTime<Utc>>,
 }
 
 /// Hands a poll's changes to the sink, then moves the cursor past what was
@@ -76,11 +85,22 @@ pub(super) async fn commit<S: ChangeSink>(
         };
         hand_off(sink, handoff).await?;
     }
-    let next = advance(cursor, handled, config.settle);
+    let next = advance(cursor, handled, config.settle, batch.server_time);
     if &next != cursor {
         store.save_cursor(&config.cursor_name, &next).await?;
     }
     Ok(outcome)
+}
+
+/// The earlier of two optional server times.
+pub(super) fn earliest(
+    a: Option<DateTime<Utc>>,
+    b: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 #[cfg(test)]
@@ -88,21 +108,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_cursor_trails_the_clock_and_keeps_what_it_saw_after_its_position() {
-        let old = SourceCursor::at(Utc::now() - chrono::Duration::hours(1));
-        let past = Utc::now() - chrono::Duration::minutes(10);
-        let recent = Utc::now();
+    fn the_cursor_trails_authentiks_clock_and_keeps_what_it_saw_after_its_position() {
+        // authentik's clock, 30 s behind this machine's: only its time counts.
+        let ak_now = Utc::now() - chrono::Duration::seconds(30);
+        let old = SourceCursor::at(ak_now - chrono::Duration::hours(1));
+        let past = ak_now - chrono::Duration::minutes(10);
+        let recent = ak_now - chrono::Duration::seconds(1);
         let handled = vec![
             (past, "a".to_owned()),
             (past, "b".to_owned()),
             (recent, "c".to_owned()),
         ];
-        let next = advance(&old, &handled, Duration::from_secs(5));
-        assert!(next.position > past && next.position < recent);
+        let settle = Duration::from_secs(5);
+        let next = advance(&old, &handled, settle, Some(ak_now));
+        assert_eq!(next.position, ak_now - chrono::Duration::seconds(5));
         assert_eq!(next.seen_ids, vec!["c".to_owned()]);
-        let settled = advance(&old, &handled[..2], Duration::from_secs(5));
-        assert_eq!(settled.position, past);
-        assert_eq!(settled.seen_ids, vec!["a".to_owned(), "b".to_owned()]);
-        assert_eq!(advance(&settled, &[], Duration::from_secs(5)), settled);
+        // An item that commits late at `recent - 1 s` is after the position: still read.
+        assert!(!next.is_handled(recent - chrono::Duration::seconds(1), "d"));
+        // Without authentik's clock, the newest item stands in for it.
+        let fallback = advance(&old, &handled, settle, None);
+        assert_eq!(fallback.position, recent - chrono::Duration::seconds(5));
+        // Never back.
+        assert_eq!(advance(&next, &[], settle, Some(past)), next);
     }
 }

@@ -12,14 +12,20 @@
 //! the newest event. The same happens on the first run (no cursor) and when
 //! the backlog exceeds `max_backlog`. This keeps invariant 3 of DESIGN.md: a
 //! change the feed may have lost is caught by a full sync, never dropped.
+//!
+//! Time is authentik's: the cursor, the retention check and a first start
+//! on an empty feed use event timestamps and the `Date` of authentik's
+//! answers, never this machine's clock. Releases up to 2024.6 may log one
+//! change twice; the batch holds each object once. If authentik was seen to
+//! ignore the ordering, every poll reads the whole feed.
 
-use super::cursor::{Batch, commit, hand_off};
+use super::cursor::{Batch, commit, earliest, hand_off};
 use super::{
     ChangeSink, ChangeSource, FollowError, Follower, FollowerConfig, FullSyncReason, Handoff,
     ObjectChange, PollOutcome,
 };
 use chrono::{DateTime, Utc};
-use entra_sync_authentik::{AkEvent, AuthentikClient};
+use entra_sync_authentik::{AkEvent, AuthentikClient, Filter};
 use entra_sync_store::Store;
 use entra_sync_store::cursor::SourceCursor;
 use std::collections::HashSet;
@@ -42,26 +48,30 @@ impl EventFollower {
         }
     }
 
-    /// Hands off a full sync and restarts the cursor at the newest event.
+    /// Hands off a full sync and restarts the cursor at the newest event, or
+    /// (an empty feed) at authentik's clock less the settle window, so the
+    /// cursor never sits in authentik's future.
     async fn restart<S: ChangeSink>(
         &self,
         sink: &mut S,
         reason: FullSyncReason,
         newest: &[(DateTime<Utc>, String)],
         new_items: usize,
+        server_time: Option<DateTime<Utc>>,
     ) -> Result<PollOutcome, FollowError> {
         tracing::warn!(cursor = %self.config.cursor_name, ?reason, "authentik events feed: full sync needed");
         hand_off(sink, Handoff::FullSyncNeeded(reason.clone())).await?;
-        let top = newest
-            .iter()
-            .map(|(t, _)| *t)
-            .max()
-            .unwrap_or_else(Utc::now);
+        let settle = chrono::Duration::from_std(self.config.settle).unwrap_or_default();
+        let settled = server_time.map(|now| now - settle);
+        let position = match newest.iter().map(|(t, _)| *t).max() {
+            Some(top) => settled.map_or(top, |s| s.min(top)),
+            None => settled.unwrap_or(DateTime::UNIX_EPOCH),
+        };
         let cursor = SourceCursor {
-            position: top,
+            position,
             seen_ids: newest
                 .iter()
-                .filter(|(t, _)| *t == top)
+                .filter(|(t, _)| *t >= position)
                 .map(|(_, id)| id.clone())
                 .collect(),
         };
@@ -86,7 +96,7 @@ impl Follower for EventFollower {
                 .map(|e| (e.created, e.pk.to_string()))
                 .collect();
             return self
-                .restart(sink, FullSyncReason::NoCursor, &newest, 0)
+                .restart(sink, FullSyncReason::NoCursor, &newest, 0, head.server_time)
                 .await;
         };
         // Every event at or after the cursor, newest first.
@@ -97,10 +107,16 @@ impl Follower for EventFollower {
         let mut oldest: Option<DateTime<Utc>> = None;
         let mut retention: Option<chrono::Duration> = None;
         let mut retention_known = true;
+        let mut server_time = None;
+        let mut newest_seen: Option<DateTime<Utc>> = None;
         let mut page = 1;
         'pages: loop {
             let p = self.client.model_events_page(page).await?;
+            server_time = earliest(server_time, p.server_time);
+            // Newest first only if authentik applied the ordering.
+            let ordered = !self.client.is_ignored(Filter::EventsOrdering);
             for e in p.results {
+                newest_seen = newest_seen.max(Some(e.created));
                 oldest = Some(oldest.map_or(e.created, |o| o.min(e.created)));
                 match e.expires {
                     Some(x) => {
@@ -111,7 +127,10 @@ impl Follower for EventFollower {
                 }
                 if e.created < cursor.position {
                     touched_floor = true;
-                    break 'pages;
+                    if ordered {
+                        break 'pages;
+                    }
+                    continue;
                 }
                 if e.created == cursor.position {
                     touched_floor = true;
@@ -129,6 +148,7 @@ impl Follower for EventFollower {
                             FullSyncReason::BacklogTooLarge { events: n },
                             &seen_now,
                             n,
+                            server_time,
                         )
                         .await;
                 }
@@ -139,15 +159,17 @@ impl Follower for EventFollower {
             }
         }
         if !touched_floor && let Some(oldest_available) = oldest {
+            // authentik's clock: its `Date`, else its newest event.
+            let ak_now = server_time.or(newest_seen).unwrap_or(oldest_available);
             let expired_possible =
-                !retention_known || retention.is_none_or(|r| cursor.position + r <= Utc::now());
+                !retention_known || retention.is_none_or(|r| cursor.position + r <= ak_now);
             if expired_possible {
                 let n = fresh.len();
                 let reason = FullSyncReason::RetentionGap {
                     cursor: cursor.position,
                     oldest_available,
                 };
-                return self.restart(sink, reason, &seen_now, n).await;
+                return self.restart(sink, reason, &seen_now, n, server_time).await;
             }
         }
         fresh.sort_by(|a, b| a.created.cmp(&b.created).then(a.pk.cmp(&b.pk)));
@@ -165,6 +187,7 @@ impl Follower for EventFollower {
             source: ChangeSource::Events,
             new_items: fresh.len(),
             changes,
+            server_time,
         };
         commit(&self.store, &self.config, sink, batch, &cursor, &seen_now).await
     }

@@ -1,23 +1,28 @@
-//! [`WatermarkFollower`]: follows users' `last_updated` (authentik 2026.8+).
+//! [`WatermarkFollower`]: follows users' `last_updated` (authentik 2025.8+).
 //!
 //! It reads `GET /core/users/?last_updated__gt=…&ordering=last_updated` to
 //! catch user edits that made no event (LDAP imports). Silent membership
 //! changes do not bump `last_updated`: full syncs catch those. Like the feed,
 //! it keeps invariant 3 of DESIGN.md: the cursor moves only after the hand-off,
 //! and a backlog too large to hand off asks for a full sync.
+//!
+//! It runs only while the client uses [`Feature::LastUpdated`]: on older
+//! releases, or once authentik was seen to ignore the filter (every user
+//! comes back), it does nothing and the silent scan takes over. The cursor
+//! starts at authentik's clock and moves on authentik's timestamps.
 
-use super::cursor::{Batch, commit, hand_off};
+use super::cursor::{Batch, commit, earliest, hand_off};
 use super::{
     ChangeSink, ChangeSource, FollowError, Follower, FollowerConfig, FullSyncReason, Handoff,
     ObjectChange, PollOutcome,
 };
-use chrono::Utc;
-use entra_sync_authentik::AuthentikClient;
+use chrono::{DateTime, Utc};
+use entra_sync_authentik::{AuthentikClient, AuthentikError, Feature, Filter, UserQuery};
 use entra_sync_store::Store;
 use entra_sync_store::cursor::SourceCursor;
 use std::collections::HashSet;
 
-/// Follows users' `last_updated` (authentik 2026.8+).
+/// Follows users' `last_updated` (authentik 2025.8+).
 #[derive(Debug, Clone)]
 pub struct WatermarkFollower {
     client: AuthentikClient,
@@ -34,18 +39,36 @@ impl WatermarkFollower {
             config,
         }
     }
+
+    /// authentik's clock now: the later of its `Date` (to the second) and
+    /// just after the newest `last_updated`.
+    async fn authentik_now(&self) -> Result<Option<DateTime<Utc>>, AuthentikError> {
+        let date = self.client.server_time().await?;
+        let q = UserQuery {
+            ordering: Some("-last_updated".into()),
+            ..UserQuery::default()
+        };
+        let page = self.client.users_page(&q, 1).await?;
+        let newest = page.results.first().and_then(|u| u.last_updated);
+        Ok(date.max(newest.map(|t| t + chrono::Duration::microseconds(1))))
+    }
 }
 
 impl Follower for WatermarkFollower {
     async fn poll_once<S: ChangeSink>(&self, sink: &mut S) -> Result<PollOutcome, FollowError> {
+        if !self.client.uses(Feature::LastUpdated) {
+            return Ok(PollOutcome::default());
+        }
         let Some(cursor) = self.store.load_cursor(&self.config.cursor_name).await? else {
-            // Start from now, without the settle window: whatever changed
-            // before is the first full sync's, which the events follower
-            // requests when it starts without a cursor and which lists users
-            // after this instant. (Going back by the window would also send
-            // every user edited just before the first start as a direct task.)
+            // Start from authentik's now, without the settle window: whatever
+            // changed before is the first full sync's, which the events
+            // follower requests when it starts without a cursor and which
+            // lists users after this instant.
+            let Some(now) = self.authentik_now().await? else {
+                return Ok(PollOutcome::default());
+            };
             self.store
-                .save_cursor(&self.config.cursor_name, &SourceCursor::at(Utc::now()))
+                .save_cursor(&self.config.cursor_name, &SourceCursor::at(now))
                 .await?;
             return Ok(PollOutcome::default());
         };
@@ -56,19 +79,19 @@ impl Follower for WatermarkFollower {
         let mut seen_now = Vec::new();
         let mut fresh = Vec::new();
         let mut fresh_ids = HashSet::new();
+        let mut server_time = None;
         loop {
             let p = self.client.users_updated_after(after, page).await?;
+            server_time = earliest(server_time, p.server_time);
             for u in &p.results {
-                let Some(at) = u.last_updated else {
-                    return Err(FollowError::Unsupported(
-                        "authentik's users carry no last_updated (needs authentik 2026.8 or later): disable the watermark".into(),
-                    ));
-                };
-                if at <= after {
-                    return Err(FollowError::Unsupported(
-                        "authentik ignored the last_updated__gt filter (needs authentik 2026.8 or later): disable the watermark".into(),
-                    ));
+                // No `last_updated`, or one not after the filter's: the
+                // filter was ignored (authentik before 2025.8 returns every
+                // user). Said once; the silent scan takes over.
+                if u.last_updated.is_none_or(|at| at <= after) {
+                    self.client.note_ignored(Filter::UsersLastUpdatedGt);
+                    return Ok(PollOutcome::default());
                 }
+                let Some(at) = u.last_updated else { continue };
                 let id = format!("{}@{}", u.pk, at.timestamp_micros());
                 seen_now.push((at, id.clone()));
                 if !cursor.is_handled(at, &id) && fresh_ids.insert(u.pk) {
@@ -111,6 +134,7 @@ impl Follower for WatermarkFollower {
             source: ChangeSource::Watermark,
             new_items: fresh.len(),
             changes,
+            server_time,
         };
         commit(&self.store, &self.config, sink, batch, &cursor, &seen_now).await
     }

@@ -6,7 +6,7 @@
 //! delays a change to the next poll.
 
 use super::stopped;
-use crate::events::{self, FollowError, Follower};
+use crate::events::{self, Follower};
 use crate::sink::TaskSink;
 use entra_sync_store::Store;
 use std::future::Future;
@@ -19,7 +19,7 @@ const FOLLOWER_RESTART: Duration = Duration::from_secs(60);
 
 /// Drives a follower until stopped. A configuration error of authentik halts
 /// every provider (none can sync without authentik) and the follower tries
-/// again later; an unsupported feature stops the follower for good.
+/// again later.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn follow<F: Follower + 'static>(
     name: &'static str,
@@ -42,10 +42,6 @@ pub(super) async fn follow<F: Follower + 'static>(
         .await;
         match result {
             Ok(()) => return,
-            Err(FollowError::Unsupported(message)) => {
-                tracing::error!(follower = name, %message, "follower stopped");
-                return;
-            }
             Err(e) => {
                 let reason = format!("authentik ({name} follower): {e}");
                 for provider in &providers {

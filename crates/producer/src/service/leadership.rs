@@ -7,9 +7,11 @@
 
 use super::following::{follow, listen_for_wakes};
 use super::readiness::Health;
+use super::release::{check_release, watch_release};
 use super::{LEADER_ROLE, ProducerParts, STOP_GRACE, stopped};
 use crate::events::{
-    EVENTS_CURSOR, EventFollower, FollowerConfig, WATERMARK_CURSOR, WatermarkFollower,
+    EVENTS_CURSOR, EventFollower, FollowerConfig, MAX_BACKLOG, SilentScan, WATERMARK_CURSOR,
+    WatermarkFollower,
 };
 use crate::full_sync::SyncContext;
 use crate::scheduler::Scheduler;
@@ -142,8 +144,16 @@ async fn lead_connected(
     let names: Vec<String> = providers.iter().map(|p| p.name.clone()).collect();
     let kick = Arc::new(Notify::new());
     let sink = TaskSink::new(ctx.clone(), providers, kick.clone());
+    // Know the release before following: it decides which followers read.
+    check_release(&parts.authentik, &parts.store).await;
     let (children_tx, children_rx) = watch::channel(false);
     let mut children = tokio::task::JoinSet::new();
+    children.spawn(watch_release(
+        parts.authentik.clone(),
+        parts.store.clone(),
+        parts.intervals.release_check,
+        stopped(children_rx.clone()),
+    ));
     let mut scheduler = Scheduler::new(ctx.clone(), parts.providers.clone());
     // Register before following authentik, so the first runs say why they
     // started (a new provider, changed settings) rather than "events_gap".
@@ -184,6 +194,19 @@ async fn lead_connected(
         children.spawn(follow(
             "watermark",
             watermark,
+            sink.clone(),
+            Arc::new(Notify::new()),
+            every,
+            children_rx.clone(),
+            parts.store.clone(),
+            names.clone(),
+        ));
+    }
+    if let Some(every) = parts.intervals.silent_scan {
+        let scan = SilentScan::new(parts.authentik.clone(), parts.store.clone(), MAX_BACKLOG);
+        children.spawn(follow(
+            "silent scan",
+            scan,
             sink,
             Arc::new(Notify::new()),
             every,

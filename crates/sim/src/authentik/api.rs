@@ -1,6 +1,7 @@
 //! authentik's REST API, as far as entra-sync reads it.
 
 use super::AuthentikSim;
+use super::release::Release;
 use super::state::{SimEvent, SimGroup, SimUser, State};
 use axum::Router;
 use axum::body::Bytes;
@@ -16,10 +17,12 @@ use std::cmp::Ordering as CmpOrdering;
 use std::sync::atomic::Ordering;
 use uuid::Uuid;
 
-/// authentik's `pagination_default_page_size`.
+/// authentik's `pagination_default_page_size` (2025.12 and later).
 const DEFAULT_PAGE_SIZE: usize = 20;
-/// authentik's `pagination_max_page_size`.
+/// authentik's `pagination_max_page_size` (2025.12 and later).
 pub(crate) const MAX_PAGE_SIZE: usize = 100;
+/// DRF's `PAGE_SIZE` before 2025.12, which also had no cap.
+const OLD_PAGE_SIZE: usize = 100;
 /// Stands in for authentik's install id in `uid`.
 const INSTALL_ID: &str = "entra-sync-sim";
 
@@ -32,6 +35,7 @@ pub(crate) fn router(sim: AuthentikSim) -> Router {
         .route("/api/v3/core/groups/{pk}/add_user/", post(add_user))
         .route("/api/v3/core/groups/{pk}/remove_user/", post(remove_user))
         .route("/api/v3/events/events/", get(list_events))
+        .route("/api/v3/admin/version/", get(version))
         .layer(middleware::from_fn_with_state(sim.clone(), auth))
         .with_state(sim)
 }
@@ -62,7 +66,33 @@ async fn auth(AxState(sim): AxState<AuthentikSim>, req: Request, next: Next) -> 
         }
         return r;
     }
-    next.run(req).await
+    let clock = sim.clock();
+    let mut response = next.run(req).await;
+    // authentik's clock, as an HTTP server states it.
+    if let Ok(date) = HeaderValue::from_str(&clock.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+    {
+        response.headers_mut().insert(header::DATE, date);
+    }
+    response
+}
+
+/// `GET /admin/version/` (any authenticated token), with the release's fields.
+async fn version(AxState(sim): AxState<AuthentikSim>) -> Response {
+    let release = sim.release();
+    let current = release.version_current();
+    let mut body = serde_json::json!({
+        "version_current": current,
+        "version_latest": current,
+        "build_hash": "0000000000000000000000000000000000000000",
+        "outdated": false,
+    });
+    if release.include_params() {
+        body["version_latest_valid"] = true.into();
+    }
+    if release.version_extras() {
+        body["outpost_outdated"] = false.into();
+    }
+    json(&body)
 }
 
 /// The query string as (key, value) pairs; keys may repeat (`type=a&type=b`).
@@ -94,6 +124,23 @@ impl Params {
             .map(|v| v.eq_ignore_ascii_case("true"))
             .unwrap_or(default)
     }
+    /// An `include_*` flag, which releases before 2024.4 ignore (always included).
+    fn include(&self, release: Release, key: &str, default: bool) -> bool {
+        if release.include_params() {
+            self.flag(key, default)
+        } else {
+            true
+        }
+    }
+    /// A `NullBooleanSelect` filter: only `true`/`false` (any case) filter;
+    /// anything else (`1`, `0`) means no filter.
+    fn boolean(&self, key: &str) -> Option<bool> {
+        match self.get(key)?.to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }
+    }
     /// A date-time parameter; `Err` names the parameter that does not parse.
     fn time<'k>(&self, key: &'k str) -> Result<Option<DateTime<Utc>>, &'k str> {
         self.get(key)
@@ -104,8 +151,14 @@ impl Params {
             })
             .transpose()
     }
-    /// (page, page_size) with authentik's default and cap.
-    fn paging(&self) -> (usize, usize) {
+    /// (page, page_size) with the release's default and cap: since 2025.12
+    /// 20 and at most 100 (cut silently); before, 100 and no cap.
+    fn paging(&self, release: Release) -> (usize, usize) {
+        let (default, cap) = if release.since_2025_12() {
+            (DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        } else {
+            (OLD_PAGE_SIZE, usize::MAX)
+        };
         let page = self
             .get("page")
             .and_then(|p| p.parse().ok())
@@ -115,8 +168,8 @@ impl Params {
             .get("page_size")
             .and_then(|p| p.parse().ok())
             .filter(|p| *p >= 1)
-            .unwrap_or(DEFAULT_PAGE_SIZE)
-            .min(MAX_PAGE_SIZE);
+            .unwrap_or(default)
+            .min(cap);
         (page, size)
     }
 }
@@ -135,11 +188,12 @@ struct Pagination {
 /// Serialises one page of `items` (already filtered and ordered) in authentik's envelope.
 fn page_of<'a, T: 'a, O: Serialize>(
     params: &Params,
+    release: Release,
     count: usize,
     items: impl Iterator<Item = &'a T>,
     out: impl Fn(&'a T) -> O,
 ) -> Response {
-    let (page, size) = params.paging();
+    let (page, size) = params.paging(release);
     let total_pages = count.div_ceil(size).max(1);
     if page > total_pages {
         return detail(StatusCode::NOT_FOUND, "Invalid page.");
@@ -147,7 +201,7 @@ fn page_of<'a, T: 'a, O: Serialize>(
     let offset = (page - 1) * size;
     let results: Vec<O> = items.skip(offset).take(size).map(out).collect();
     let n = results.len();
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "pagination": Pagination {
             next: if page < total_pages { page + 1 } else { 0 },
             previous: page - 1,
@@ -158,8 +212,10 @@ fn page_of<'a, T: 'a, O: Serialize>(
             end_index: offset + n,
         },
         "results": results,
-        "autocomplete": {},
     });
+    if release.since_2025_8() {
+        body["autocomplete"] = serde_json::json!({});
+    }
     json(&body)
 }
 
@@ -179,109 +235,119 @@ fn json<T: Serialize>(body: &T) -> Response {
 
 // ---- users ----
 
-#[derive(Serialize)]
-struct PartialGroupOut<'a> {
-    pk: Uuid,
-    num_pk: i64,
-    name: &'a str,
-    is_superuser: bool,
-    attributes: &'a serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(Serialize)]
-struct UserOut<'a> {
-    pk: i64,
-    username: &'a str,
-    name: &'a str,
-    is_active: bool,
-    last_login: Option<DateTime<Utc>>,
-    date_joined: DateTime<Utc>,
-    is_superuser: bool,
-    groups: Vec<Uuid>,
-    groups_obj: Option<Vec<PartialGroupOut<'a>>>,
-    roles: [Uuid; 0],
-    roles_obj: Option<[Uuid; 0]>,
-    email: &'a str,
-    avatar: &'static str,
-    attributes: &'a serde_json::Map<String, serde_json::Value>,
-    uid: String,
-    path: &'a str,
-    #[serde(rename = "type")]
-    user_type: &'static str,
-    uuid: Uuid,
-    password_change_date: DateTime<Utc>,
-    last_updated: DateTime<Utc>,
-}
-
 fn uid(pk: i64) -> String {
     hex::encode(Sha256::digest(format!("{pk}-{INSTALL_ID}")))
 }
 
-fn user_out<'a>(
-    s: &'a State,
-    u: &'a SimUser,
-    include_groups: bool,
-    include_roles: bool,
-) -> UserOut<'a> {
-    UserOut {
-        pk: u.pk,
-        username: &u.username,
-        name: &u.name,
-        is_active: u.is_active,
-        last_login: None,
-        date_joined: u.date_joined,
-        is_superuser: s.is_superuser(u),
-        groups: u.groups.iter().copied().collect(),
-        groups_obj: include_groups.then(|| {
-            u.groups
-                .iter()
-                .filter_map(|g| s.groups.get(g))
-                .map(|g| PartialGroupOut {
-                    pk: g.pk,
-                    num_pk: g.num_pk,
-                    name: &g.name,
-                    is_superuser: g.is_superuser,
-                    attributes: &g.attributes,
-                })
-                .collect()
-        }),
-        roles: [],
-        roles_obj: include_roles.then_some([]),
-        email: &u.email,
-        avatar: "/static/dist/assets/images/user_default.png",
-        attributes: &u.attributes,
-        uid: uid(u.pk),
-        path: &u.path,
-        user_type: u.user_type.as_str(),
-        uuid: u.uuid,
-        password_change_date: u.date_joined,
-        last_updated: u.last_updated,
+type Json = serde_json::Value;
+
+/// A group as `groups_obj` lists it: `UserGroup`/`PartialGroup`, with
+/// `parent`/`parent_name` up to 2025.10; on 2024.2 a root group has no
+/// `parent_name` key at all.
+fn user_group_out(s: &State, g: &SimGroup) -> Json {
+    let mut out = serde_json::json!({
+        "pk": g.pk,
+        "num_pk": g.num_pk,
+        "name": g.name,
+        "is_superuser": g.is_superuser,
+        "attributes": g.attributes,
+    });
+    if !s.release.since_2025_12() {
+        let parent = g.parents.first().and_then(|p| s.groups.get(p));
+        out["parent"] = serde_json::json!(parent.map(|p| p.pk));
+        match parent {
+            Some(p) => out["parent_name"] = p.name.clone().into(),
+            None if s.release.root_parent_name_null() => out["parent_name"] = Json::Null,
+            None => {}
+        }
+    }
+    out
+}
+
+/// Which expansions a user request asked for (as far as the release honours them).
+struct UserFlags {
+    groups: bool,
+    roles: bool,
+}
+
+impl UserFlags {
+    fn from(p: &Params, release: Release) -> Self {
+        Self {
+            groups: p.include(release, "include_groups", true),
+            roles: p.flag("include_roles", true),
+        }
     }
 }
 
-fn user_writer<'a>(
-    s: &'a State,
-    include_groups: bool,
-    include_roles: bool,
-) -> impl Fn(&'a SimUser) -> UserOut<'a> + 'a {
-    move |u| user_out(s, u, include_groups, include_roles)
+/// A user with the fields of the release imitated.
+fn user_out(s: &State, u: &SimUser, f: &UserFlags) -> Json {
+    let release = s.release;
+    let groups_obj = f.groups.then(|| {
+        u.groups
+            .iter()
+            .filter_map(|g| s.groups.get(g))
+            .map(|g| user_group_out(s, g))
+            .collect::<Vec<_>>()
+    });
+    let mut out = serde_json::json!({
+        "pk": u.pk,
+        "username": u.username,
+        "name": u.name,
+        "is_active": u.is_active,
+        "last_login": Json::Null,
+        "is_superuser": s.is_superuser(u),
+        "groups": u.groups,
+        "groups_obj": groups_obj,
+        "email": u.email,
+        "avatar": "/static/dist/assets/images/user_default.png",
+        "attributes": u.attributes,
+        "uid": uid(u.pk),
+        "path": u.path,
+        "type": u.user_type.as_str(),
+        "uuid": u.uuid,
+    });
+    if release.password_change_date() {
+        out["password_change_date"] = serde_json::json!(u.date_joined);
+    }
+    if release.date_joined() {
+        out["date_joined"] = serde_json::json!(u.date_joined);
+    }
+    if release.since_2025_8() {
+        out["last_updated"] = serde_json::json!(u.last_updated);
+    }
+    if release.since_2025_12() {
+        out["roles"] = serde_json::json!([]);
+        out["roles_obj"] = if f.roles {
+            serde_json::json!([])
+        } else {
+            Json::Null
+        };
+    }
+    out
 }
 
-fn user_key(field: &str) -> Option<fn(&SimUser, &SimUser) -> CmpOrdering> {
+/// The user ordering keys the release knows (DRF drops the others silently).
+fn user_key(release: Release, field: &str) -> Option<fn(&SimUser, &SimUser) -> CmpOrdering> {
     Some(match field {
         "pk" => |a, b| a.pk.cmp(&b.pk),
         "username" => |a, b| a.username.cmp(&b.username).then(a.pk.cmp(&b.pk)),
         "name" => |a, b| a.name.cmp(&b.name).then(a.pk.cmp(&b.pk)),
         "email" => |a, b| a.email.cmp(&b.email).then(a.pk.cmp(&b.pk)),
-        "last_updated" => |a, b| a.last_updated.cmp(&b.last_updated).then(a.pk.cmp(&b.pk)),
-        "date_joined" => |a, b| a.date_joined.cmp(&b.date_joined).then(a.pk.cmp(&b.pk)),
+        "last_updated" if release.since_2025_8() => {
+            |a, b| a.last_updated.cmp(&b.last_updated).then(a.pk.cmp(&b.pk))
+        }
+        "date_joined" if release.date_joined() => {
+            |a, b| a.date_joined.cmp(&b.date_joined).then(a.pk.cmp(&b.pk))
+        }
         _ => return None,
     })
 }
 
 async fn list_users(AxState(sim): AxState<AuthentikSim>, RawQuery(raw): RawQuery) -> Response {
     let p = Params::parse(raw);
-    let (last_updated_gt, last_updated_lt) =
+    let release = sim.release();
+    // Before 2025.8 the `last_updated` filters do not exist: ignored.
+    let (last_updated_gt, last_updated_lt) = if release.since_2025_8() {
         match (p.time("last_updated__gt"), p.time("last_updated__lt")) {
             (Ok(gt), Ok(lt)) => (gt, lt),
             (Err(key), _) | (_, Err(key)) => {
@@ -291,14 +357,16 @@ async fn list_users(AxState(sim): AxState<AuthentikSim>, RawQuery(raw): RawQuery
                 )
                     .into_response();
             }
-        };
+        }
+    } else {
+        (None, None)
+    };
     let types = p.all("type");
-    let is_active = p.get("is_active").map(|v| v.eq_ignore_ascii_case("true"));
+    let is_active = p.boolean("is_active");
     let username = p.get("username");
     let name = p.get("name");
     let email = p.get("email");
-    let include_groups = p.flag("include_groups", true);
-    let include_roles = p.flag("include_roles", true);
+    let flags = UserFlags::from(&p, release);
     let keep = |u: &&SimUser| {
         (types.is_empty() || types.contains(&u.user_type.as_str()))
             && is_active.is_none_or(|a| u.is_active == a)
@@ -308,33 +376,27 @@ async fn list_users(AxState(sim): AxState<AuthentikSim>, RawQuery(raw): RawQuery
             && last_updated_gt.is_none_or(|t| u.last_updated > t)
             && last_updated_lt.is_none_or(|t| u.last_updated < t)
     };
-    let ordering = p.get("ordering").unwrap_or("pk");
+    let ordering = p.get("ordering").unwrap_or("username");
     let (desc, field) = match ordering.strip_prefix('-') {
         Some(f) => (true, f),
         None => (false, ordering),
     };
+    // An unknown key is dropped: the default order (`username`).
+    let (desc, field) = match user_key(release, field) {
+        Some(_) => (desc, field),
+        None => (false, "username"),
+    };
     let s = sim.read();
-    let out = user_writer(&s, include_groups, include_roles);
+    let out = |u: &SimUser| user_out(&s, u, &flags);
     if field == "pk" && !desc {
         // Stored in pk order: stream without collecting.
-        let count = if p.0.iter().any(|(k, _)| {
-            !matches!(
-                k.as_str(),
-                "page" | "page_size" | "ordering" | "include_groups" | "include_roles"
-            )
-        }) {
-            s.users.values().filter(keep).count()
-        } else {
-            s.users.len()
-        };
-        return page_of(&p, count, s.users.values().filter(keep), out);
+        let count = s.users.values().filter(keep).count();
+        return page_of(&p, release, count, s.users.values().filter(keep), out);
     }
-    let Some(cmp) = user_key(field) else {
-        return detail(StatusCode::BAD_REQUEST, "Invalid ordering.");
-    };
+    let cmp = user_key(release, field).unwrap_or(|a, b| a.pk.cmp(&b.pk));
     let mut matched: Vec<&SimUser> = s.users.values().filter(keep).collect();
     matched.sort_by(|a, b| if desc { cmp(b, a) } else { cmp(a, b) });
-    page_of(&p, matched.len(), matched.iter().copied(), out)
+    page_of(&p, release, matched.len(), matched.iter().copied(), out)
 }
 
 async fn get_user(
@@ -344,58 +406,16 @@ async fn get_user(
 ) -> Response {
     let p = Params::parse(raw);
     let s = sim.read();
+    let flags = UserFlags::from(&p, s.release);
     match pk.parse::<i64>().ok().and_then(|pk| s.users.get(&pk)) {
-        Some(u) => json(&user_out(
-            &s,
-            u,
-            p.flag("include_groups", true),
-            p.flag("include_roles", true),
-        )),
+        Some(u) => json(&user_out(&s, u, &flags)),
         None => detail(StatusCode::NOT_FOUND, "No User matches the given query."),
     }
 }
 
 // ---- groups ----
 
-#[derive(Serialize)]
-struct RelatedGroupOut<'a> {
-    pk: Uuid,
-    name: &'a str,
-    is_superuser: bool,
-    attributes: &'a serde_json::Map<String, serde_json::Value>,
-    group_uuid: Uuid,
-}
-
-#[derive(Serialize)]
-struct PartialUserOut<'a> {
-    pk: i64,
-    username: &'a str,
-    name: &'a str,
-    is_active: bool,
-    last_login: Option<DateTime<Utc>>,
-    email: &'a str,
-    attributes: &'a serde_json::Map<String, serde_json::Value>,
-    uid: String,
-}
-
-#[derive(Serialize)]
-struct GroupOut<'a> {
-    pk: Uuid,
-    num_pk: i64,
-    name: &'a str,
-    is_superuser: bool,
-    parents: &'a [Uuid],
-    parents_obj: Option<Vec<RelatedGroupOut<'a>>>,
-    users: Vec<i64>,
-    users_obj: Option<Vec<PartialUserOut<'a>>>,
-    attributes: &'a serde_json::Map<String, serde_json::Value>,
-    roles: [Uuid; 0],
-    roles_obj: [Uuid; 0],
-    inherited_roles_obj: Option<[Uuid; 0]>,
-    children: Vec<Uuid>,
-    children_obj: Option<Vec<RelatedGroupOut<'a>>>,
-}
-
+/// Which expansions a group request asked for (as far as the release honours them).
 struct GroupFlags {
     users: bool,
     parents: bool,
@@ -404,9 +424,9 @@ struct GroupFlags {
 }
 
 impl GroupFlags {
-    fn from(p: &Params) -> Self {
+    fn from(p: &Params, release: Release) -> Self {
         Self {
-            users: p.flag("include_users", true),
+            users: p.include(release, "include_users", true),
             parents: p.flag("include_parents", false),
             children: p.flag("include_children", false),
             inherited_roles: p.flag("include_inherited_roles", false),
@@ -414,61 +434,89 @@ impl GroupFlags {
     }
 }
 
-fn related<'a>(s: &'a State, pks: &[Uuid]) -> Vec<RelatedGroupOut<'a>> {
+fn related(s: &State, pks: &[Uuid]) -> Json {
     pks.iter()
         .filter_map(|pk| s.groups.get(pk))
-        .map(|g| RelatedGroupOut {
-            pk: g.pk,
-            name: &g.name,
-            is_superuser: g.is_superuser,
-            attributes: &g.attributes,
-            group_uuid: g.pk,
+        .map(|g| {
+            serde_json::json!({
+                "pk": g.pk,
+                "name": g.name,
+                "is_superuser": g.is_superuser,
+                "attributes": g.attributes,
+                "group_uuid": g.pk,
+            })
         })
         .collect()
 }
 
-fn group_out<'a>(s: &'a State, g: &'a SimGroup, f: &GroupFlags) -> GroupOut<'a> {
-    let children = s.children(g.pk);
-    GroupOut {
-        pk: g.pk,
-        num_pk: g.num_pk,
-        name: &g.name,
-        is_superuser: g.is_superuser,
-        parents: &g.parents,
-        parents_obj: f.parents.then(|| related(s, &g.parents)),
-        users: g.members.iter().copied().collect(),
-        users_obj: f.users.then(|| {
-            g.members
-                .iter()
-                .filter_map(|pk| s.users.get(pk))
-                .map(|u| PartialUserOut {
-                    pk: u.pk,
-                    username: &u.username,
-                    name: &u.name,
-                    is_active: u.is_active,
-                    last_login: None,
-                    email: &u.email,
-                    attributes: &u.attributes,
-                    uid: uid(u.pk),
+/// A group with the fields of the release imitated: one `parent` up to
+/// 2025.10, `parents` since 2025.12, `children` since 2025.8.
+fn group_out(s: &State, g: &SimGroup, f: &GroupFlags) -> Json {
+    let release = s.release;
+    let users_obj = f.users.then(|| {
+        g.members
+            .iter()
+            .filter_map(|pk| s.users.get(pk))
+            .map(|u| {
+                serde_json::json!({
+                    "pk": u.pk,
+                    "username": u.username,
+                    "name": u.name,
+                    "is_active": u.is_active,
+                    "last_login": Json::Null,
+                    "email": u.email,
+                    "attributes": u.attributes,
+                    "uid": uid(u.pk),
                 })
-                .collect()
-        }),
-        attributes: &g.attributes,
-        roles: [],
-        roles_obj: [],
-        inherited_roles_obj: f.inherited_roles.then_some([]),
-        children_obj: f.children.then(|| related(s, &children)),
-        children,
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut out = serde_json::json!({
+        "pk": g.pk,
+        "num_pk": g.num_pk,
+        "name": g.name,
+        "is_superuser": g.is_superuser,
+        "users": g.members,
+        "users_obj": users_obj,
+        "attributes": g.attributes,
+        "roles": [],
+        "roles_obj": [],
+    });
+    if release.since_2025_12() {
+        out["parents"] = serde_json::json!(g.parents);
+        out["parents_obj"] = if f.parents {
+            related(s, &g.parents)
+        } else {
+            Json::Null
+        };
+        out["inherited_roles_obj"] = if f.inherited_roles {
+            serde_json::json!([])
+        } else {
+            Json::Null
+        };
+    } else {
+        let parent = g.parents.first().and_then(|p| s.groups.get(p));
+        out["parent"] = serde_json::json!(parent.map(|p| p.pk));
+        out["parent_name"] = serde_json::json!(parent.map(|p| &p.name));
     }
+    if release.since_2025_8() {
+        let children = s.children(g.pk);
+        out["children_obj"] = if f.children {
+            related(s, &children)
+        } else {
+            Json::Null
+        };
+        out["children"] = serde_json::json!(children);
+    }
+    out
 }
 
 async fn list_groups(AxState(sim): AxState<AuthentikSim>, RawQuery(raw): RawQuery) -> Response {
     let p = Params::parse(raw);
-    let flags = GroupFlags::from(&p);
+    let release = sim.release();
+    let flags = GroupFlags::from(&p, release);
     let name = p.get("name");
-    let is_superuser = p
-        .get("is_superuser")
-        .map(|v| v.eq_ignore_ascii_case("true"));
+    let is_superuser = p.boolean("is_superuser");
     let members_by_pk: Vec<i64> = p
         .all("members_by_pk")
         .iter()
@@ -486,13 +534,13 @@ async fn list_groups(AxState(sim): AxState<AuthentikSim>, RawQuery(raw): RawQuer
         })
         .collect();
     match ordering {
-        "name" => matched.sort_by(|a, b| a.name.cmp(&b.name).then(a.pk.cmp(&b.pk))),
         "-name" => matched.sort_by(|a, b| b.name.cmp(&a.name).then(b.pk.cmp(&a.pk))),
         "pk" | "group_uuid" => matched.sort_by_key(|g| g.pk),
         "num_pk" => matched.sort_by_key(|g| g.num_pk),
-        _ => return detail(StatusCode::BAD_REQUEST, "Invalid ordering."),
+        // `name`, and unknown keys (dropped): the default order.
+        _ => matched.sort_by(|a, b| a.name.cmp(&b.name).then(a.pk.cmp(&b.pk))),
     }
-    page_of(&p, matched.len(), matched.iter().copied(), |g| {
+    page_of(&p, release, matched.len(), matched.iter().copied(), |g| {
         group_out(&s, g, &flags)
     })
 }
@@ -503,8 +551,8 @@ async fn get_group(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let p = Params::parse(raw);
-    let flags = GroupFlags::from(&p);
     let s = sim.read();
+    let flags = GroupFlags::from(&p, s.release);
     match Uuid::parse_str(&pk).ok().and_then(|pk| s.groups.get(&pk)) {
         Some(g) => json(&group_out(&s, g, &flags)),
         None => detail(StatusCode::NOT_FOUND, "No Group matches the given query."),
@@ -565,7 +613,7 @@ fn change_membership(sim: &AuthentikSim, group: &str, body: &[u8], add: bool) ->
 // ---- events ----
 
 fn event_out(e: &SimEvent) -> serde_json::Value {
-    serde_json::json!({
+    let mut out = serde_json::json!({
         "pk": e.pk,
         "user": {"pk": 1, "email": "root@localhost", "username": "akadmin"},
         "action": e.action,
@@ -583,13 +631,22 @@ fn event_out(e: &SimEvent) -> serde_json::Value {
         "created": e.created,
         "expires": e.expires,
         "brand": {"pk": "00000000000000000000000000000000", "app": "authentik_brands", "name": "Default brand", "model_name": "brand"},
-    })
+    });
+    if let Some(diff) = &e.diff {
+        out["context"]["diff"] = diff.clone();
+    }
+    out
 }
 
 async fn list_events(AxState(sim): AxState<AuthentikSim>, RawQuery(raw): RawQuery) -> Response {
     let p = Params::parse(raw);
     let action = p.get("action").map(str::to_lowercase);
-    let actions = p.all("actions");
+    // `actions` exists from 2025.8; before, it is ignored.
+    let actions = if sim.release().since_2025_8() {
+        p.all("actions")
+    } else {
+        Vec::new()
+    };
     let model_app = p.get("context_model_app");
     let model_name = p.get("context_model_name");
     let model_pk = p.get("context_model_pk").map(|v| v.replace('-', ""));
@@ -637,5 +694,11 @@ async fn list_events(AxState(sim): AxState<AuthentikSim>, RawQuery(raw): RawQuer
             })
         })
     });
-    page_of(&p, matched.len(), matched.iter().copied(), event_out)
+    page_of(
+        &p,
+        s.release,
+        matched.len(),
+        matched.iter().copied(),
+        event_out,
+    )
 }

@@ -1,12 +1,17 @@
 //! The authentik simulator.
 //!
-//! Speaks the parts of authentik's REST API that entra-sync reads, with the
-//! shapes of authentik's 2026.8 OpenAPI schema (checked in tests with the
-//! official `authentik-client` models):
+//! Speaks the parts of authentik's REST API that entra-sync reads, as one of
+//! the releases 2024.2 … 2026.8 answers them ([`Release`], default 2026.8,
+//! whose shapes are checked in tests with the official `authentik-client`
+//! 2026.8.5 models):
 //! - `GET /api/v3/core/users/`, `/core/users/{pk}/`, `/core/groups/`,
-//!   `/core/groups/{uuid}/`, `/events/events/`, with the pagination envelope,
-//!   and `POST /core/groups/{uuid}/add_user/` and `…/remove_user/`,
-//!   the page-size cap of 100, filters and token auth;
+//!   `/core/groups/{uuid}/`, `/events/events/`, `/admin/version/`, and
+//!   `POST /core/groups/{uuid}/add_user/` and `…/remove_user/`, with the
+//!   pagination envelope, each release's fields, filters (unknown ones
+//!   silently ignored), orderings and page-size rules, and token auth;
+//! - authentik's clock, which may be set off this machine's
+//!   ([`AuthentikSim::set_clock_offset`]; responses carry it in `Date`), and
+//!   events that commit late ([`AuthentikSim::hold_next_events`]);
 //! - `model_created` / `model_updated` / `model_deleted` events for evented
 //!   changes, as authentik records them for changes made in web requests
 //!   (membership changes: `model_updated` on the side whose manager was used,
@@ -20,10 +25,12 @@
 mod api;
 pub mod control;
 pub mod generator;
+mod release;
 mod state;
 mod webhook;
 
 pub use generator::{OrgSpec, OrgSummary};
+pub use release::Release;
 pub use state::{Mode, SimEvent, SimGroup, SimUser, UserType};
 
 use chrono::{DateTime, Utc};
@@ -54,16 +61,29 @@ pub struct SimConfig {
     pub event_retention: Duration,
     /// Where to send webhooks for evented changes, if anywhere.
     pub webhook: Option<WebhookTarget>,
+    /// The release imitated.
+    pub release: Release,
+    /// Whether the instance has an enterprise licence (membership diffs from 2025.2).
+    pub licensed: bool,
 }
 
 impl SimConfig {
-    /// A simulator accepting `token`, keeping events a year, sending no webhooks.
+    /// A 2026.8 simulator accepting `token`, unlicensed, keeping events a
+    /// year, sending no webhooks.
     pub fn new(token: impl Into<String>) -> Self {
         Self {
             token: token.into(),
             event_retention: Duration::from_secs(365 * 24 * 3600),
             webhook: None,
+            release: Release::default(),
+            licensed: false,
         }
+    }
+
+    /// The same, imitating `release`.
+    pub fn with_release(mut self, release: Release) -> Self {
+        self.release = release;
+        self
     }
 }
 
@@ -197,7 +217,11 @@ impl AuthentikSim {
     pub fn new(config: SimConfig) -> Self {
         Self {
             shared: Arc::new(Shared {
-                state: RwLock::new(State::new(config.event_retention)),
+                state: RwLock::new(State::new(
+                    config.event_retention,
+                    config.release,
+                    config.licensed,
+                )),
                 token: config.token,
                 webhook: config.webhook.map(webhook::Sender::spawn),
                 api_requests: AtomicU64::new(0),
@@ -233,11 +257,12 @@ impl AuthentikSim {
         let out = {
             let mut state = self.write();
             let out = f(&mut state, &mut events);
+            if std::mem::take(&mut state.hold_next) {
+                state.hold_recorded(events.len());
+            }
             if mode == Mode::Silent {
                 // Silent changes record nothing: drop what the closure recorded.
-                let n = events.len();
-                let len = state.events.len();
-                state.events.truncate(len - n);
+                state.forget_recorded(events.len());
                 events.clear();
             }
             out
@@ -401,7 +426,7 @@ impl AuthentikSim {
             if !s.link(group, user) {
                 return false;
             }
-            ev.extend(s.group_event("model_updated", group));
+            ev.extend(s.group_membership_event(group, "add", user));
             true
         })
     }
@@ -413,7 +438,7 @@ impl AuthentikSim {
             if !s.unlink(group, user) {
                 return false;
             }
-            ev.extend(s.group_event("model_updated", group));
+            ev.extend(s.group_membership_event(group, "remove", user));
             true
         })
     }
@@ -451,6 +476,35 @@ impl AuthentikSim {
     /// lets it run again with `None`. Time never goes backwards.
     pub fn freeze_clock(&self, at: Option<DateTime<Utc>>) {
         self.write().freeze(at);
+    }
+
+    /// The release imitated.
+    pub fn release(&self) -> Release {
+        self.read().release
+    }
+
+    /// Sets authentik's clock `offset` from this machine's (negative: behind).
+    /// Timestamps, expiry and the `Date` header follow it.
+    pub fn set_clock_offset(&self, offset: chrono::Duration) {
+        self.write().set_clock_offset(offset);
+    }
+
+    /// authentik's current time.
+    pub fn clock(&self) -> DateTime<Utc> {
+        self.read().clock()
+    }
+
+    /// The next change's events keep their time but stay invisible until
+    /// [`AuthentikSim::commit_held`]: a transaction that commits late, behind
+    /// newer ones.
+    pub fn hold_next_events(&self) {
+        self.write().hold_next();
+    }
+
+    /// Makes the held events visible (and sends their webhooks).
+    pub fn commit_held(&self) {
+        let held = self.write().commit_held();
+        self.emit(held);
     }
 
     /// Makes the next `n` API requests fail with `status` (e.g. 503 or 429), for retry tests.

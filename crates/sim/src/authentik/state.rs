@@ -1,5 +1,6 @@
 //! The simulated directory: users, groups, memberships and the events log.
 
+use super::release::Release;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -108,6 +109,8 @@ pub struct SimEvent {
     pub model_pk: serde_json::Value,
     /// The object's name (`str(instance)`).
     pub model_label: String,
+    /// `context.diff` of a group-side membership change, where the release records one.
+    pub diff: Option<serde_json::Value>,
 }
 
 /// The simulator's data. Callers hold the lock for one request or mutation.
@@ -121,6 +124,16 @@ pub(crate) struct State {
     last_time: DateTime<Utc>,
     frozen: Option<DateTime<Utc>>,
     retention: ChronoDuration,
+    /// The release imitated.
+    pub(crate) release: Release,
+    /// Whether the imitated instance has an enterprise licence (membership diffs from 2025.2).
+    pub(crate) licensed: bool,
+    /// How far authentik's clock is from this machine's.
+    clock_offset: ChronoDuration,
+    /// Whether the next mutation's events commit late ([`State::hold_next`]).
+    pub(crate) hold_next: bool,
+    /// Events recorded but not committed yet.
+    held: Vec<SimEvent>,
 }
 
 /// Microsecond precision, as PostgreSQL and authentik's JSON have it.
@@ -129,7 +142,7 @@ pub(crate) fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 impl State {
-    pub(crate) fn new(retention: std::time::Duration) -> Self {
+    pub(crate) fn new(retention: std::time::Duration, release: Release, licensed: bool) -> Self {
         Self {
             users: BTreeMap::new(),
             groups: BTreeMap::new(),
@@ -139,13 +152,53 @@ impl State {
             last_time: DateTime::<Utc>::MIN_UTC,
             frozen: None,
             retention: ChronoDuration::from_std(retention).unwrap_or(ChronoDuration::days(365)),
+            release,
+            licensed,
+            clock_offset: ChronoDuration::zero(),
+            hold_next: false,
+            held: Vec::new(),
         }
+    }
+
+    /// authentik's wall clock: the frozen instant, else this machine's plus
+    /// the configured offset.
+    pub(crate) fn clock(&self) -> DateTime<Utc> {
+        self.frozen
+            .unwrap_or_else(|| Utc::now() + self.clock_offset)
+    }
+
+    pub(crate) fn set_clock_offset(&mut self, offset: ChronoDuration) {
+        self.clock_offset = offset;
+    }
+
+    /// The next mutation's events keep their time but stay invisible until
+    /// [`State::commit_held`], like a transaction that commits late.
+    pub(crate) fn hold_next(&mut self) {
+        self.hold_next = true;
+    }
+
+    /// Forgets the last `n` recorded events (a silent change records nothing).
+    pub(crate) fn forget_recorded(&mut self, n: usize) {
+        self.events.truncate(self.events.len().saturating_sub(n));
+    }
+
+    /// Moves the last `n` recorded events out of sight until [`State::commit_held`].
+    pub(crate) fn hold_recorded(&mut self, n: usize) {
+        let from = self.events.len().saturating_sub(n);
+        self.held.extend(self.events.drain(from..));
+    }
+
+    /// Makes the held events visible; returns them.
+    pub(crate) fn commit_held(&mut self) -> Vec<SimEvent> {
+        let held = std::mem::take(&mut self.held);
+        self.events.extend(held.iter().cloned());
+        held
     }
 
     /// The current time: monotonic, microsecond precision, frozen if asked.
     /// Two calls may return the same instant (as two authentik events may share one).
     pub(crate) fn now(&mut self) -> DateTime<Utc> {
-        let t = micros(self.frozen.unwrap_or_else(Utc::now)).max(self.last_time);
+        let t = micros(self.clock()).max(self.last_time);
         self.last_time = t;
         t
     }
@@ -155,7 +208,7 @@ impl State {
     }
 
     pub(crate) fn expire_events(&mut self) {
-        let now = micros(Utc::now()).max(self.last_time);
+        let now = micros(self.clock()).max(self.last_time);
         while self.events.front().is_some_and(|e| e.expires <= now) {
             self.events.pop_front();
         }
@@ -190,9 +243,42 @@ impl State {
             model_name,
             model_pk,
             model_label,
+            diff: None,
         };
         self.events.push_back(event.clone());
         event
+    }
+
+    /// The group's `model_updated` for a group-side membership change (`op`
+    /// is `add` or `remove`), with `context.diff` where the release records
+    /// one, and logged twice where the release's race does so (up to 2024.6).
+    pub(crate) fn group_membership_event(
+        &mut self,
+        group: Uuid,
+        op: &str,
+        user: i64,
+    ) -> Vec<SimEvent> {
+        let diff = self
+            .release
+            .membership_diff(self.licensed)
+            .then(|| serde_json::json!({"users": {op: [user]}}));
+        let copies = if self.release.duplicate_events() {
+            2
+        } else {
+            1
+        };
+        let mut out = Vec::new();
+        for _ in 0..copies {
+            let Some(mut e) = self.group_event("model_updated", group) else {
+                break;
+            };
+            e.diff = diff.clone();
+            if let Some(stored) = self.events.back_mut() {
+                stored.diff = diff.clone();
+            }
+            out.push(e);
+        }
+        out
     }
 
     pub(crate) fn user_event(&mut self, action: &'static str, pk: i64) -> Option<SimEvent> {
