@@ -20,7 +20,7 @@ pub fn store(config: &Config, min_size: usize) -> anyhow::Result<Store> {
 pub fn authentik(config: &Config) -> anyhow::Result<AuthentikClient> {
     let client = AuthentikClient::new(ClientConfig::new(
         config.authentik.url.clone(),
-        ApiToken::new(config.authentik.token.expose()),
+        ApiToken::from_source(config.authentik.token.clone()),
     ))?;
     Ok(client)
 }
