@@ -12,12 +12,16 @@
 //!   queue: never per-message TTL, which blocks behind the head of the queue;
 //! - `<prefix>.dlq` holds tasks that exhausted their retries or could not be
 //!   read, and work-queue messages that crashed a worker `x-delivery-limit` times.
+//!
+//! Every message carries the publisher's W3C trace context in its headers;
+//! [`Delivery::span`] continues it.
 
 mod consumer;
 mod publisher;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod topology;
+mod trace;
 
 pub use consumer::{Consumer, Delivery};
 /// A connection to the broker, on which publishers and consumers open their channels.
