@@ -15,14 +15,23 @@ checks that the objects fit together and keep the product's contract:
   are meant for; the migrate Job is a pre-install/pre-upgrade hook;
 - with KEDA, the ScaledObject targets the worker Deployment, watches exactly
   the direct and bulk queues of the configured prefix, and the Deployment
-  leaves its replica count to KEDA.
+  leaves its replica count to KEDA;
+- every volumeMount names a volume of its pod; producer and worker pods
+  spread by topology over their own pods;
+- with --operations yes: the status page listens where its container port
+  says and stays out of the Services; the NetworkPolicies select the producer
+  and the worker and name ports their containers have; the Grafana dashboard
+  is JSON; the PrometheusRule has the four alerts, each limited to the
+  release's namespace; the migrate Job's pod has its own annotations. With
+  --operations no, none of these optional objects is rendered.
 
 Usage: chart_objects.py MANIFESTS.yaml --keda yes|no --service-monitor yes|no
-                   [--producer-replicas N] [--binary ENTRA_SYNC]
+                   [--operations yes|no] [--producer-replicas N] [--binary ENTRA_SYNC]
 Exits 1 listing every problem found.
 """
 
 import argparse
+import json
 import os
 import posixpath
 import subprocess
@@ -127,6 +136,7 @@ def main():
     parser.add_argument("manifests")
     parser.add_argument("--keda", choices=["yes", "no"], required=True)
     parser.add_argument("--service-monitor", choices=["yes", "no"], required=True)
+    parser.add_argument("--operations", choices=["yes", "no"], default="no")
     parser.add_argument("--producer-replicas", type=int, default=2)
     parser.add_argument("--binary")
     args = parser.parse_args()
@@ -148,7 +158,9 @@ def main():
         return found[0] if found else None
 
     # --- the configuration ----------------------------------------------------
-    configmap = one("ConfigMap")
+    configmaps = [d for d in by_kind.get("ConfigMap", []) if "config.toml" in d.get("data", {})]
+    check(len(configmaps) == 1, f"expected one ConfigMap with config.toml, found {len(configmaps)}")
+    configmap = configmaps[0]
     text = configmap["data"]["config.toml"]
     try:
         config = tomllib.loads(text)
@@ -292,6 +304,76 @@ def main():
                           f"ServiceMonitor port {endpoint.get('port')} missing on {svc['metadata']['name']}")
     else:
         check(not monitors, "ServiceMonitor rendered while disabled")
+
+    # --- volumes, spreading --------------------------------------------------------
+    for d in docs:
+        spec = d.get("spec", {}).get("template", {}).get("spec", {})
+        volumes = {v["name"] for v in spec.get("volumes", [])}
+        for c in spec.get("containers", []):
+            for mount in c.get("volumeMounts", []):
+                check(mount["name"] in volumes,
+                      f"{d['kind']} {d['metadata']['name']}: volumeMount {mount['name']!r} has no volume")
+    for component, d in deployments.items():
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        constraints = d["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+        check(bool(constraints), f"{component}: topologySpreadConstraints spread its pods")
+        for t in constraints:
+            check(selects(t.get("labelSelector", {}).get("matchLabels"), labels),
+                  f"{component}: a topologySpreadConstraint does not count its own pods")
+            others = [o for k, o in deployments.items() if k != component]
+            check(not any(selects(t.get("labelSelector", {}).get("matchLabels"),
+                                  o["spec"]["template"]["metadata"]["labels"]) for o in others),
+                  f"{component}: a topologySpreadConstraint also counts other pods")
+
+    # --- status page, NetworkPolicies, dashboard, alerts ----------------------------
+    status_listen = config.get("producer", {}).get("status_listen")
+    policies = by_kind.get("NetworkPolicy", [])
+    dashboards = [d for d in by_kind.get("ConfigMap", []) if "entra-sync.json" in d.get("data", {})]
+    rules = by_kind.get("PrometheusRule", [])
+    if args.operations == "yes":
+        if producer:
+            c = container(producer)
+            ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+            check(status_listen is not None and status_listen == f"0.0.0.0:{ports.get('status')}",
+                  f"status_listen {status_listen!r} is not the container port status {ports.get('status')}")
+            check(status_listen != config.get("producer", {}).get("listen"), "the status page shares the webhook's port")
+        for svc in by_kind.get("Service", []):
+            check("status" not in [p.get("targetPort") for p in svc["spec"]["ports"]],
+                  f"Service {svc['metadata']['name']} exposes the status page")
+        check(len(policies) == 2, f"expected a NetworkPolicy each for producer and worker, found {len(policies)}")
+        for policy in policies:
+            component = policy["metadata"]["labels"].get("app.kubernetes.io/component")
+            d = deployments.get(component)
+            if not check(d is not None, f"NetworkPolicy for unknown component {component!r}"):
+                continue
+            check(selects(policy["spec"]["podSelector"]["matchLabels"], d["spec"]["template"]["metadata"]["labels"]),
+                  f"NetworkPolicy {component} does not select its pods")
+            names = [p["name"] for p in container(d).get("ports", [])]
+            for rule in policy["spec"].get("ingress", []):
+                for port in rule.get("ports", []):
+                    check(port["port"] in names, f"NetworkPolicy {component}: port {port['port']!r} is not a container port")
+        if check(len(dashboards) == 1, f"expected one dashboard ConfigMap, found {len(dashboards)}"):
+            try:
+                dashboard = json.loads(dashboards[0]["data"]["entra-sync.json"])
+                check(len(dashboard.get("panels", [])) > 0, "the dashboard has no panels")
+            except json.JSONDecodeError as e:
+                check(False, f"the dashboard is not JSON: {e}")
+        if check(len(rules) == 1, f"expected one PrometheusRule, found {len(rules)}"):
+            alerts = {r["alert"]: r["expr"] for g in rules[0]["spec"]["groups"] for r in g["rules"]}
+            check(sorted(alerts) == ["EntraSyncDeadLettersGrowing", "EntraSyncFullSyncOverdue",
+                                     "EntraSyncGraphThrottled", "EntraSyncProviderHalted"],
+                  f"alerts are {sorted(alerts)}")
+            namespace = rules[0]["metadata"].get("namespace") or "entra-sync"
+            for name, expr in alerts.items():
+                check(f'namespace="{namespace}"' in expr, f"alert {name} is not limited to its namespace: {expr}")
+        if job:
+            check("sidecar.istio.io/inject" in job["spec"]["template"]["metadata"].get("annotations", {}),
+                  "migrate Job: migrations.podAnnotations are not on its pod")
+    else:
+        check(status_listen is None, f"status_listen {status_listen!r} set while the status page is off")
+        check(not policies, "NetworkPolicies rendered while disabled")
+        check(not dashboards, "dashboard rendered while disabled")
+        check(not rules, "PrometheusRule rendered while disabled")
 
     # --- every command line parses --------------------------------------------
     if args.binary:

@@ -122,6 +122,9 @@ queue_prefix = {{ .Values.amqp.queuePrefix | toJson }}
 
 [producer]
 listen = {{ printf "0.0.0.0:%d" (int .Values.producer.port) | toJson }}
+{{- if .Values.producer.statusPage.enabled }}
+status_listen = {{ printf "0.0.0.0:%d" (int .Values.producer.statusPage.port) | toJson }}
+{{- end }}
 events_poll_interval = {{ .Values.producer.eventsPollInterval | toJson }}
 watermark_poll_interval = {{ .Values.producer.watermarkPollInterval | toJson }}
 
@@ -243,6 +246,9 @@ the secret files (projected from one or more Secrets) and a writable /tmp.
   emptyDir:
     medium: Memory
     sizeLimit: 16Mi
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{- define "entra-sync.volumeMounts" -}}
@@ -255,30 +261,56 @@ the secret files (projected from one or more Secrets) and a writable /tmp.
   readOnly: true
 - name: tmp
   mountPath: /tmp
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
-Pod-level settings shared by the producer, worker and migrate pods.
+Pod-level settings shared by the producer, worker and migrate pods: pass
+(dict "root" $ "component" "worker" "values" .Values.worker "spread" true).
+The component's nodeSelector is merged over the top-level one; its affinity,
+tolerations and topologySpreadConstraints replace the top-level ones when set.
+With "spread", pods get topologySpread's constraints unless their own are set.
 */}}
 {{- define "entra-sync.podSpecCommon" -}}
-{{- with .Values.imagePullSecrets }}
+{{- $root := .root -}}
+{{- $v := .values -}}
+{{- with $root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.podSecurityContext }}
+{{- with $root.Values.podSecurityContext }}
 securityContext:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.nodeSelector }}
+{{- with merge (deepCopy ($v.nodeSelector | default dict)) ($root.Values.nodeSelector | default dict) }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.affinity }}
+{{- with $v.affinity | default $root.Values.affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.tolerations }}
+{{- with $v.tolerations | default $root.Values.tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if .spread }}
+{{- if $v.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml $v.topologySpreadConstraints | nindent 2 }}
+{{- else if $root.Values.topologySpread.enabled }}
+{{- $spread := $root.Values.topologySpread }}
+topologySpreadConstraints:
+{{- range $spread.topologyKeys }}
+  - topologyKey: {{ . }}
+    maxSkew: {{ $spread.maxSkew }}
+    whenUnsatisfiable: {{ $spread.whenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
+        {{- include "entra-sync.componentSelectorLabels" (dict "root" $root "component" $.component) | nindent 8 }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}

@@ -50,6 +50,7 @@ pub fn producer_parts(config: &Config, store: Store) -> anyhow::Result<ProducerP
         authentik: authentik(config)?,
         webhook_secret: WebhookSecret::new(config.authentik.webhook_secret.expose()),
         listen: config.producer.listen,
+        status_listen: config.producer.status_listen,
         intervals: Intervals::new(
             config.producer.events_poll_interval,
             Some(config.producer.watermark_poll_interval),

@@ -77,6 +77,9 @@ pub struct AmqpConfig {
 pub struct ProducerConfig {
     /// Address for the webhook, health and metrics.
     pub listen: SocketAddr,
+    /// Address for the read-only status page; none when unset. Not the
+    /// webhook's: the page shows user names, so keep it internal.
+    pub status_listen: Option<SocketAddr>,
     /// How often the events feed is polled when no webhook wakes it.
     #[serde(deserialize_with = "raw::duration_value")]
     pub events_poll_interval: Duration,
@@ -86,10 +89,11 @@ pub struct ProducerConfig {
 }
 
 impl Default for ProducerConfig {
-    /// Listen on `127.0.0.1:8080`; poll events every 5 s and the watermark every 10 s.
+    /// Listen on `127.0.0.1:8080`, no status page; poll events every 5 s and the watermark every 10 s.
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            status_listen: None,
             events_poll_interval: Duration::from_secs(5),
             watermark_poll_interval: Duration::from_secs(10),
         }
@@ -316,17 +320,11 @@ mod tests {
         ])
     }
 
-    const MINIMAL: &str = r#"
-[authentik]
-url = "http://127.0.0.1:9000"
-token_env = "AUTHENTIK_TOKEN"
-webhook_secret_env = "WEBHOOK_SECRET"
-[[providers]]
-name = "contoso"
-tenant_id = "t"
-client_id = "c"
-client_secret_env = "ENTRA_CLIENT_SECRET"
-"#;
+    /// The smallest valid configuration, shared with the provider room's tests.
+    const MINIMAL: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/minimal-config.toml"
+    ));
 
     fn parse(text: &str) -> Result<Config, InvalidConfig> {
         Config::parse(text, Path::new("."), &secrets())
@@ -367,6 +365,10 @@ client_secret_env = "ENTRA_CLIENT_SECRET"
         assert_eq!(p.deletion_window, Duration::from_secs(3600));
         assert!(!p.dry_run);
         assert_eq!(c.producer.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            c.producer.status_listen, None,
+            "no status page unless asked for"
+        );
         assert_eq!(c.producer.events_poll_interval, Duration::from_secs(5));
         assert_eq!(c.producer.watermark_poll_interval, Duration::from_secs(10));
         assert_eq!((c.worker.concurrency, c.worker.max_attempts), (16, 8));
@@ -383,6 +385,18 @@ client_secret_env = "ENTRA_CLIENT_SECRET"
         assert_eq!(c.producer.watermark_poll_interval, Duration::from_secs(10));
         assert_eq!(c.worker.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(c.worker.concurrency, 16);
+    }
+
+    #[test]
+    fn the_status_page_listens_where_configured() {
+        let c = parse(&format!(
+            "[producer]\nstatus_listen = \"127.0.0.1:8081\"\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.producer.status_listen,
+            Some("127.0.0.1:8081".parse().unwrap())
+        );
     }
 
     #[test]

@@ -246,6 +246,7 @@ impl GraphClient {
             )
         });
         if inner.status == 429 {
+            entra_sync_telemetry::series().graph_throttled(signals.retry_after);
             let pause = signals
                 .retry_after
                 .unwrap_or_else(|| self.inner.retry.backoff.ceiling(1));

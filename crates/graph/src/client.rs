@@ -13,7 +13,7 @@ use entra_sync_core::secret::Secret;
 use reqwest::Method;
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// `x-ms-throttle-priority` (`microsoft-graph.md` §1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,14 +229,22 @@ impl GraphClient {
             attempts += 1;
             inner.gate.before(cost).await;
             let token = inner.auth.token(&inner.http).await?;
+            let started = Instant::now();
             let failure = match self.send_once(&call, &token).await {
-                Err(failure) => failure,
+                Err(failure) => {
+                    observe(&call.method, Some(failure.class), None, started);
+                    failure
+                }
                 Ok(answer) => {
                     inner.gate.observe(&answer.signals);
                     if answer.status < 400 || call.accept.contains(&answer.status) {
+                        observe(&call.method, None, Some(answer.status), started);
                         return Ok(Sent::Answer(answer));
                     }
                     let error = GraphError::parse(&answer.body);
+                    let class = classify(answer.status, &error, call.context)
+                        .unwrap_or(FailureClass::Permanent);
+                    observe(&call.method, Some(class), Some(answer.status), started);
                     if answer.status == 401
                         && error.code == "InvalidAuthenticationToken"
                         && !refreshed
@@ -247,8 +255,6 @@ impl GraphClient {
                         inner.auth.invalidate(&token).await;
                         continue;
                     }
-                    let class = classify(answer.status, &error, call.context)
-                        .unwrap_or(FailureClass::Permanent);
                     let failure = GraphFailure::from_answer(
                         class,
                         call.context,
@@ -258,6 +264,7 @@ impl GraphClient {
                         answer.signals,
                     );
                     if failure.status == Some(429) {
+                        entra_sync_telemetry::series().graph_throttled(failure.retry_after);
                         let pause = failure
                             .retry_after
                             .unwrap_or_else(|| inner.retry.backoff.ceiling(attempts));
@@ -318,4 +325,20 @@ impl GraphClient {
             signals,
         })
     }
+}
+
+/// Records one ended request in the process's series: `class` is `None` when
+/// it succeeded, `status` is `None` when no answer came.
+fn observe(method: &Method, class: Option<FailureClass>, status: Option<u16>, started: Instant) {
+    let class = match class {
+        None => "ok",
+        Some(FailureClass::Transient) => "transient",
+        Some(FailureClass::AlreadyDone) => "already_done",
+        Some(FailureClass::Conflict) => "conflict",
+        Some(FailureClass::StaleLink) => "stale_link",
+        Some(FailureClass::Permanent) => "permanent",
+        Some(FailureClass::Forbidden) => "forbidden",
+        Some(FailureClass::Configuration) => "configuration",
+    };
+    entra_sync_telemetry::series().graph_request(method.as_str(), class, status, started.elapsed());
 }

@@ -6,7 +6,8 @@
 //! [`full_sync::full_sync`], and the [`events`] followers, whose hand-offs the
 //! [`sink::TaskSink`] turns into tasks. Each provider's policy (scope,
 //! deletions, existing members, starting runs) comes from the provider room,
-//! `entra_sync_provider`.
+//! `entra_sync_provider`. [`status`] shows the shared state to operators:
+//! gauges for `/metrics` and the status page.
 //!
 //! The invariants of DESIGN.md it keeps:
 //! - 1: a task names an object and why it was sent, nothing more; the
@@ -24,4 +25,5 @@ pub mod metrics;
 pub mod scheduler;
 pub mod service;
 pub mod sink;
+pub mod status;
 pub mod webhook;

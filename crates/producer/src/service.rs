@@ -3,7 +3,9 @@
 //! - The HTTP server always runs (here): `POST /hooks/authentik` (wakes the
 //!   events follower), and the telemetry routes: `GET /healthz` (200 while the
 //!   process runs), `GET /readyz` (200 when PostgreSQL answers and, on the
-//!   leader, RabbitMQ is connected; module `readiness`) and `GET /metrics`.
+//!   leader, RabbitMQ is connected; module `readiness`) and `GET /metrics`,
+//!   whose [`StateGauges`] are read from the database before each scrape.
+//! - The status page ([`crate::status::page`]) on `status_listen`, if set.
 //! - Leadership (module `leadership`): every replica tries `store.try_lead`;
 //!   standbys retry every `leader_retry`. The leader connects to RabbitMQ and
 //!   runs the scheduler, the events follower and the watermark follower
@@ -20,6 +22,7 @@ mod readiness;
 
 use crate::metrics::Metrics;
 use crate::scheduler::ProviderSchedule;
+use crate::status::{StateGauges, Watched};
 use crate::webhook::{self, WebhookSecret};
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_core::secret::Secret;
@@ -92,6 +95,8 @@ pub struct ProducerParts {
     pub webhook_secret: WebhookSecret,
     /// Where the HTTP server listens.
     pub listen: SocketAddr,
+    /// Where the status page listens, if anywhere.
+    pub status_listen: Option<SocketAddr>,
     /// Poll and retry intervals.
     pub intervals: Intervals,
     /// The configured providers.
@@ -139,19 +144,39 @@ pub async fn run_on(
     let metrics = Arc::new(Metrics::default());
     let mut registry = entra_sync_telemetry::registry();
     metrics.register(&mut registry);
+    let gauges = Arc::new(StateGauges::default());
+    gauges.register(&mut registry);
+    let watched = Watched::of(&parts.providers);
+    let status_page = match parts.status_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ProducerError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
     let health = Arc::new(Health::new(metrics));
     // The webhook wakes `hook`; the relay passes it on to the active
     // producer's events follower (`wake`), wherever that runs.
     let hook = Arc::new(Notify::new());
     let wake = Arc::new(Notify::new());
     let relay = tokio::spawn(relay_wakes(parts.store.clone(), hook.clone(), wake.clone()));
+    let refresh = gauges.refresher(parts.store.clone(), watched.clone());
     let app = webhook::router(parts.webhook_secret.clone(), hook).merge(
-        entra_sync_telemetry::router(registry, readiness(&parts.store, &health)),
+        entra_sync_telemetry::router_refreshing(
+            registry,
+            readiness(&parts.store, &health),
+            refresh,
+        ),
     );
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving the webhook, /healthz, /readyz, /metrics");
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    if let Some(listener) = status_page {
+        let stop = stopped(stop_rx.clone());
+        crate::status::page::serve(listener, parts.store.clone(), watched, stop);
+    }
     let server = tokio::spawn(
         axum::serve(listener, app)
             .with_graceful_shutdown(stopped(stop_rx.clone()))

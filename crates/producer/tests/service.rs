@@ -26,6 +26,7 @@ fn parts(env: &Env, store: Store, providers: Vec<ProviderSchedule>) -> ProducerP
         authentik: env.ctx.authentik.clone(),
         webhook_secret: WebhookSecret::new(HOOK_SECRET),
         listen: "127.0.0.1:0".parse().unwrap(),
+        status_listen: None,
         intervals: Intervals {
             events_poll: Duration::from_millis(200),
             watermark_poll: None,

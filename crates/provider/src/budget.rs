@@ -48,6 +48,7 @@ impl BudgetGate {
                 .await
             {
                 Ok(Reservation::Granted(wait)) => {
+                    entra_sync_telemetry::series().budget_pace(&self.key, self.shape.per_second);
                     tokio::time::sleep(wait).await;
                     return;
                 }

@@ -33,6 +33,7 @@ mod members;
 mod permissions;
 mod runs;
 mod scope;
+pub mod testing;
 
 pub use deletions::{AuthentikSide, DeletionPolicy};
 pub use entra_sync_store::guard::{DeprovisionAction, GuardLimit};
@@ -178,19 +179,11 @@ mod tests {
     use std::path::Path;
 
     fn config(provider: &str) -> ProviderConfig {
-        let text = format!(
-            r#"
-[authentik]
-url = "http://127.0.0.1:9000"
-token_env = "AUTHENTIK_TOKEN"
-webhook_secret_env = "WEBHOOK_SECRET"
-[[providers]]
-name = "contoso"
-tenant_id = "t"
-client_id = "c"
-client_secret_env = "ENTRA_CLIENT_SECRET"
-{provider}"#
-        );
+        let minimal = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/minimal-config.toml"
+        ));
+        let text = format!("{minimal}{provider}");
         let env = |name: &str| {
             ["AUTHENTIK_TOKEN", "WEBHOOK_SECRET", "ENTRA_CLIENT_SECRET"]
                 .contains(&name)

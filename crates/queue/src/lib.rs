@@ -17,6 +17,7 @@
 //! [`Delivery::span`] continues it.
 
 mod consumer;
+mod depth;
 mod publisher;
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -10,6 +10,7 @@ pub mod links;
 pub mod locks;
 pub mod migrate;
 pub mod outcomes;
+pub mod overview;
 pub mod providers;
 pub mod runs;
 pub mod scope;

@@ -134,10 +134,10 @@ impl RunStart {
     }
 }
 
-const RUN_COLUMNS: &str = "id, provider, state, phase, trigger, error, started_at, finished_at, \
+pub(crate) const RUN_COLUMNS: &str = "id, provider, state, phase, trigger, error, started_at, finished_at, \
                            objects_total, objects_done, objects_failed, deletions_allowed";
 
-fn run(row: &tokio_postgres::Row) -> Run {
+pub(crate) fn run(row: &tokio_postgres::Row) -> Run {
     Run {
         id: row.get(0),
         provider: row.get(1),

@@ -3,8 +3,10 @@
 //! `/healthz`, `/readyz` and `/metrics` from it.
 //!
 //! Each service defines its own series and registers them in the registry
-//! [`registry`] makes; every name then starts with `entra_sync_`. Labels
-//! carry only bounded names (lanes, providers, kinds, results), never a secret.
+//! [`registry`] makes; every name then starts with `entra_sync_`. The
+//! adapters record theirs through [`series()`], which every registry shows.
+//! Labels carry only bounded names (lanes, providers, kinds, results), never
+//! a secret.
 
 use axum::Router;
 use axum::extract::State;
@@ -17,6 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use prometheus_client::registry::Registry;
+pub use series::{Series, series};
+
+mod series;
 
 /// The prefix of every series name.
 pub const PREFIX: &str = "entra_sync";
@@ -27,9 +32,12 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// The media type of the exposition `/metrics` serves.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// A new, empty registry whose series are named `entra_sync_…`.
+/// A new registry whose series are named `entra_sync_…`, holding
+/// `build_info` and the adapters' [`Series`].
 pub fn registry() -> Registry {
-    Registry::with_prefix(PREFIX)
+    let mut registry = Registry::with_prefix(PREFIX);
+    series().register(&mut registry);
+    registry
 }
 
 /// The registry's series in the OpenMetrics text format, as `/metrics` serves them.
@@ -81,23 +89,46 @@ impl Readiness {
     }
 }
 
+/// Brings gauges read from elsewhere (the database) up to date before a scrape.
+type Refresh = Box<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
 struct Exposed {
     registry: Registry,
     readiness: Readiness,
+    refresh: Option<Refresh>,
 }
 
 /// The routes every service serves: `GET /healthz` (200 while the process
 /// runs), `GET /readyz` (200 when every [`Readiness`] check passes, else 503
 /// with the reason) and `GET /metrics` (the registry in the OpenMetrics text format).
 pub fn router(registry: Registry, readiness: Readiness) -> Router {
+    routes(Exposed {
+        registry,
+        readiness,
+        refresh: None,
+    })
+}
+
+/// [`router`], with `refresh` awaited (for at most [`CHECK_TIMEOUT`]) before
+/// each scrape of `/metrics`, so that gauges of shared state are current.
+pub fn router_refreshing<F, Fut>(registry: Registry, readiness: Readiness, refresh: F) -> Router
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    routes(Exposed {
+        registry,
+        readiness,
+        refresh: Some(Box::new(move || Box::pin(refresh()))),
+    })
+}
+
+fn routes(exposed: Exposed) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(Arc::new(Exposed {
-            registry,
-            readiness,
-        }))
+        .with_state(Arc::new(exposed))
 }
 
 async fn readyz(State(exposed): State<Arc<Exposed>>) -> (StatusCode, String) {
@@ -108,6 +139,10 @@ async fn readyz(State(exposed): State<Arc<Exposed>>) -> (StatusCode, String) {
 }
 
 async fn metrics(State(exposed): State<Arc<Exposed>>) -> impl IntoResponse {
+    if let Some(refresh) = &exposed.refresh {
+        // A slow database leaves the gauges as they were rather than failing the scrape.
+        let _ = tokio::time::timeout(CHECK_TIMEOUT, refresh()).await;
+    }
     match render(&exposed.registry) {
         Ok(text) => (StatusCode::OK, [(header::CONTENT_TYPE, OPENMETRICS)], text).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -169,5 +204,29 @@ mod tests {
         assert_eq!(response.headers()[header::CONTENT_TYPE], OPENMETRICS);
         let text = response.text().await.unwrap();
         assert!(text.contains("entra_sync_things_total 3\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn metrics_refreshes_before_each_scrape() {
+        let mut registry = registry();
+        let scrapes = Counter::<u64>::default();
+        registry.register("scrapes", "Scrapes seen", scrapes.clone());
+        let base = serve(router_refreshing(registry, Readiness::new(), move || {
+            scrapes.inc();
+            async {}
+        }))
+        .await;
+        assert!(
+            get(&base, "/metrics")
+                .await
+                .1
+                .contains("entra_sync_scrapes_total 1\n")
+        );
+        assert!(
+            get(&base, "/metrics")
+                .await
+                .1
+                .contains("entra_sync_scrapes_total 2\n")
+        );
     }
 }

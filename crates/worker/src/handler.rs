@@ -73,9 +73,9 @@ impl Handler {
     /// Handles one delivery and settles it: acked once handled, requeued if
     /// its outcome could not be recorded.
     pub(crate) async fn handle(&self, delivery: Delivery) {
-        self.metrics.in_flight(1);
+        let timer = self.metrics.task_started(delivery.lane());
         let processed = self.process(delivery.lane(), delivery.body()).await;
-        self.metrics.in_flight(-1);
+        drop(timer);
         match processed {
             Ok(()) => {
                 if let Err(e) = delivery.ack().await {

@@ -105,9 +105,15 @@ pub async fn run(
     let connection = Arc::new(entra_sync_queue::connect(&parts.amqp_url).await?);
     let metrics = Arc::new(WorkerMetrics::default());
     if let Some(addr) = parts.listen {
-        health::serve(addr, parts.store.clone(), connection.clone(), &metrics)
-            .await
-            .map_err(|source| WorkerError::Listen { addr, source })?;
+        health::serve(
+            addr,
+            parts.store.clone(),
+            connection.clone(),
+            parts.topology.clone(),
+            metrics.clone(),
+        )
+        .await
+        .map_err(|source| WorkerError::Listen { addr, source })?;
     }
     let publisher = Publisher::open(&connection, parts.topology.clone()).await?;
     let concurrency = parts.settings.concurrency.max(1);

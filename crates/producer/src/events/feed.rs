@@ -151,6 +151,10 @@ impl Follower for EventFollower {
             }
         }
         fresh.sort_by(|a, b| a.created.cmp(&b.created).then(a.pk.cmp(&b.pk)));
+        let lag = fresh
+            .first()
+            .map(|e| (Utc::now() - e.created).as_seconds_f64());
+        entra_sync_telemetry::series().events_feed_lag(lag.unwrap_or(0.0));
         let mut set = HashSet::new();
         let changes: Vec<ObjectChange> = fresh
             .iter()

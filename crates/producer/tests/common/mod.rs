@@ -5,12 +5,11 @@
 #![allow(dead_code)]
 
 use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig, RetryPolicy};
-use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_core::task::{ObjectKind, Task};
 use entra_sync_graph::{GraphClient, GraphConfig, Secret};
 use entra_sync_producer::full_sync::SyncContext;
 use entra_sync_producer::metrics::Metrics;
-use entra_sync_provider::{DeletionPolicy, Provider, ScopeSettings};
+use entra_sync_provider::Provider;
 use entra_sync_queue::testing::TestVhost;
 use entra_sync_queue::{Lane, Publisher, Topology};
 use entra_sync_sim::authentik::{self, Mode, NewGroup, NewUser, RunningSim};
@@ -80,19 +79,7 @@ impl Env {
 
     /// Provider `name` on the Graph simulator: deletes what is gone, up to 500 within 1 h.
     pub fn provider(&self, name: &str) -> Provider {
-        Provider {
-            name: name.into(),
-            settings_hash: "h".into(),
-            graph: self.graph_client(),
-            scope: ScopeSettings::default(),
-            deletions: DeletionPolicy {
-                users: DeleteAction::Delete,
-                groups: DeleteAction::Delete,
-                threshold: 500,
-                window: std::time::Duration::from_secs(3600),
-            },
-            mappings: Vec::new(),
-        }
+        entra_sync_provider::testing::provider(name, self.graph_client())
     }
 
     pub fn add_user(&self, username: &str, email: &str) -> i64 {

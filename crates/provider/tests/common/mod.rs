@@ -1,25 +1,12 @@
 //! Setup shared by the provider room's tests.
 
-use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_graph::{GraphClient, GraphConfig, Secret};
-use entra_sync_provider::{DeletionPolicy, Provider, ScopeSettings};
+use entra_sync_provider::Provider;
 use entra_sync_sim::graph::SimConfig;
 
 /// Provider `p` on `graph`, deleting what leaves, with a threshold of 500 per hour.
 pub fn provider(graph: GraphClient) -> Provider {
-    Provider {
-        name: "p".into(),
-        settings_hash: "h".into(),
-        graph,
-        scope: ScopeSettings::default(),
-        deletions: DeletionPolicy {
-            users: DeleteAction::Delete,
-            groups: DeleteAction::Delete,
-            threshold: 500,
-            window: std::time::Duration::from_secs(3600),
-        },
-        mappings: Vec::new(),
-    }
+    entra_sync_provider::testing::provider("p", graph)
 }
 
 /// A Graph client of the simulator's app at `base_url`.
