@@ -1,7 +1,8 @@
 //! No secret leaves (DESIGN invariant 9): a full sync and a webhook with
 //! known secret values, then every log line of the producer and the worker
 //! (at debug level), the CLI's `sync`, `status` and `status --json` output,
-//! and both `/metrics` pages are scanned for them, and for access tokens.
+//! the status page and both `/metrics` pages are scanned for them, and for
+//! access tokens.
 
 use entra_sync_sim::authentik::Mode;
 use entra_sync_sim::graph::SimConfig;
@@ -96,6 +97,14 @@ async fn no_secret_shows_in_logs_cli_output_or_metrics_after_a_full_sync() {
     for path in [&producer_config.path, &worker_config.path, &config] {
         with_db_password(path);
     }
+    let status_port = entra_sync_tests::free_port();
+    let text = std::fs::read_to_string(&producer_config.path).unwrap();
+    let text = text.replacen(
+        "[producer]\n",
+        &format!("[producer]\nstatus_listen = \"127.0.0.1:{status_port}\"\n"),
+        1,
+    );
+    std::fs::write(&producer_config.path, text).unwrap();
     let lines = Arc::new(Mutex::new(Vec::new()));
     let _producer = spawn_logged(&producer_config.path, "producer", &lines);
     let _worker = spawn_logged(&worker_config.path, "worker", &lines);
@@ -150,6 +159,16 @@ async fn no_secret_shows_in_logs_cli_output_or_metrics_after_a_full_sync() {
     let status = run_cli(&config, &["status", "--json"]);
     assert!(status.contains("\"name\": \"p\""), "{status}");
     scanned.push(status);
+    let page = http
+        .get(format!("http://127.0.0.1:{status_port}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.to_lowercase().contains("<html"), "{page}");
+    scanned.push(page);
     for port in [producer_config.producer_port, worker_config.worker_port] {
         let metrics = http
             .get(format!("http://127.0.0.1:{port}/metrics"))
