@@ -42,6 +42,7 @@ use observed::Observed;
 use chrono::{DateTime, SecondsFormat, Utc};
 use entra_sync_core::authentik::{AkGroup, AkUser, AkUserType};
 use entra_sync_core::ids::{AkGroupPk, AkUserPk};
+use entra_sync_core::secret::{Secret, SecretSource};
 use futures_util::{Stream, TryStreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
@@ -53,14 +54,34 @@ use url::Url;
 /// The largest page authentik (2025.x and later) serves: `pagination_max_page_size`.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
-/// An authentik API token. Its value is never printed.
+/// An authentik API token. Its value is never printed. A token from a file
+/// is read again at each request, so rotating the file needs no restart.
 #[derive(Clone)]
-pub struct ApiToken(String);
+pub struct ApiToken(SecretSource);
 
 impl ApiToken {
     /// Wraps a token.
     pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
+        Self(SecretSource::Value(Secret::new(token)))
+    }
+
+    /// A token read from `source` at each request.
+    pub fn from_source(source: SecretSource) -> Self {
+        Self(source)
+    }
+
+    /// `Authorization: Bearer …` with the token as it is now, marked sensitive.
+    fn header(&self) -> Result<HeaderValue, AuthentikError> {
+        let token = self
+            .0
+            .read()
+            .map_err(|e| AuthentikError::InvalidUrl(e.to_string()))?;
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                AuthentikError::InvalidUrl("the API token is not a valid header value".into())
+            })?;
+        auth.set_sensitive(true);
+        Ok(auth)
     }
 }
 
@@ -163,7 +184,7 @@ pub struct GroupQuery {
 pub struct AuthentikClient {
     http: reqwest::Client,
     api: Url,
-    auth: HeaderValue,
+    token: ApiToken,
     retry: RetryPolicy,
     page_size: u32,
     observed: Observed,
@@ -211,11 +232,7 @@ impl AuthentikClient {
         let api = base
             .join("api/v3/")
             .map_err(|e| AuthentikError::InvalidUrl(e.to_string()))?;
-        let mut auth =
-            HeaderValue::from_str(&format!("Bearer {}", config.token.0)).map_err(|_| {
-                AuthentikError::InvalidUrl("the API token is not a valid header value".into())
-            })?;
-        auth.set_sensitive(true);
+        config.token.header()?;
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .user_agent(concat!("entra-sync/", env!("CARGO_PKG_VERSION")))
@@ -224,7 +241,7 @@ impl AuthentikClient {
         Ok(Self {
             http,
             api,
-            auth,
+            token: config.token,
             retry: config.retry,
             page_size: config.page_size.clamp(1, MAX_PAGE_SIZE),
             observed: Observed::default(),
@@ -317,7 +334,7 @@ impl AuthentikClient {
             let sent = self
                 .http
                 .get(url.clone())
-                .header(AUTHORIZATION, self.auth.clone())
+                .header(AUTHORIZATION, self.token.header()?)
                 .query(query)
                 .send()
                 .await;

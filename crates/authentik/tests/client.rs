@@ -313,3 +313,31 @@ async fn our_tolerant_types_read_what_the_official_models_read() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_token_file_rotated_while_running_is_used_at_the_next_request() {
+    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    let file = std::env::temp_dir().join(format!("entra-sync-ak-token-{}", std::process::id()));
+    std::fs::write(&file, "the-old-token\n").unwrap();
+    let source = entra_sync_core::secret::SecretSource::file("authentik.token_file", &file);
+    let config = ClientConfig::new(
+        sim.base_url().parse().unwrap(),
+        ApiToken::from_source(source),
+    );
+    let client = AuthentikClient::new(config).unwrap();
+    let refused = client.user(AkUserPk(1)).await.unwrap_err();
+    assert!(
+        matches!(refused, AuthentikError::Configuration { status: 401, .. }),
+        "{refused}"
+    );
+
+    // The mounted secret is updated: the same client sends the new token.
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    assert!(client.user(AkUserPk(1)).await.unwrap().is_none());
+
+    // A file that became unreadable is a configuration error naming its key.
+    std::fs::remove_file(&file).unwrap();
+    let gone = client.user(AkUserPk(1)).await.unwrap_err();
+    assert!(gone.is_configuration(), "{gone}");
+    assert!(gone.to_string().contains("authentik.token_file"), "{gone}");
+}

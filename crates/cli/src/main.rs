@@ -166,6 +166,16 @@ enum SimSystem {
     },
 }
 
+/// The `service.name` traces carry: one per role, so a trace shows which
+/// process did what.
+fn service_name(command: &Command) -> &'static str {
+    match command {
+        Command::Producer { .. } => "entra-sync-producer",
+        Command::Worker { .. } => "entra-sync-worker",
+        _ => "entra-sync",
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.command {
@@ -176,7 +186,6 @@ fn main() -> ExitCode {
         | Command::DeadLetters { .. } => "warn",
         _ => "info",
     };
-    let _telemetry = telemetry::init(cli.log_format, "entra-sync", level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -186,6 +195,12 @@ fn main() -> ExitCode {
             eprintln!("entra-sync: cannot start the async runtime: {e}");
             return ExitCode::from(2);
         }
+    };
+    // Within the runtime: the gRPC exporter needs it. Dropped before the
+    // runtime, so the last spans are flushed while it still runs.
+    let _telemetry = {
+        let _entered = runtime.enter();
+        telemetry::init(cli.log_format, service_name(&cli.command), level)
     };
     let result = runtime.block_on(async {
         match cli.command {

@@ -1,7 +1,12 @@
 //! Telemetry setup in one place: log format and filter, and OpenTelemetry
-//! trace export over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! trace export over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, over gRPC
+//! or HTTP as `OTEL_EXPORTER_OTLP_PROTOCOL` says (`grpc`, `http/protobuf`,
+//! the default). Spans carry `service.name` for the role, and W3C trace
+//! context crosses the queue (the propagator the queue crate uses).
 
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::io::IsTerminal;
 use tracing_subscriber::layer::SubscriberExt;
@@ -17,6 +22,29 @@ pub enum LogFormat {
     Json,
 }
 
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// gRPC (a collector's port 4317).
+    Grpc,
+    /// HTTP with protobuf bodies (port 4318).
+    HttpProtobuf,
+}
+
+impl OtlpProtocol {
+    /// The protocol an `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL` value names;
+    /// unset means `http/protobuf`, the OpenTelemetry default.
+    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+        match value.map(str::trim) {
+            None | Some("") | Some("http/protobuf") => Ok(Self::HttpProtobuf),
+            Some("grpc") => Ok(Self::Grpc),
+            Some(other) => Err(format!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL={other:?} is not supported: use grpc or http/protobuf"
+            )),
+        }
+    }
+}
+
 /// Flushes exported traces when dropped.
 pub struct TelemetryGuard(Option<SdkTracerProvider>);
 
@@ -30,9 +58,10 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs the global subscriber; `RUST_LOG` filters (default `level`,
+/// Installs the global subscriber; `RUST_LOG` filters (default `level`:
 /// `info` for the services, `warn` for the operator's commands, whose output
-/// is what they print).
+/// is what they print). `service` is the role's `service.name`. Call it
+/// within the Tokio runtime (the gRPC exporter needs one).
 pub fn init(format: LogFormat, service: &'static str, level: &str) -> TelemetryGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!("{level},tokio_postgres=warn,refinery_core=warn"))
@@ -45,6 +74,7 @@ pub fn init(format: LogFormat, service: &'static str, level: &str) -> TelemetryG
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt.json().boxed(),
     };
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let provider =
         std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").and_then(|_| otlp_provider(service));
     let otel = provider
@@ -59,10 +89,24 @@ pub fn init(format: LogFormat, service: &'static str, level: &str) -> TelemetryG
 }
 
 fn otlp_provider(service: &'static str) -> Option<SdkTracerProvider> {
-    let exporter = match opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .build()
-    {
+    let setting = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .ok();
+    let built = OtlpProtocol::parse(setting.as_deref()).and_then(|protocol| {
+        let builder = opentelemetry_otlp::SpanExporter::builder();
+        match protocol {
+            OtlpProtocol::Grpc => builder
+                .with_tonic()
+                .with_protocol(opentelemetry_otlp::Protocol::Grpc)
+                .build(),
+            OtlpProtocol::HttpProtobuf => builder
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .build(),
+        }
+        .map_err(|e| e.to_string())
+    });
+    let exporter = match built {
         Ok(e) => e,
         Err(e) => {
             eprintln!("entra-sync: OTLP trace export disabled: {e}");
@@ -79,4 +123,24 @@ fn otlp_provider(service: &'static str) -> Option<SdkTracerProvider> {
             )
             .build(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_protocol_setting_chooses_the_transport() {
+        assert_eq!(OtlpProtocol::parse(None), Ok(OtlpProtocol::HttpProtobuf));
+        assert_eq!(
+            OtlpProtocol::parse(Some("http/protobuf")),
+            Ok(OtlpProtocol::HttpProtobuf)
+        );
+        assert_eq!(OtlpProtocol::parse(Some("grpc")), Ok(OtlpProtocol::Grpc));
+        let json = OtlpProtocol::parse(Some("http/json")).unwrap_err();
+        assert!(
+            json.contains("\"http/json\"") && json.contains("grpc"),
+            "{json}"
+        );
+    }
 }

@@ -34,7 +34,7 @@ pub fn retention(config: &Config) -> Retention {
 pub fn authentik(config: &Config) -> anyhow::Result<AuthentikClient> {
     let client = AuthentikClient::new(ClientConfig::new(
         config.authentik.url.clone(),
-        ApiToken::new(config.authentik.token.expose()),
+        ApiToken::from_source(config.authentik.token.clone()),
     ))?;
     Ok(client)
 }

@@ -5,9 +5,11 @@
 //! variable or file the configuration names (`*_env` / `*_file` keys). Every
 //! error names the key at fault and says what is wrong.
 
+mod credential;
 mod raw;
 
-pub use entra_sync_core::secret::Secret;
+pub use credential::AZURE_FEDERATED_TOKEN_FILE;
+pub use entra_sync_core::secret::{ClientCredential, Secret, SecretSource};
 
 use entra_sync_core::mapping::AppliesTo;
 use sha2::{Digest, Sha256};
@@ -192,8 +194,8 @@ impl Default for RetentionConfig {
 pub struct AuthentikConfig {
     /// Base URL, e.g. `https://authentik.example.com`.
     pub url: url::Url,
-    /// API token.
-    pub token: Secret,
+    /// API token; a file is read again at each request (rotation without restart).
+    pub token: SecretSource,
     /// Bearer secret the notification webhook must present.
     pub webhook_secret: Secret,
 }
@@ -229,8 +231,9 @@ pub struct ProviderConfig {
     pub tenant_id: String,
     /// Application (client) id of the app registration.
     pub client_id: String,
-    /// The app's client secret.
-    pub client_secret: Secret,
+    /// How the app authenticates: a client secret, a certificate or a
+    /// federated token; files are read again at each token request.
+    pub credential: ClientCredential,
     /// Microsoft Graph base URL.
     pub graph_url: url::Url,
     /// Microsoft identity platform base URL.
@@ -395,6 +398,7 @@ impl From<GroupDeleteAction> for entra_sync_core::reconcile::DeleteAction {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let vars: HashMap<String, String> = vars
@@ -422,6 +426,13 @@ mod tests {
         Config::parse(text, Path::new("."), &secrets())
     }
 
+    fn client_secret(p: &ProviderConfig) -> String {
+        match &p.credential {
+            ClientCredential::Secret(s) => s.read().unwrap().expose().to_owned(),
+            other => panic!("not a client secret: {other:?}"),
+        }
+    }
+
     fn error(text: &str) -> InvalidConfig {
         parse(text).expect_err("must be refused")
     }
@@ -435,7 +446,7 @@ mod tests {
         assert_eq!(p.filter_group.as_deref(), Some("entra"));
         assert_eq!(p.mappings.len(), 2);
         assert!(p.mappings[1].expression.contains("job_title"));
-        assert_eq!(p.client_secret.expose(), "s3cret");
+        assert_eq!(client_secret(p), "s3cret");
         assert_eq!(p.full_sync_interval, Duration::from_secs(4 * 3600));
         assert_eq!(
             config.retention,
@@ -502,7 +513,10 @@ mod tests {
         assert!(e.key.contains("authentik.token_file"), "{e}");
         let c = Config::load_without_secrets(&dir.join("c.toml"), &nothing).unwrap();
         assert_eq!(c.providers[0].name, "contoso");
-        assert_eq!(c.providers[0].client_secret.expose(), "");
+        assert!(
+            matches!(&c.providers[0].credential, ClientCredential::Secret(SecretSource::Value(s)) if s.expose().is_empty()),
+            "no credential was read"
+        );
         assert_eq!(
             c.providers[0].settings_hash(),
             parse(MINIMAL).unwrap().providers[0].settings_hash()
@@ -613,7 +627,208 @@ mod tests {
             "client_secret_file = \"secret\"",
         );
         let c = Config::parse(&text, &dir, &secrets()).unwrap();
-        assert_eq!(c.providers[0].client_secret.expose(), "from-file");
+        assert_eq!(client_secret(&c.providers[0]), "from-file");
+    }
+
+    /// A fresh directory holding `files`.
+    fn dir_with(files: &[(&str, &str)]) -> PathBuf {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "entra-sync-config-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        dir
+    }
+
+    fn with_credential(lines: &str) -> String {
+        MINIMAL.replace("client_secret_env = \"ENTRA_CLIENT_SECRET\"", lines)
+    }
+
+    fn rsa_certificate() -> (String, String) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["entra-sync".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+
+    #[test]
+    fn certificate_and_federated_credentials_load_as_files_read_at_each_use() {
+        let (cert, key) = rsa_certificate();
+        let both = format!("{cert}{key}");
+        let dir = dir_with(&[
+            ("c.pem", &cert),
+            ("k.pem", &key),
+            ("both.pem", &both),
+            ("token", JWT),
+        ]);
+        let parse_in =
+            |text: &str| Config::parse(text, &dir, &secrets()).map(|mut c| c.providers.remove(0));
+
+        let p = parse_in(&with_credential(
+            "client_certificate_file = \"c.pem\"\nclient_key_file = \"k.pem\"",
+        ))
+        .unwrap();
+        let ClientCredential::Certificate {
+            certificate,
+            private_key,
+        } = &p.credential
+        else {
+            panic!("{:?}", p.credential)
+        };
+        assert_eq!(certificate.path(), Some(dir.join("c.pem").as_path()));
+        assert_eq!(private_key.path(), Some(dir.join("k.pem").as_path()));
+
+        let p = parse_in(&with_credential("client_certificate_file = \"both.pem\"")).unwrap();
+        let ClientCredential::Certificate {
+            certificate,
+            private_key,
+        } = &p.credential
+        else {
+            panic!("{:?}", p.credential)
+        };
+        assert_eq!(certificate, private_key, "one PEM holds both");
+
+        let p = parse_in(&with_credential("federated_token_file = \"token\"")).unwrap();
+        assert_eq!(
+            p.credential,
+            ClientCredential::Federated(SecretSource::file(
+                "providers[contoso].federated_token_file",
+                dir.join("token")
+            ))
+        );
+    }
+
+    #[test]
+    fn workload_identity_takes_the_token_file_ids_and_authority_from_the_environment() {
+        let dir = dir_with(&[("wi-token", JWT)]);
+        let token = dir.join("wi-token").display().to_string();
+        let text = MINIMAL
+            .replace("tenant_id = \"t\"\n", "")
+            .replace("client_id = \"c\"\n", "")
+            .replace(
+                "client_secret_env = \"ENTRA_CLIENT_SECRET\"",
+                "workload_identity = true",
+            );
+        let pairs = [
+            ("AUTHENTIK_TOKEN", "ak"),
+            ("WEBHOOK_SECRET", "wh"),
+            ("AZURE_FEDERATED_TOKEN_FILE", token.as_str()),
+            ("AZURE_CLIENT_ID", "wi-client"),
+            ("AZURE_TENANT_ID", "wi-tenant"),
+            ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/"),
+        ];
+        let vars = env(&pairs);
+        let p = Config::parse(&text, Path::new("."), &vars)
+            .unwrap()
+            .providers
+            .remove(0);
+        assert_eq!(
+            (p.client_id.as_str(), p.tenant_id.as_str()),
+            ("wi-client", "wi-tenant")
+        );
+        assert_eq!(p.login_url.as_str(), "https://login.microsoftonline.us/");
+        assert_eq!(
+            p.credential,
+            ClientCredential::Federated(SecretSource::file(AZURE_FEDERATED_TOKEN_FILE, &token))
+        );
+
+        let unset = Config::parse(&text, Path::new("."), &secrets()).unwrap_err();
+        assert_eq!(unset.key, "providers[contoso].tenant_id", "{unset}");
+        assert!(unset.message.contains("AZURE_TENANT_ID"), "{unset}");
+    }
+
+    #[test]
+    fn credential_errors_name_their_key() {
+        let (cert, private_key) = rsa_certificate();
+        let key_material = private_key.lines().nth(1).unwrap().to_owned();
+        let sec1 = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIA==\n-----END EC PRIVATE KEY-----\n";
+        let dir = dir_with(&[
+            ("c.pem", &cert),
+            ("k.pem", &private_key),
+            ("ec.pem", sec1),
+            ("token", "not-a-jwt"),
+            ("empty", ""),
+        ]);
+        let cases = [
+            (
+                "client_secret_env = \"ENTRA_CLIENT_SECRET\"\nclient_certificate_file = \"c.pem\"",
+                "providers[contoso]",
+                "set one credential",
+            ),
+            (
+                "client_key_file = \"k.pem\"",
+                "providers[contoso].client_key_file",
+                "needs client_certificate_file",
+            ),
+            (
+                "client_certificate_file = \"nope.pem\"",
+                "providers[contoso].client_certificate_file",
+                "cannot read the file",
+            ),
+            (
+                "client_certificate_file = \"k.pem\"",
+                "providers[contoso].client_certificate_file",
+                "no PEM certificate",
+            ),
+            (
+                "client_certificate_file = \"c.pem\"",
+                "providers[contoso].client_certificate_file",
+                "or set providers[contoso].client_key_file",
+            ),
+            (
+                "client_certificate_file = \"c.pem\"\nclient_key_file = \"c.pem\"",
+                "providers[contoso].client_key_file",
+                "no PEM private key",
+            ),
+            (
+                "client_certificate_file = \"c.pem\"\nclient_key_file = \"ec.pem\"",
+                "providers[contoso].client_key_file",
+                "elliptic-curve",
+            ),
+            (
+                "client_certificate_file = \"c.pem\"\nclient_key_file = \"empty\"",
+                "providers[contoso].client_key_file",
+                "empty",
+            ),
+            (
+                "federated_token_file = \"token\"",
+                "providers[contoso].federated_token_file",
+                "not a JWT",
+            ),
+            (
+                "workload_identity = true",
+                "providers[contoso].workload_identity",
+                "AZURE_FEDERATED_TOKEN_FILE",
+            ),
+            (
+                "client_secret_file = \"empty\"",
+                "providers[contoso].client_secret_file",
+                "empty",
+            ),
+            (
+                "",
+                "providers[contoso].client_secret_env",
+                "client_certificate_file",
+            ),
+        ];
+        for (lines, key, message) in cases {
+            let e = Config::parse(&with_credential(lines), &dir, &secrets()).expect_err(lines);
+            assert_eq!(e.key, key, "{lines}: {e}");
+            assert!(e.message.contains(message), "{lines}: {e}");
+            assert!(
+                !e.to_string().contains(&key_material),
+                "no key material in errors: {e}"
+            );
+        }
     }
 
     #[test]

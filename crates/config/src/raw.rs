@@ -3,9 +3,10 @@
 use crate::{
     AmqpConfig, AuthentikConfig, Config, DatabaseConfig, Environment, GroupDeleteAction,
     InvalidConfig, MappingConfig, ProducerConfig, ProviderConfig, RetentionConfig, Secret,
-    UserDeleteAction, WorkerConfig,
+    UserDeleteAction, WorkerConfig, credential,
 };
 use entra_sync_core::mapping::AppliesTo;
+use entra_sync_core::secret::SecretSource;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::path::Path;
@@ -54,12 +55,17 @@ struct RawAuthentik {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawProvider {
+pub(crate) struct RawProvider {
     name: String,
-    tenant_id: String,
-    client_id: String,
-    client_secret_env: Option<String>,
-    client_secret_file: Option<String>,
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    pub(crate) client_secret_env: Option<String>,
+    pub(crate) client_secret_file: Option<String>,
+    pub(crate) client_certificate_file: Option<String>,
+    pub(crate) client_key_file: Option<String>,
+    pub(crate) federated_token_file: Option<String>,
+    #[serde(default)]
+    pub(crate) workload_identity: bool,
     graph_url: Option<String>,
     login_url: Option<String>,
     filter_group: Option<String>,
@@ -172,7 +178,7 @@ pub(crate) fn parse(
     let a = raw.authentik;
     let authentik = AuthentikConfig {
         url: http_url("authentik.url", &a.url)?,
-        token: secret("authentik.token", a.token_env, a.token_file, base, env)?,
+        token: secret_source("authentik.token", a.token_env, a.token_file, base, env)?,
         webhook_secret: secret(
             "authentik.webhook_secret",
             a.webhook_secret_env,
@@ -230,12 +236,30 @@ fn provider(
     }
     let key = format!("providers[{}]", p.name);
     let k = |field: &str| format!("{key}.{field}");
-    if p.tenant_id.trim().is_empty() {
-        return Err(InvalidConfig::new(k("tenant_id"), "must not be empty"));
-    }
-    if p.client_id.trim().is_empty() {
-        return Err(InvalidConfig::new(k("client_id"), "must not be empty"));
-    }
+    // Azure Workload Identity's webhook sets these for the pod's identity.
+    let from_workload_identity = |var: &str| p.workload_identity.then(|| env.var(var)).flatten();
+    let id = |field: &str, value: Option<String>, var: &str| {
+        let value = value
+            .or_else(|| from_workload_identity(var))
+            .unwrap_or_default();
+        if value.trim().is_empty() {
+            let hint = if p.workload_identity {
+                format!("missing: set it, or {var} for workload identity")
+            } else {
+                "must not be empty".to_owned()
+            };
+            return Err(InvalidConfig::new(k(field), hint));
+        }
+        Ok(value)
+    };
+    let tenant_id = id("tenant_id", p.tenant_id.clone(), "AZURE_TENANT_ID")?;
+    let client_id = id("client_id", p.client_id.clone(), "AZURE_CLIENT_ID")?;
+    let login_url = p
+        .login_url
+        .clone()
+        .or_else(|| from_workload_identity("AZURE_AUTHORITY_HOST"))
+        .unwrap_or_else(|| "https://login.microsoftonline.com".to_owned());
+    let credential = credential::provider_credential(&key, &p, base, env)?;
     let user_delete_action = match p.user_delete_action.as_deref().unwrap_or("delete") {
         "delete" => UserDeleteAction::Delete,
         "suspend" => UserDeleteAction::Suspend,
@@ -310,25 +334,14 @@ fn provider(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ProviderConfig {
-        client_secret: secret(
-            &k("client_secret"),
-            p.client_secret_env,
-            p.client_secret_file,
-            base,
-            env,
-        )?,
+        credential,
         graph_url: http_url(
             &k("graph_url"),
             p.graph_url
                 .as_deref()
                 .unwrap_or("https://graph.microsoft.com"),
         )?,
-        login_url: http_url(
-            &k("login_url"),
-            p.login_url
-                .as_deref()
-                .unwrap_or("https://login.microsoftonline.com"),
-        )?,
+        login_url: http_url(&k("login_url"), &login_url)?,
         filter_group: p.filter_group.filter(|g| !g.is_empty()),
         exclude_users_service_account: p.exclude_users_service_account,
         user_delete_action,
@@ -344,8 +357,8 @@ fn provider(
         )?,
         mappings,
         name: p.name,
-        tenant_id: p.tenant_id,
-        client_id: p.client_id,
+        tenant_id,
+        client_id,
     })
 }
 
@@ -395,25 +408,39 @@ fn secret(
     if !env.reads_secrets() {
         return Ok(Secret::new(String::new()));
     }
-    let value = match (env_name, file) {
-        (Some(var), None) => env.var(&var).ok_or_else(|| {
-            InvalidConfig::new(
-                format!("{key}_env"),
-                format!("environment variable {var} is not set"),
-            )
-        })?,
-        (None, Some(f)) => {
-            let path = base.join(f);
-            std::fs::read_to_string(&path)
-                .map_err(|e| {
-                    InvalidConfig::new(
-                        format!("{key}_file"),
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?
-                .trim_end_matches(['\n', '\r'])
-                .to_owned()
+    let source = secret_source(key, env_name, file, base, env)?;
+    source
+        .read()
+        .map_err(|e| InvalidConfig::new(e.key, format!("{}: {}", e.path, e.problem)))
+}
+
+/// A secret from the environment variable `{key}_env` names, or the file
+/// `{key}_file` names: the file is checked now and read again at each use,
+/// so rotating it needs no restart.
+pub(crate) fn secret_source(
+    key: &str,
+    env_name: Option<String>,
+    file: Option<String>,
+    base: &Path,
+    env: &impl Environment,
+) -> Result<SecretSource, InvalidConfig> {
+    if !env.reads_secrets() {
+        return Ok(SecretSource::Value(Secret::new(String::new())));
+    }
+    let source = match (env_name, file) {
+        (Some(var), None) => {
+            let value = env.var(&var).ok_or_else(|| {
+                InvalidConfig::new(
+                    format!("{key}_env"),
+                    format!("environment variable {var} is not set"),
+                )
+            })?;
+            if value.is_empty() {
+                return Err(InvalidConfig::new(key, "the secret is empty"));
+            }
+            SecretSource::Value(Secret::new(value))
         }
+        (None, Some(f)) => file_source(&format!("{key}_file"), &f, base)?,
         (Some(_), Some(_)) => {
             return Err(InvalidConfig::new(
                 format!("{key}_env"),
@@ -427,10 +454,21 @@ fn secret(
             ));
         }
     };
-    if value.is_empty() {
-        return Err(InvalidConfig::new(key, "the secret is empty"));
-    }
-    Ok(Secret::new(value))
+    Ok(source)
+}
+
+/// The secret file `file` (relative to `base`) that `key` names, checked
+/// readable and non-empty now.
+pub(crate) fn file_source(
+    key: &str,
+    file: &str,
+    base: &Path,
+) -> Result<SecretSource, InvalidConfig> {
+    let source = SecretSource::file(key, base.join(file));
+    source
+        .read()
+        .map_err(|e| InvalidConfig::new(key, format!("{}: {}", e.path, e.problem)))?;
+    Ok(source)
 }
 
 /// The file's keys and values, deserialised; a type error names its key.

@@ -2,11 +2,14 @@
 //! and the application permissions the token says were granted.
 
 use crate::client::GraphClient;
+use crate::credential::{self, Credential};
 use crate::outcome::GraphFailure;
 use crate::signals::ThrottleSignals;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use entra_sync_core::failure::{FailureContext, GraphError, Operation, Target, classify};
+use entra_sync_core::failure::{
+    FailureClass, FailureContext, GraphError, Operation, Target, classify,
+};
 use entra_sync_core::secret::Secret;
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -26,7 +29,7 @@ pub(crate) struct TokenCache {
     token_url: String,
     tenant: String,
     client_id: String,
-    client_secret: Secret,
+    credential: Credential,
     cached: Mutex<Option<Cached>>,
 }
 
@@ -37,7 +40,7 @@ struct TokenAnswer {
 }
 
 impl TokenCache {
-    pub fn new(login_url: &str, tenant: &str, client_id: &str, client_secret: Secret) -> Self {
+    pub fn new(login_url: &str, tenant: &str, client_id: &str, credential: Credential) -> Self {
         Self {
             token_url: format!(
                 "{}/{tenant}/oauth2/v2.0/token",
@@ -45,7 +48,7 @@ impl TokenCache {
             ),
             tenant: tenant.to_string(),
             client_id: client_id.to_string(),
-            client_secret,
+            credential,
             cached: Mutex::new(None),
         }
     }
@@ -86,18 +89,31 @@ impl TokenCache {
         }
     }
 
-    #[tracing::instrument(name = "graph.token", level = "debug", skip_all, fields(tenant = %self.tenant, client_id = %self.client_id))]
+    #[tracing::instrument(name = "graph.token", level = "info", skip_all, fields(tenant = %self.tenant, client_id = %self.client_id))]
     async fn fetch(&self, http: &reqwest::Client) -> Result<Cached, GraphFailure> {
         let action = format!(
             "token request for tenant '{}' and client '{}'",
             self.tenant, self.client_id
         );
-        let form = [
+        // Read now: a rotated secret file takes effect at this request.
+        let credential =
+            credential::form_fields(&self.credential, &self.client_id, &self.token_url).map_err(
+                |e| GraphFailure {
+                    class: FailureClass::Configuration,
+                    message: format!("the credential cannot be used: {e}"),
+                    ..GraphFailure::transport(Operation::Token, &action, String::new())
+                },
+            )?;
+        let mut form = vec![
             ("client_id", self.client_id.as_str()),
             ("scope", "https://graph.microsoft.com/.default"),
-            ("client_secret", self.client_secret.expose()),
             ("grant_type", "client_credentials"),
         ];
+        form.extend(
+            credential
+                .iter()
+                .map(|(name, value)| (*name, value.expose())),
+        );
         let started = Instant::now();
         let response = http
             .post(&self.token_url)

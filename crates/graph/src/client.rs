@@ -2,6 +2,7 @@
 //! where requests are sent, classified and retried.
 
 use crate::auth::TokenCache;
+use crate::credential::Credential;
 use crate::gate::{NoopGate, RequestCost, RequestGate};
 use crate::outcome::{GraphFailure, RequestRecord};
 use crate::retry::RetryPolicy;
@@ -42,8 +43,8 @@ pub struct GraphConfig {
     pub tenant: String,
     /// Application (client) id.
     pub client_id: String,
-    /// Client secret.
-    pub client_secret: Secret,
+    /// How the app authenticates: a client secret, a certificate or a federated token.
+    pub credential: Credential,
     /// Graph root without `/v1.0`, e.g. `https://graph.microsoft.com`.
     pub graph_url: String,
     /// Identity platform root, e.g. `https://login.microsoftonline.com`.
@@ -59,16 +60,17 @@ pub struct GraphConfig {
 }
 
 impl GraphConfig {
-    /// Settings for the public Microsoft cloud, with default retries and no dry run.
+    /// Settings for the public Microsoft cloud, with default retries and no
+    /// dry run; `credential` is a [`Credential`] or a client [`Secret`].
     pub fn new(
         tenant: impl Into<String>,
         client_id: impl Into<String>,
-        client_secret: Secret,
+        credential: impl Into<Credential>,
     ) -> Self {
         Self {
             tenant: tenant.into(),
             client_id: client_id.into(),
-            client_secret,
+            credential: credential.into(),
             graph_url: "https://graph.microsoft.com".into(),
             login_url: "https://login.microsoftonline.com".into(),
             dry_run: false,
@@ -86,10 +88,16 @@ impl GraphConfig {
     }
 }
 
-/// The HTTP client could not be built.
+/// The client could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the Graph HTTP client: {0}")]
-pub struct BuildError(#[from] reqwest::Error);
+pub enum BuildError {
+    /// The HTTP client could not be built.
+    #[error("cannot build the Graph HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The credential's files are unreadable or hold no usable key.
+    #[error("the credential cannot be used: {0}")]
+    Credential(#[from] crate::credential::CredentialError),
+}
 
 pub(crate) struct Inner {
     pub http: reqwest::Client,
@@ -152,8 +160,10 @@ impl GraphClient {
         Self::with_gate(config, Arc::new(NoopGate))
     }
 
-    /// A client that asks `gate` before every request.
+    /// A client that asks `gate` before every request. Its credential's files
+    /// are read once now, so a bad one fails here, naming its key.
     pub fn with_gate(config: GraphConfig, gate: Arc<dyn RequestGate>) -> Result<Self, BuildError> {
+        crate::credential::check_credential(&config.credential)?;
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(Duration::from_secs(10))
@@ -168,7 +178,7 @@ impl GraphClient {
                     &config.login_url,
                     &config.tenant,
                     &config.client_id,
-                    config.client_secret,
+                    config.credential,
                 ),
                 gate,
                 retry: config.retry,
@@ -283,6 +293,9 @@ impl GraphClient {
         }
     }
 
+    /// One HTTP exchange with Graph, in an info span of its own (so a trace
+    /// shows every Graph request of a task).
+    #[tracing::instrument(name = "graph.request", level = "info", skip_all, fields(otel.kind = "client", http.request.method = %call.method, action = call.action, http.response.status_code = tracing::field::Empty))]
     async fn send_once(&self, call: &Call<'_>, token: &Secret) -> Result<Answer, GraphFailure> {
         let mut request = self
             .inner
@@ -313,6 +326,7 @@ impl GraphClient {
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
+        tracing::Span::current().record("http.response.status_code", status);
         let signals = ThrottleSignals::from_headers(response.headers(), SystemTime::now());
         let body = response.bytes().await.map_err(transport)?;
         Ok(Answer {

@@ -12,6 +12,7 @@
 mod auth;
 mod batch;
 mod client;
+mod credential;
 mod gate;
 mod ops;
 mod outcome;
@@ -21,7 +22,8 @@ mod upsert;
 
 pub use batch::{BatchItem, BatchRequest, MAX_BATCH, MemberAddReport};
 pub use client::{BuildError, GraphClient, GraphConfig, Priority};
-pub use entra_sync_core::secret::Secret;
+pub use credential::{Credential, CredentialError, JWT_BEARER, check_credential};
+pub use entra_sync_core::secret::{Secret, SecretSource};
 pub use gate::{NoopGate, RequestCost, RequestGate};
 pub use ops::{GroupLookup, MemberRef, Pager, UserLookup, VerifiedDomain, eq_filter};
 pub use outcome::{GraphFailure, RequestRecord, Written};

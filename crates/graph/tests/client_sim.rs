@@ -685,7 +685,7 @@ async fn bad_credentials_are_a_configuration_failure_without_the_secret() {
     let sim = GraphSim::start(no_throttle()).await.unwrap();
     let secret = "wrong-secret-0123456789";
     let config = GraphConfig {
-        client_secret: Secret::new(secret),
+        credential: Secret::new(secret).into(),
         ..config_for(&sim)
     };
     assert!(!format!("{config:?}").contains(secret));

@@ -35,6 +35,9 @@ impl TaskSink {
 }
 
 impl ChangeSink for TaskSink {
+    /// One hand-off, in a span that the tasks it publishes carry to the
+    /// workers (so a change's trace runs to its Graph calls).
+    #[tracing::instrument(name = "producer.handoff", level = "info", skip_all)]
     async fn handle(&mut self, handoff: Handoff) -> Result<(), SinkError> {
         match handoff {
             Handoff::Changes { source, changes } => {

@@ -163,7 +163,7 @@ fn graph_config(config: &ProviderConfig) -> GraphConfig {
     let mut graph = GraphConfig::new(
         config.tenant_id.clone(),
         config.client_id.clone(),
-        config.client_secret.clone(),
+        config.credential.clone(),
     );
     graph.graph_url = config.graph_url.as_str().trim_end_matches('/').to_owned();
     graph.login_url = config.login_url.as_str().trim_end_matches('/').to_owned();

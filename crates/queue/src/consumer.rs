@@ -105,6 +105,18 @@ impl Delivery {
         &self.inner.data
     }
 
+    /// A span for handling it that continues the trace its publisher's
+    /// headers carry (W3C trace context); instrument the handling with it.
+    pub fn span(&self) -> tracing::Span {
+        let span = tracing::info_span!(
+            "queue.receive",
+            otel.kind = "consumer",
+            lane = self.lane.as_str()
+        );
+        crate::trace::continue_trace(&span, self.inner.properties.headers().as_ref());
+        span
+    }
+
     /// Done with it: the broker forgets it.
     pub async fn ack(self) -> Result<(), QueueError> {
         self.inner

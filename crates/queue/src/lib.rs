@@ -16,6 +16,9 @@
 //!   and moves it to `<prefix>.dlq.parked`;
 //! - the delivery limit and the dead-letter strategy are [`policy`]s, not
 //!   queue arguments.
+//!
+//! Every message carries the publisher's W3C trace context in its headers;
+//! [`Delivery::span`] continues it.
 
 mod consumer;
 mod dead_letters;
@@ -25,6 +28,7 @@ mod publisher;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod topology;
+mod trace;
 
 pub use consumer::{Consumer, Delivery};
 pub use dead_letters::{DeadLetter, DeadLetterConsumer};

@@ -125,13 +125,17 @@ impl Publisher {
             .await
     }
 
+    /// Publishes and waits for the confirm, in a span whose trace context the
+    /// message carries in its headers.
+    #[tracing::instrument(name = "queue.publish", level = "info", skip_all, fields(otel.kind = "producer", messaging.destination.name = %exchange, messaging.rabbitmq.destination.routing_key = %key))]
     async fn send(
         &self,
         exchange: &str,
         key: &str,
         body: &[u8],
-        headers: FieldTable,
+        mut headers: FieldTable,
     ) -> Result<(), QueueError> {
+        crate::trace::inject(&mut headers);
         let target = format!("{exchange}/{key}");
         let properties = BasicProperties::default()
             .with_delivery_mode(2)

@@ -182,8 +182,9 @@ pub async fn run(
             }
         };
         let handler = handler.clone();
+        let span = delivery.span();
         in_flight.spawn(async move {
-            handler.handle(delivery).await;
+            tracing::Instrument::instrument(handler.handle(delivery), span).await;
             drop(permit);
         });
         while in_flight.try_join_next().is_some() {}

@@ -15,6 +15,7 @@
 //! `PUT /_sim/apps/{client_id}/roles`.
 
 mod after_commit;
+mod credentials;
 mod error;
 mod permissions;
 mod properties;
@@ -50,6 +51,64 @@ pub struct SimApp {
     /// How its access tokens show the grants.
     #[serde(default)]
     pub token_format: TokenFormat,
+    /// Certificates registered on it (PEM), for client assertions signed with their keys.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// Its federated identity credentials (workload identity federation).
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedCredential>,
+}
+
+/// A federated identity credential: which external tokens the app accepts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FederatedCredential {
+    /// The token issuer, e.g. a Kubernetes cluster's OIDC issuer URL.
+    pub issuer: String,
+    /// The subject, e.g. `system:serviceaccount:entra-sync:entra-sync`.
+    pub subject: String,
+    /// Accepted audiences; Entra's default is `api://AzureADTokenExchange`.
+    #[serde(default = "FederatedCredential::default_audiences")]
+    pub audiences: Vec<String>,
+}
+
+impl FederatedCredential {
+    /// The audience Entra recommends for federated credentials.
+    pub const AUDIENCE: &'static str = "api://AzureADTokenExchange";
+
+    /// A credential for `issuer` and `subject` with the default audience.
+    pub fn new(issuer: impl Into<String>, subject: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            subject: subject.into(),
+            audiences: Self::default_audiences(),
+        }
+    }
+
+    fn default_audiences() -> Vec<String> {
+        vec![Self::AUDIENCE.to_owned()]
+    }
+}
+
+/// An external OIDC issuer and the signing keys it publishes (its JWKS),
+/// which Entra fetches through the issuer's discovery document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OidcIssuer {
+    /// The issuer URL, as in the tokens' `iss`.
+    pub issuer: String,
+    /// Its RSA signing keys.
+    pub keys: Vec<Jwk>,
+}
+
+/// An RSA public key as a JWKS lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Jwk {
+    /// Key id, matched against a token's `kid` header.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// Modulus, base64url without padding.
+    pub n: String,
+    /// Public exponent, base64url without padding.
+    pub e: String,
 }
 
 impl SimApp {
@@ -67,6 +126,8 @@ impl SimApp {
             client_secret: client_secret.into(),
             roles: Self::default_roles(),
             token_format: TokenFormat::default(),
+            certificates: Vec::new(),
+            federated_credentials: Vec::new(),
         }
     }
 
@@ -128,6 +189,8 @@ pub struct SimConfig {
     pub throttle: ThrottleConfig,
     /// Injected faults.
     pub faults: FaultConfig,
+    /// External issuers whose tokens federated credentials may name.
+    pub oidc_issuers: Vec<OidcIssuer>,
 }
 
 impl SimConfig {
@@ -149,6 +212,7 @@ impl Default for SimConfig {
             replication_delay: Duration::ZERO,
             throttle: ThrottleConfig::default(),
             faults: FaultConfig::default(),
+            oidc_issuers: Vec::new(),
         }
     }
 }
@@ -304,6 +368,12 @@ impl GraphSim {
     /// Invalidates every issued access token, as if they had been revoked.
     pub fn revoke_tokens(&self) {
         self.sim.revoke_tokens();
+    }
+
+    /// Replaces the client secret of app `client_id` (a rotation): from now
+    /// on only the new one is accepted.
+    pub fn set_client_secret(&self, client_id: &str, secret: &str) {
+        self.sim.set_client_secret(client_id, secret);
     }
 
     /// Replaces the permissions granted to app `client_id`. As in Entra, tokens

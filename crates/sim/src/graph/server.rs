@@ -2,6 +2,7 @@
 //! `$batch`, the token endpoint and the `/_sim` inspection endpoints.
 
 use super::after_commit::{CommitFault, CommitFaults, LostAnswer};
+use super::credentials;
 use super::error::SimError;
 use super::permissions::{Access, authorize};
 use super::store::{Directory, Kind, QueryOptions, Reply};
@@ -359,6 +360,8 @@ struct State_ {
     lanes: HashMap<String, Lane>,
     /// The permissions granted to each app, by lower-case client id.
     grants: HashMap<String, BTreeSet<String>>,
+    /// The client secret of each app, by lower-case client id.
+    secrets: HashMap<String, String>,
     /// Verified domains, the first being the default.
     domains: Vec<String>,
 }
@@ -415,12 +418,18 @@ impl Sim {
                 (a.client_id.to_ascii_lowercase(), roles)
             })
             .collect();
+        let secrets = config
+            .apps
+            .iter()
+            .map(|a| (a.client_id.to_ascii_lowercase(), a.client_secret.clone()))
+            .collect();
         Self {
             state: Mutex::new(State_ {
                 dir,
                 tokens: HashMap::new(),
                 lanes: HashMap::new(),
                 grants,
+                secrets,
                 domains: config.domains.clone(),
             }),
             counters: Mutex::new(HashMap::new()),
@@ -523,6 +532,12 @@ impl Sim {
         }
     }
 
+    pub fn set_client_secret(&self, client_id: &str, secret: &str) {
+        lock(&self.state)
+            .secrets
+            .insert(client_id.to_ascii_lowercase(), secret.to_owned());
+    }
+
     pub fn set_app_roles(&self, client_id: &str, roles: BTreeSet<String>) {
         lock(&self.state)
             .grants
@@ -617,15 +632,31 @@ impl Sim {
                 ),
             );
         };
-        if field("client_secret") != app.client_secret {
+        let secret = lock(&self.state)
+            .secrets
+            .get(&app.client_id.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default();
+        let audience_ok = |aud: &str| {
+            aud.trim_end_matches('/')
+                .strip_suffix("/oauth2/v2.0/token")
+                .and_then(|rest| rest.rsplit('/').next())
+                .is_some_and(|t| t.eq_ignore_ascii_case(tenant))
+        };
+        let checked = credentials::check(
+            app,
+            &secret,
+            &self.config.oidc_issuers,
+            &|k| form.get(k).cloned(),
+            &audience_ok,
+            now.timestamp(),
+        );
+        if let Err(refusal) = checked {
             return fail(
-                401,
-                "invalid_client",
-                7000215,
-                format!(
-                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
-                    app.client_id
-                ),
+                refusal.status,
+                refusal.error,
+                refusal.code,
+                refusal.description,
             );
         }
         let scope = field("scope");
