@@ -222,7 +222,7 @@ impl GraphClient {
             let failure = match self.send_once(&call, &token).await {
                 Err(failure) => failure,
                 Ok(answer) => {
-                    inner.gate.observe(&answer.signals);
+                    inner.gate.observe(cost, answer.status, &answer.signals);
                     if answer.status < 400 || call.accept.contains(&answer.status) {
                         return Ok(Sent::Answer(answer));
                     }

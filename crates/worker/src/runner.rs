@@ -11,6 +11,7 @@
 use crate::handler::Handler;
 use crate::health;
 use crate::metrics::WorkerMetrics;
+use crate::recorder::Recorder;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_config::ProviderConfig;
 use entra_sync_core::backoff::Backoff;
@@ -115,6 +116,7 @@ pub async fn run(
     let mut direct = Consumer::open(&connection, &parts.topology, Lane::Direct, prefetch).await?;
     let mut bulk = Consumer::open(&connection, &parts.topology, Lane::Bulk, prefetch).await?;
     let handler = Arc::new(Handler {
+        recorder: Recorder::start(parts.store.clone()),
         // Locks come from their own pool: a task holds one while it uses others.
         store: parts.store.with_lock_pool(concurrency)?,
         authentik: parts.authentik,
