@@ -135,10 +135,9 @@ fn jitter() -> Duration {
 
 impl RequestGate for BudgetGate {
     fn before(&self, cost: RequestCost) -> BoxFuture<'_, ()> {
-        let urgency = current_urgency();
         Box::pin(async move {
             if cost.writes > 0 {
-                self.admit(f64::from(cost.writes), urgency).await;
+                self.admit(f64::from(cost.writes), current_urgency()).await;
             }
         })
     }
