@@ -184,7 +184,7 @@ impl Pace {
         self.refill(ceiling, now);
         let share = feedback.limit_percentage.unwrap_or(0.0);
         if share >= SLOW_DOWN_AT {
-            let writes = feedback.accepted.max(1.0).min(50.0) as i32;
+            let writes = feedback.accepted.clamp(1.0, 50.0) as i32;
             self.rate = (self.rate * TRIM.powi(writes)).max(ceiling.per_second * FLOOR);
             self.tokens = self.tokens.min(0.0);
             self.capacity = (self.capacity * TRIM.powi(writes)).max(self.rate.max(1.0));

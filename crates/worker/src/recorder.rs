@@ -51,7 +51,7 @@ impl OutcomeRow {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Entry {
     Outcome(OutcomeRow),
     End(RunObjectEnd),
@@ -76,37 +76,27 @@ impl Recorder {
 
     /// Appends to the provisioning log once committed.
     pub(crate) async fn outcome(&self, row: OutcomeRow) -> Result<(), StoreError> {
-        match self.commit(Entry::Outcome(row)).await {
-            None => Ok(()),
-            Some(Entry::Outcome(row)) => self.store.record_outcome(&row.borrowed()).await,
-            Some(Entry::End(_)) => unreachable!("an outcome comes back as one"),
+        if self.committed(Entry::Outcome(row.clone())).await {
+            return Ok(());
         }
+        self.store.record_outcome(&row.borrowed()).await
     }
 
     /// Ends a run object (counted once) once committed.
     pub(crate) async fn end_run_object(&self, end: RunObjectEnd) -> Result<(), StoreError> {
-        match self.commit(Entry::End(end)).await {
-            None => Ok(()),
-            Some(Entry::End(e)) => self
-                .store
-                .finish_run_object(e.run, e.kind, &e.object_id, e.failed)
-                .await
-                .map(drop),
-            Some(Entry::Outcome(_)) => unreachable!("an end comes back as one"),
+        if self.committed(Entry::End(end.clone())).await {
+            return Ok(());
         }
+        self.store
+            .finish_run_object(end.run, end.kind, &end.object_id, end.failed)
+            .await
+            .map(drop)
     }
 
-    /// Waits for the entry's batch; gives the entry back if it was not committed.
-    async fn commit(&self, entry: Entry) -> Option<Entry> {
+    /// Waits for the entry's batch; false if it was not committed.
+    async fn committed(&self, entry: Entry) -> bool {
         let (done, committed) = oneshot::channel();
-        let copy = entry.clone();
-        if self.entries.send((entry, done)).is_err() {
-            return Some(copy);
-        }
-        match committed.await {
-            Ok(true) => None,
-            _ => Some(copy),
-        }
+        self.entries.send((entry, done)).is_ok() && matches!(committed.await, Ok(true))
     }
 }
 
