@@ -92,7 +92,7 @@ async fn main() {
 
     let mut spec = ProviderSpec::new("bench");
     assert!(
-        ceiling.1 % scale == 0,
+        ceiling.1.is_multiple_of(scale),
         "scale must divide the ceiling's window"
     );
     spec.write_budget = (ceiling.0, ceiling.1 / scale);
