@@ -220,7 +220,12 @@ async fn after_a_full_sync_the_metrics_and_the_status_page_tell_what_happened() 
         &text,
         "entra_sync_graph_requests_total{method=\"POST\",class=\"ok\",status=\"201\"}",
     );
-    assert!(created >= 31.0, "30 users and a group created: {created}");
+    assert!(created >= 30.0, "30 users created: {created}");
+    let upserted = value(
+        &text,
+        "entra_sync_graph_requests_total{method=\"PATCH\",class=\"ok\",status=\"201\"}",
+    );
+    assert!(upserted >= 1.0, "a group created by its upsert: {upserted}");
     let throttled = value(&text, "entra_sync_graph_throttled_total");
     assert!(throttled >= 1.0, "the tight Graph quota answered 429s");
     assert!(value(&text, "entra_sync_graph_retry_after_seconds_count") >= 1.0);

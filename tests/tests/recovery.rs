@@ -3,11 +3,11 @@
 //! letters are recorded, and a stalled phase is republished (issue 10).
 
 use entra_sync_core::ids::AkUserPk;
+use entra_sync_core::pace::Ceiling;
 use entra_sync_core::task::{ObjectKind, ObjectRef, Task, TaskReason};
 use entra_sync_queue::{Lane, Publisher, policy};
 use entra_sync_sim::authentik::Mode;
 use entra_sync_sim::graph::{SimConfig, ThrottleConfig};
-use entra_sync_store::budget::BucketShape;
 use entra_sync_store::runs::{RunState, RunTrigger};
 use entra_sync_tests::{ProviderSpec, Stack, new_user};
 use futures_util::StreamExt;
@@ -225,12 +225,11 @@ async fn a_phase_that_is_only_throttled_is_not_republished() {
     let key =
         entra_sync_provider::budget::write_budget_key(SimConfig::TENANT_ID, SimConfig::CLIENT_ID);
     let store = &stack.db.store;
+    let ceiling = Ceiling::quota(3000, Duration::from_secs(150));
     store
-        .pause(
-            &key,
-            BucketShape::quota(3000, Duration::from_secs(150)),
-            Duration::from_secs(3600),
-        )
+        .with_pace(&key, ceiling, |pace, now| {
+            pace.throttled(ceiling, Duration::from_secs(3600), now)
+        })
         .await
         .unwrap();
     let (producer, run) = lose_the_users_phase(&stack).await;

@@ -1,6 +1,6 @@
 //! Pure decisions of entra-sync: domain types, property mappings, scope,
-//! matching, diffing, failure classification, retry backoff and the
-//! permissions writes need.
+//! matching, diffing, failure classification, retry backoff, the adaptive
+//! write pace and the permissions writes need.
 //!
 //! Nothing in this crate does I/O or needs an async runtime, so every
 //! decision can be tested exhaustively and runs in microseconds.
@@ -13,6 +13,7 @@ pub mod failure;
 pub mod ids;
 pub mod mapping;
 pub mod matching;
+pub mod pace;
 pub mod password;
 pub mod permissions;
 pub mod reconcile;

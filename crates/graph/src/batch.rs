@@ -229,7 +229,11 @@ impl GraphClient {
                 .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v))),
             SystemTime::now(),
         );
-        self.inner.gate.observe(&signals);
+        self.inner.gate.observe(
+            RequestCost::estimate(&request.method, &request.url),
+            inner.status,
+            &signals,
+        );
         let error = match &inner.body {
             Some(body) if inner.status >= 400 => {
                 GraphError::parse(&serde_json::to_vec(body).unwrap_or_default())
@@ -298,7 +302,7 @@ impl GraphClient {
             body: Some(json!({ "members@odata.bind": binds })),
             context,
             action: &action,
-            cost: None,
+            cost: Some(RequestCost::member_binds(members.len())),
             accept: &[],
             prefer: None,
         };

@@ -243,7 +243,7 @@ impl GraphClient {
                     failure
                 }
                 Ok(answer) => {
-                    inner.gate.observe(&answer.signals);
+                    inner.gate.observe(cost, answer.status, &answer.signals);
                     if answer.status < 400 || call.accept.contains(&answer.status) {
                         observe(&call.method, None, Some(answer.status), started);
                         return Ok(Sent::Answer(answer));

@@ -62,9 +62,12 @@ pub(crate) fn form_fields(
 }
 
 /// Reads and checks the credential's files now: a missing file, a file
-/// without a certificate or an RSA key is an error naming its key.
+/// without a certificate or an RSA key is an error naming its key. A secret
+/// given as a value was checked when the configuration was read (and is left
+/// empty by commands that only touch the database).
 pub fn check_credential(credential: &Credential) -> Result<(), CredentialError> {
     match credential {
+        Credential::Secret(SecretSource::Value(_)) => Ok(()),
         Credential::Secret(secret) | Credential::Federated(secret) => secret.read().map(drop),
         Credential::Certificate {
             certificate,

@@ -57,6 +57,19 @@ impl RequestCost {
         }
     }
 
+    /// A `members@odata.bind` PATCH adding `members`: Graph charges it about
+    /// one write per 3 members (`microsoft-graph.md` §1.2, after Canvas), so
+    /// the estimate is `ceil(members / 3)` writes; the pace learns the rest.
+    pub fn member_binds(members: usize) -> Self {
+        Self {
+            resource_units: 1,
+            writes: u32::try_from(members)
+                .unwrap_or(u32::MAX)
+                .max(1)
+                .div_ceil(3),
+        }
+    }
+
     /// The sum of two costs.
     pub fn plus(self, other: Self) -> Self {
         Self {
@@ -79,9 +92,11 @@ pub trait RequestGate: Send + Sync {
         Box::pin(async {})
     }
 
-    /// Every response's signals, e.g. to feed real RU costs back or slow down above 0.8.
-    fn observe(&self, signals: &ThrottleSignals) {
-        let _ = signals;
+    /// Every answer of a request of this `cost` (a `$batch`'s inner ones
+    /// each on its own), with its HTTP status and signals, e.g. to feed real
+    /// RU costs back or slow down above 0.8.
+    fn observe(&self, cost: RequestCost, status: u16, signals: &ThrottleSignals) {
+        let _ = (cost, status, signals);
     }
 }
 
@@ -116,5 +131,11 @@ mod tests {
                 writes: 1
             }
         );
+    }
+
+    #[test]
+    fn a_member_bind_is_estimated_at_a_write_per_three_members() {
+        let writes = |n| RequestCost::member_binds(n).writes;
+        assert_eq!((writes(1), writes(3), writes(4), writes(20)), (1, 1, 2, 7));
     }
 }

@@ -501,7 +501,7 @@ impl RequestGate for CountingGate {
         Box::pin(async {})
     }
 
-    fn observe(&self, signals: &ThrottleSignals) {
+    fn observe(&self, _cost: RequestCost, _status: u16, signals: &ThrottleSignals) {
         if signals.resource_units.is_some() {
             self.observed.fetch_add(1, Ordering::SeqCst);
         }

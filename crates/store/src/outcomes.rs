@@ -25,6 +25,25 @@ pub struct Outcome<'a> {
     pub attempt: u32,
 }
 
+/// The end of one object of a full-sync run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunObjectEnd {
+    /// The run.
+    pub run: Uuid,
+    /// Object kind.
+    pub kind: ObjectKind,
+    /// authentik id.
+    pub object_id: String,
+    /// Failed for good, rather than done.
+    pub failed: bool,
+}
+
+impl RunObjectEnd {
+    fn status(&self) -> &'static str {
+        if self.failed { "failed" } else { "done" }
+    }
+}
+
 impl Store {
     /// Appends to the provisioning log.
     pub async fn record_outcome(&self, outcome: &Outcome<'_>) -> Result<(), StoreError> {
@@ -45,6 +64,67 @@ impl Store {
         )
         .await
         .map_err(query_error("recording an outcome"))?;
+        Ok(())
+    }
+
+    /// Appends many attempts to the provisioning log and ends many run
+    /// objects (each counted once, as [`Store::finish_run_object`]) in one
+    /// transaction: one commit for a batch of tasks.
+    pub async fn record_batch(
+        &self,
+        outcomes: &[Outcome<'_>],
+        ends: &[RunObjectEnd],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let tx = conn
+            .transaction()
+            .await
+            .map_err(query_error("recording a batch of outcomes"))?;
+        if !outcomes.is_empty() {
+            let providers: Vec<&str> = outcomes.iter().map(|o| o.provider).collect();
+            let runs: Vec<Option<Uuid>> = outcomes.iter().map(|o| o.run_id).collect();
+            let kinds: Vec<&str> = outcomes.iter().map(|o| o.kind.as_str()).collect();
+            let ids: Vec<&str> = outcomes.iter().map(|o| o.object_id).collect();
+            let actions: Vec<&str> = outcomes.iter().map(|o| o.action).collect();
+            let results: Vec<&str> = outcomes.iter().map(|o| o.result).collect();
+            let details: Vec<Option<&serde_json::Value>> =
+                outcomes.iter().map(|o| o.detail.as_ref()).collect();
+            let attempts: Vec<i32> = outcomes.iter().map(|o| o.attempt as i32).collect();
+            tx.execute(
+                "INSERT INTO object_outcomes (provider, run_id, kind, object_id, action, result, detail, attempt)
+                 SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::int4[])",
+                &[
+                    &providers, &runs, &kinds, &ids, &actions, &results,
+                    &details,
+                    &attempts,
+                ],
+            )
+            .await
+            .map_err(query_error("recording a batch of outcomes"))?;
+        }
+        if !ends.is_empty() {
+            // The first end of an object wins, as if they came one by one.
+            let mut seen = std::collections::HashSet::new();
+            let ends: Vec<&RunObjectEnd> = ends
+                .iter()
+                .filter(|e| seen.insert((e.run, e.kind, e.object_id.as_str())))
+                .collect();
+            let runs: Vec<Uuid> = ends.iter().map(|e| e.run).collect();
+            let kinds: Vec<&str> = ends.iter().map(|e| e.kind.as_str()).collect();
+            let ids: Vec<&str> = ends.iter().map(|e| e.object_id.as_str()).collect();
+            let statuses: Vec<&str> = ends.iter().map(|e| e.status()).collect();
+            tx.execute(
+                "UPDATE sync_run_objects o SET status = e.status
+                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS e(run_id, kind, object_id, status)
+                 WHERE o.run_id = e.run_id AND o.kind = e.kind AND o.object_id = e.object_id AND o.status = 'pending'",
+                &[&runs, &kinds, &ids, &statuses],
+            )
+            .await
+            .map_err(query_error("finishing a batch of run objects"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(query_error("recording a batch of outcomes"))?;
         Ok(())
     }
 

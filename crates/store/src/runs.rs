@@ -134,8 +134,12 @@ impl RunStart {
     }
 }
 
-pub(crate) const RUN_COLUMNS: &str = "id, provider, state, phase, trigger, error, started_at, finished_at, \
-                           objects_total, objects_done, objects_failed, deletions_allowed";
+/// A run's columns; its done and failed counts are derived from its objects,
+/// so no task updates the run's own row.
+pub(crate) const RUN_COLUMNS: &str = "id, provider, state, phase, trigger, error, started_at, finished_at, objects_total, \
+     (SELECT count(*) FILTER (WHERE o.status = 'done') FROM sync_run_objects o WHERE o.run_id = sync_runs.id)::int4, \
+     (SELECT count(*) FILTER (WHERE o.status = 'failed') FROM sync_run_objects o WHERE o.run_id = sync_runs.id)::int4, \
+     deletions_allowed";
 
 pub(crate) fn run(row: &tokio_postgres::Row) -> Run {
     Run {
@@ -261,22 +265,15 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let conn = self.conn().await?;
         let status = if failed { "failed" } else { "done" };
-        let row = conn
-            .query_opt(
-                "WITH changed AS (
-                     UPDATE sync_run_objects SET status = $4
-                     WHERE run_id = $1 AND kind = $2 AND object_id = $3 AND status = 'pending'
-                     RETURNING 1)
-                 UPDATE sync_runs SET
-                     objects_done = objects_done + CASE WHEN $4 = 'done' THEN 1 ELSE 0 END,
-                     objects_failed = objects_failed + CASE WHEN $4 = 'failed' THEN 1 ELSE 0 END
-                 WHERE id = $1 AND EXISTS (SELECT 1 FROM changed)
-                 RETURNING 1",
+        let changed = conn
+            .execute(
+                "UPDATE sync_run_objects SET status = $4
+                 WHERE run_id = $1 AND kind = $2 AND object_id = $3 AND status = 'pending'",
                 &[&run, &kind.as_str(), &id, &status],
             )
             .await
             .map_err(query_error("finishing a run object"))?;
-        Ok(row.is_some())
+        Ok(changed == 1)
     }
 
     /// The objects of a kind a run still waits for.

@@ -1,10 +1,10 @@
 //! Links, runs, outcomes, halts and the rate budget against the real PostgreSQL.
 
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
+use entra_sync_core::pace::{Ceiling, Grant, Urgency};
 use entra_sync_core::task::ObjectKind;
-use entra_sync_store::budget::{BucketShape, Reservation};
 use entra_sync_store::links::{Link, LinkOrigin, LinkState};
-use entra_sync_store::outcomes::Outcome;
+use entra_sync_store::outcomes::{Outcome, RunObjectEnd};
 use entra_sync_store::providers::SettingsChange;
 use entra_sync_store::runs::{RunStart, RunState, RunTrigger};
 use entra_sync_store::testing::TestDatabase;
@@ -366,6 +366,65 @@ async fn one_run_at_a_time_and_each_object_counted_once() {
 }
 
 #[tokio::test]
+async fn a_batch_records_outcomes_and_ends_each_run_object_once() {
+    let db = db_with_provider().await;
+    let run = db
+        .store
+        .start_run("p", RunTrigger::OnDemand)
+        .await
+        .unwrap()
+        .id();
+    let ids: Vec<String> = (1..=3).map(|i| i.to_string()).collect();
+    db.store
+        .plan_run_objects(run, ObjectKind::User, &ids)
+        .await
+        .unwrap();
+    let outcome = |id: &'static str| Outcome {
+        provider: "p",
+        run_id: Some(run),
+        kind: ObjectKind::User,
+        object_id: id,
+        action: "created",
+        result: "ok",
+        detail: Some(json!({ "n": id })),
+        attempt: 0,
+    };
+    let end = |id: &str, failed| RunObjectEnd {
+        run,
+        kind: ObjectKind::User,
+        object_id: id.into(),
+        failed,
+    };
+    db.store
+        .record_batch(
+            &[outcome("1"), outcome("2")],
+            &[end("1", false), end("2", true), end("1", true)],
+        )
+        .await
+        .unwrap();
+    // A redelivered task's end, in a later batch, is not counted again.
+    db.store
+        .record_batch(&[], &[end("2", false)])
+        .await
+        .unwrap();
+    let r = db.store.run(run).await.unwrap().unwrap();
+    assert_eq!(
+        (r.objects_total, r.objects_done, r.objects_failed),
+        (3, 1, 1)
+    );
+    let conn = db.store.conn().await.unwrap();
+    let logged: i64 = conn
+        .query_one(
+            "SELECT count(*) FROM object_outcomes WHERE run_id = $1",
+            &[&run],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(logged, 2);
+}
+
+#[tokio::test]
 async fn outcomes_and_dead_letters_are_recorded() {
     let db = db_with_provider().await;
     db.store
@@ -405,69 +464,60 @@ async fn outcomes_and_dead_letters_are_recorded() {
 }
 
 #[tokio::test]
-async fn the_budget_is_a_shared_token_bucket() {
+async fn the_pace_is_shared_and_kept_between_calls() {
     let db = TestDatabase::migrated().await;
     // One token per 10 s: slow PostgreSQL round trips under load refill next to nothing.
-    let shape = BucketShape {
-        capacity: 2.0,
-        per_second: 0.1,
+    let ceiling = Ceiling::quota(2, Duration::from_secs(20));
+    let long = Duration::from_secs(15);
+    let reserve = |store: &entra_sync_store::Store, urgency| {
+        let store = store.clone();
+        async move {
+            store
+                .with_pace("t", ceiling, |pace, now| {
+                    pace.reserve(ceiling, 1.0, urgency, long, now)
+                })
+                .await
+                .unwrap()
+        }
     };
-    let max_wait = Duration::from_secs(15);
     assert_eq!(
-        db.store.reserve("t", shape, 1.0, max_wait).await.unwrap(),
-        Reservation::Granted(Duration::ZERO)
+        reserve(&db.store, Urgency::Bulk).await,
+        Grant::Now(Duration::ZERO)
     );
     assert_eq!(
-        db.store.reserve("t", shape, 1.0, max_wait).await.unwrap(),
-        Reservation::Granted(Duration::ZERO)
+        reserve(&db.store, Urgency::Bulk).await,
+        Grant::Now(Duration::ZERO)
     );
-    let Reservation::Granted(wait) = db.store.reserve("t", shape, 1.0, max_wait).await.unwrap()
-    else {
-        panic!("third")
-    };
-    assert!(
-        wait > Duration::ZERO && wait <= Duration::from_secs(10),
-        "{wait:?}"
-    );
-    // The bucket is now about -1: a fourth request would wait ~20 s, more than allowed.
-    assert!(matches!(
-        db.store.reserve("t", shape, 1.0, max_wait).await.unwrap(),
-        Reservation::TooLong(_)
-    ));
-    // Another process sees the same bucket.
+    // Another process sees the same, now empty, bucket.
     let other = entra_sync_store::Store::connect(&db.url_with_schema(), 1, None).unwrap();
+    let Grant::Now(wait) = reserve(&other, Urgency::Direct).await else {
+        panic!("a direct write may wait")
+    };
+    assert!(wait > Duration::ZERO, "{wait:?}");
     assert!(matches!(
-        other
-            .reserve("t", shape, 1.0, Duration::ZERO)
-            .await
-            .unwrap(),
-        Reservation::TooLong(_)
+        reserve(&other, Urgency::Bulk).await,
+        Grant::Later(_)
     ));
 }
 
 #[tokio::test]
 async fn a_pause_stops_everyone_until_it_passes() {
     let db = TestDatabase::migrated().await;
-    let shape = BucketShape::quota(3000, Duration::from_secs(150));
+    let ceiling = Ceiling::quota(3000, Duration::from_secs(150));
     db.store
-        .pause("t", shape, Duration::from_millis(300))
+        .with_pace("t", ceiling, |pace, now| {
+            pace.throttled(ceiling, Duration::from_millis(300), now)
+        })
         .await
         .unwrap();
-    assert!(matches!(
-        db.store
-            .reserve("t", shape, 1.0, Duration::from_secs(10))
-            .await
-            .unwrap(),
-        Reservation::Paused(_)
-    ));
+    let reserve = || {
+        db.store.with_pace("t", ceiling, |pace, now| {
+            pace.reserve(ceiling, 1.0, Urgency::Direct, Duration::ZERO, now)
+        })
+    };
+    assert!(matches!(reserve().await.unwrap(), Grant::Paused(_)));
     tokio::time::sleep(Duration::from_millis(350)).await;
-    assert_eq!(
-        db.store
-            .reserve("t", shape, 1.0, Duration::ZERO)
-            .await
-            .unwrap(),
-        Reservation::Granted(Duration::ZERO)
-    );
+    assert!(matches!(reserve().await.unwrap(), Grant::Now(_)));
 }
 
 #[tokio::test]

@@ -28,16 +28,19 @@ use crate::group_scope;
 use crate::metrics::WorkerMetrics;
 use crate::outcome::{Action, Done, TaskResult};
 use crate::provider::ProviderWorker;
+use crate::recorder::{OutcomeRow, Recorder};
 use crate::runner::WorkerSettings;
 use crate::settle::{Handled, Unfinished};
 use crate::waiting::{Next, Wait, WaitingRule};
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_config::ProviderConfig;
 use entra_sync_core::ids::AkGroupPk;
+use entra_sync_core::pace::Urgency;
 use entra_sync_core::task::{ObjectRef, Task, TaskReason};
+use entra_sync_provider::budget::with_urgency;
 use entra_sync_provider::{record_accepted_write, record_refused_write};
 use entra_sync_queue::{Lane, Publisher};
-use entra_sync_store::outcomes::Outcome;
+use entra_sync_store::outcomes::RunObjectEnd;
 use entra_sync_store::{Store, StoreError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -56,6 +59,8 @@ struct Reconciled {
 pub(crate) struct Handler {
     /// The state; its locks come from their own pool.
     pub(crate) store: Store,
+    /// Writes outcomes and run-object ends in batches.
+    pub(crate) recorder: Recorder,
     /// The authentik client.
     pub(crate) authentik: AuthentikClient,
     /// The configured providers by name.
@@ -107,7 +112,12 @@ impl Handler {
             return Ok(Handled::Settled);
         }
         let span = tracing::info_span!("task", provider = %task.provider, object = %task.object, run = ?task.run_id, attempt = task.attempt);
-        let result = tracing::Instrument::instrument(self.reconcile(config, &task), span).await;
+        let urgency = match lane {
+            Lane::Direct => Urgency::Direct,
+            Lane::Bulk => Urgency::Bulk,
+        };
+        let reconcile = tracing::Instrument::instrument(self.reconcile(config, &task), span);
+        let result = with_urgency(urgency, reconcile).await;
         // Retried, waiting or halted tasks tell the users when they are done.
         let scope_changed = match (task.object, task.run_id, &result) {
             (
@@ -301,12 +311,12 @@ impl Handler {
         detail: Option<Value>,
     ) -> Result<(), StoreError> {
         self.count(task, result);
-        self.store
-            .record_outcome(&Outcome {
-                provider: &task.provider,
+        self.recorder
+            .outcome(OutcomeRow {
+                provider: task.provider.clone(),
                 run_id: task.run_id,
                 kind: task.object.kind(),
-                object_id: &task.object.id_string(),
+                object_id: task.object.id_string(),
                 action: action.as_str(),
                 result: result.as_str(),
                 detail,
@@ -326,8 +336,13 @@ impl Handler {
         failed: bool,
     ) -> Result<(), StoreError> {
         if let Some(run) = task.run_id {
-            self.store
-                .finish_run_object(run, task.object.kind(), &task.object.id_string(), failed)
+            self.recorder
+                .end_run_object(RunObjectEnd {
+                    run,
+                    kind: task.object.kind(),
+                    object_id: task.object.id_string(),
+                    failed,
+                })
                 .await?;
         }
         Ok(())

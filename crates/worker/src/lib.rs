@@ -4,7 +4,8 @@
 //!   lane first, within a number of permits, and stops gracefully.
 //! - `handler` does one delivery: decode the task, check the halt, lock the
 //!   object, reconcile it, record the [`outcome`], retry or dead-letter a
-//!   failure by its class, publish the follow-up tasks, ack.
+//!   failure by its class, publish the follow-up tasks, ack; `recorder`
+//!   commits the outcomes of all in-flight tasks together.
 //! - [`users::UserReconciler`] does one user: read what authentik wants, map
 //!   it, let core plan the writes against what Entra last received, write only
 //!   the difference, and keep the link; [`groups::GroupReconciler`] does the
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod objects;
 pub mod outcome;
 pub mod provider;
+mod recorder;
 pub mod runner;
 mod settle;
 pub mod users;

@@ -12,6 +12,7 @@ use crate::dead_letters;
 use crate::handler::Handler;
 use crate::health;
 use crate::metrics::WorkerMetrics;
+use crate::recorder::Recorder;
 use crate::waiting::WaitingRule;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_config::ProviderConfig;
@@ -142,6 +143,7 @@ pub async fn run(
         parts.store.clone(),
     ));
     let handler = Arc::new(Handler {
+        recorder: Recorder::start(parts.store.clone()),
         // Locks come from their own pool: a task holds one while it uses others.
         store: parts.store.with_lock_pool(concurrency)?,
         authentik: parts.authentik,

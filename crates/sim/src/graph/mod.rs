@@ -298,6 +298,12 @@ impl GraphSim {
         self.sim.low_priority_requests()
     }
 
+    /// Writes charged against the write quota for the requests it admitted
+    /// (a `members@odata.bind` PATCH counts as several).
+    pub fn writes_charged(&self) -> u64 {
+        self.sim.writes_charged()
+    }
+
     /// Seeds users, groups and memberships; returns the ids of the users and groups, in order.
     pub fn seed(&self, seed: Seed) -> Result<(Vec<String>, Vec<String>), SeedError> {
         self.sim.seed(seed).map_err(|e| SeedError(e.message))

@@ -6,7 +6,7 @@ use super::credentials;
 use super::error::SimError;
 use super::permissions::{Access, authorize};
 use super::store::{Directory, Kind, QueryOptions, Reply};
-use super::throttle::{Cost, Lane};
+use super::throttle::{Cost, Lane, ThrottleConfig};
 use super::token::access_token;
 use super::{FaultConfig, Seed, SimConfig};
 use axum::Router;
@@ -262,10 +262,25 @@ impl<'a> Route<'a> {
     }
 
     /// RUs and writes (§1.2): GET users 2, members 3, other GETs 1; `$select` −1,
-    /// `$top` below 20 −1, at least 1; writes 1 RU + 1 write.
-    fn cost(self, method: &str, q: &QueryOptions) -> Cost {
+    /// `$top` below 20 −1, at least 1; writes 1 RU + 1 write, except a group
+    /// PATCH binding members, charged [`ThrottleConfig::member_bind_writes`].
+    fn cost(
+        self,
+        method: &str,
+        q: &QueryOptions,
+        body: Option<&Value>,
+        throttle: &ThrottleConfig,
+    ) -> Cost {
         if method != "GET" {
-            return Cost { ru: 1, writes: 1 };
+            let binds = match (method, self) {
+                ("PATCH", Route::Item(Kind::Groups, _)) => body
+                    .and_then(|b| b.get("members@odata.bind"))
+                    .and_then(Value::as_array)
+                    .map(Vec::len),
+                _ => None,
+            };
+            let writes = binds.map_or(1, |n| throttle.member_bind_writes(n));
+            return Cost { ru: 1, writes };
         }
         let base: u32 = match self {
             Route::Collection(Kind::Users) => 2,
@@ -386,6 +401,8 @@ pub(crate) struct Sim {
     commit_faults: Mutex<CommitFaults>,
     /// Graph requests sent with `x-ms-throttle-priority: Low`.
     low_priority: AtomicU64,
+    /// Writes charged against the write quota for admitted requests.
+    writes_charged: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -436,6 +453,7 @@ impl Sim {
             faults: Mutex::new(faults),
             commit_faults: Mutex::new(CommitFaults::default()),
             low_priority: AtomicU64::new(0),
+            writes_charged: AtomicU64::new(0),
             config,
         }
     }
@@ -519,6 +537,10 @@ impl Sim {
 
     pub fn low_priority_requests(&self) -> u64 {
         self.low_priority.load(Ordering::Relaxed)
+    }
+
+    pub fn writes_charged(&self) -> u64 {
+        self.writes_charged.load(Ordering::Relaxed)
     }
 
     pub fn revoke_tokens(&self) {
@@ -770,12 +792,16 @@ impl Sim {
             Ok(q) => q,
             Err(e) => return Answer::error(&e),
         };
-        let cost = route.cost(method, &q);
+        let cost = route.cost(method, &q, body.as_ref(), &self.config.throttle);
         let users = state.dir.user_count();
         let app = caller.app.as_str();
         let lane = state.lanes.entry(app.to_string()).or_insert_with(Lane::new);
         let share = match lane.admit(&self.config.throttle, users, cost, now) {
-            Ok(share) => share,
+            Ok(share) => {
+                self.writes_charged
+                    .fetch_add(u64::from(cost.writes), Ordering::Relaxed);
+                share
+            }
             Err(t) => {
                 let request_id = uuid::Uuid::new_v4().to_string();
                 return Answer {
@@ -1226,17 +1252,33 @@ mod tests {
     #[test]
     fn costs_follow_the_reference_table() {
         let q = |s: &str| QueryOptions::parse(Some(s)).unwrap();
+        let t = ThrottleConfig::default();
         let users = Route::parse("/users");
         let members = Route::parse("/groups/g/members");
-        assert_eq!(users.cost("GET", &q("")).ru, 2);
-        assert_eq!(users.cost("GET", &q("$select=id")).ru, 1);
-        assert_eq!(members.cost("GET", &q("")).ru, 3);
-        assert_eq!(members.cost("GET", &q("$select=id")).ru, 2);
-        assert_eq!(members.cost("GET", &q("$select=id&$top=5")).ru, 1);
-        assert_eq!(Route::parse("/groups").cost("GET", &q("$top=5")).ru, 1);
+        let get = |route: Route<'_>, query: &str| route.cost("GET", &q(query), None, &t).ru;
+        assert_eq!(get(users, ""), 2);
+        assert_eq!(get(users, "$select=id"), 1);
+        assert_eq!(get(members, ""), 3);
+        assert_eq!(get(members, "$select=id"), 2);
+        assert_eq!(get(members, "$select=id&$top=5"), 1);
+        assert_eq!(get(Route::parse("/groups"), "$top=5"), 1);
         assert_eq!(
-            Route::parse("/users/x").cost("PATCH", &q("")),
+            Route::parse("/users/x").cost("PATCH", &q(""), None, &t),
             Cost { ru: 1, writes: 1 }
+        );
+        let binds: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+        let bind = json!({ "members@odata.bind": binds });
+        assert_eq!(
+            Route::parse("/groups/g").cost("PATCH", &q(""), Some(&bind), &t),
+            Cost { ru: 1, writes: 7 },
+            "20 members at 3 per write"
+        );
+        let rename = json!({ "displayName": "x" });
+        assert_eq!(
+            Route::parse("/groups/g")
+                .cost("PATCH", &q(""), Some(&rename), &t)
+                .writes,
+            1
         );
     }
 

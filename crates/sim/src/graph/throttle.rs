@@ -29,6 +29,16 @@ pub struct ThrottleConfig {
     /// The window of the RU budget.
     #[serde(with = "millis")]
     pub read_window: Duration,
+    /// Members one write is charged for in a `members@odata.bind` PATCH: a
+    /// PATCH adding `n` members costs `ceil(n / members_per_write)` writes
+    /// (`microsoft-graph.md` §1.2: "about users_added/3, according to
+    /// Microsoft", as Canvas budgets it). 0 charges every PATCH one write.
+    #[serde(default = "default_members_per_write")]
+    pub members_per_write: u32,
+}
+
+fn default_members_per_write() -> u32 {
+    3
 }
 
 impl Default for ThrottleConfig {
@@ -39,6 +49,7 @@ impl Default for ThrottleConfig {
             write_window: Duration::from_secs(150),
             ru_quota: RuQuota::ByTenantSize,
             read_window: Duration::from_secs(10),
+            members_per_write: default_members_per_write(),
         }
     }
 }
@@ -49,6 +60,15 @@ impl ThrottleConfig {
         Self {
             enabled: false,
             ..Self::default()
+        }
+    }
+
+    /// The writes a `members@odata.bind` PATCH adding `members` is charged.
+    pub(crate) fn member_bind_writes(&self, members: usize) -> u32 {
+        let members = u32::try_from(members).unwrap_or(u32::MAX).max(1);
+        match self.members_per_write {
+            0 => 1,
+            per => members.div_ceil(per),
         }
     }
 
@@ -234,6 +254,7 @@ mod tests {
             write_window: Duration::from_secs(2),
             ru_quota: RuQuota::Fixed(100),
             read_window: Duration::from_secs(10),
+            members_per_write: 3,
         }
     }
 
@@ -299,6 +320,34 @@ mod tests {
         }
         assert!(shares[..8].iter().all(Option::is_none));
         assert!(shares[8].is_some_and(|s| s > 0.8));
+    }
+
+    #[test]
+    fn a_member_bind_patch_costs_a_write_per_three_members() {
+        let config = ThrottleConfig::default();
+        assert_eq!(config.member_bind_writes(1), 1);
+        assert_eq!(config.member_bind_writes(3), 1);
+        assert_eq!(config.member_bind_writes(4), 2);
+        assert_eq!(config.member_bind_writes(20), 7);
+        let flat = ThrottleConfig {
+            members_per_write: 0,
+            ..config
+        };
+        assert_eq!(flat.member_bind_writes(20), 1);
+    }
+
+    #[test]
+    fn a_multi_write_request_drains_the_write_quota_by_its_cost() {
+        let config = ThrottleConfig {
+            write_quota: 10,
+            ..tiny()
+        };
+        let mut lane = Lane::new();
+        let t0 = Instant::now();
+        let bind = Cost { ru: 1, writes: 7 };
+        assert!(lane.admit(&config, 1, bind, t0).is_ok());
+        let refused = lane.admit(&config, 1, bind, t0).unwrap_err();
+        assert_eq!(refused.information, "WriteLimitExceeded");
     }
 
     #[test]
