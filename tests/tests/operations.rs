@@ -246,13 +246,12 @@ async fn after_a_full_sync_the_metrics_and_the_status_page_tell_what_happened() 
         SimConfig::TENANT_ID,
         SimConfig::CLIENT_ID
     );
-    assert_eq!(
-        value(
-            &text,
-            &format!("entra_sync_graph_budget_pace_writes_per_second{budget}")
-        ),
-        3000.0 / 150.0
+    // The pace adapts to the 429s: below the configured 3,000 per 150 s.
+    let pace = value(
+        &text,
+        &format!("entra_sync_graph_budget_pace_writes_per_second{budget}"),
     );
+    assert!(pace > 0.0 && pace <= 3000.0 / 150.0, "{pace}");
     let tokens = value(&text, &format!("entra_sync_graph_budget_tokens{budget}"));
     assert!(tokens <= 3000.0, "{tokens}");
     assert!(
