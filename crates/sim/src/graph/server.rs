@@ -99,6 +99,12 @@ enum Route<'a> {
     Members(&'a str),
     MemberRef(&'a str),
     MemberItemRef(&'a str, &'a str),
+    /// `/directory/deletedItems/microsoft.graph.user` (or `.group`).
+    DeletedList(Kind),
+    /// `/directory/deletedItems/{id}`.
+    DeletedItem(&'a str),
+    /// `/directory/deletedItems/{id}/restore`.
+    Restore(&'a str),
     Batch,
     Unknown,
 }
@@ -122,6 +128,25 @@ impl<'a> Route<'a> {
                 Route::Item(kind(k).unwrap_or(Kind::Users), id)
             }
             [Some("groups"), Some(g), Some("members"), None, ..] => Route::Members(g),
+            [
+                Some("directory"),
+                Some("deletedItems"),
+                Some(item),
+                None,
+                ..,
+            ] => match item {
+                "microsoft.graph.user" => Route::DeletedList(Kind::Users),
+                "microsoft.graph.group" => Route::DeletedList(Kind::Groups),
+                id => Route::DeletedItem(id),
+            },
+            [
+                Some("directory"),
+                Some("deletedItems"),
+                Some(id),
+                Some("restore"),
+                None,
+                ..,
+            ] => Route::Restore(id),
             [
                 Some("groups"),
                 Some(g),
@@ -152,6 +177,9 @@ impl<'a> Route<'a> {
             Route::Members(_) => "groups/{id}/members",
             Route::MemberRef(_) => "groups/{id}/members/$ref",
             Route::MemberItemRef(..) => "groups/{id}/members/{id}/$ref",
+            Route::DeletedList(_) => "directory/deletedItems/{type}",
+            Route::DeletedItem(_) => "directory/deletedItems/{id}",
+            Route::Restore(_) => "directory/deletedItems/{id}/restore",
             Route::Batch => "$batch",
             Route::Unknown => "unknown",
         }
@@ -190,6 +218,20 @@ impl<'a> Route<'a> {
                         needs.push(Access::RoleAssignableGroup);
                     }
                 }
+            }
+            ("GET", Route::DeletedList(Kind::Users)) => needs.push(Access::ReadUsers),
+            ("GET", Route::DeletedList(Kind::Groups)) => needs.push(Access::ReadGroups),
+            ("GET", Route::DeletedItem(id)) => {
+                needs.push(match dir.deleted_kind(&decode(id)) {
+                    Some(Kind::Groups) => Access::ReadGroups,
+                    _ => Access::ReadUsers,
+                });
+            }
+            ("POST", Route::Restore(id)) | ("DELETE", Route::DeletedItem(id)) => {
+                needs.push(match dir.deleted_kind(&decode(id)) {
+                    Some(Kind::Groups) => Access::WriteGroup,
+                    _ => Access::WriteUser,
+                });
             }
             ("POST", Route::MemberRef(g)) | ("DELETE", Route::MemberItemRef(g, _)) => {
                 needs.push(Access::WriteMembers);
@@ -313,6 +355,8 @@ pub(crate) struct Sim {
     faults: Mutex<Faults>,
     /// Graph requests sent with `x-ms-throttle-priority: Low`.
     low_priority: AtomicU64,
+    /// Resource units charged to requests Graph answered (not throttled).
+    resource_units: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -356,6 +400,7 @@ impl Sim {
             counters: Mutex::new(HashMap::new()),
             faults: Mutex::new(faults),
             low_priority: AtomicU64::new(0),
+            resource_units: AtomicU64::new(0),
             config,
         }
     }
@@ -433,6 +478,10 @@ impl Sim {
         self.low_priority.load(Ordering::Relaxed)
     }
 
+    pub fn resource_units(&self) -> u64 {
+        self.resource_units.load(Ordering::Relaxed)
+    }
+
     pub fn revoke_tokens(&self) {
         lock(&self.state).tokens.clear();
     }
@@ -452,6 +501,22 @@ impl Sim {
 
     pub fn refuse_writes(&self, id: &str) {
         lock(&self.state).dir.refuse_writes(id);
+    }
+
+    pub fn portal_update(&self, id: &str, changes: Map<String, Value>) -> Result<(), SimError> {
+        lock(&self.state).dir.portal_update(id, changes)
+    }
+
+    pub fn portal_delete(&self, id: &str) -> Result<(), SimError> {
+        lock(&self.state).dir.portal_delete(id)
+    }
+
+    pub fn portal_purge(&self, id: &str) -> Result<(), SimError> {
+        lock(&self.state).dir.purge(id).map(|_| ())
+    }
+
+    pub fn portal_remove_member(&self, group: &str, member: &str) -> Result<(), SimError> {
+        lock(&self.state).dir.portal_remove_member(group, member)
     }
 
     fn roll_fault(&self) -> (Option<Duration>, Option<FaultAction>) {
@@ -695,6 +760,8 @@ impl Sim {
                 };
             }
         };
+        self.resource_units
+            .fetch_add(u64::from(cost.ru), Ordering::Relaxed);
         if let Err(e) = authorize(
             &caller.roles,
             &route.needs(method, body.as_ref(), &state.dir),
@@ -730,6 +797,10 @@ impl Sim {
             ("GET", Route::Members(g)) => dir.list_members(g, &q, &link_base),
             ("POST", Route::MemberRef(g)) => dir.add_member(g, &body_or_empty(), now),
             ("DELETE", Route::MemberItemRef(g, m)) => dir.remove_member(g, m),
+            ("GET", Route::DeletedList(kind)) => dir.list_deleted(kind, &q, &link_base),
+            ("GET", Route::DeletedItem(id)) => dir.get_deleted(&decode(id), &q),
+            ("DELETE", Route::DeletedItem(id)) => dir.purge(&decode(id)),
+            ("POST", Route::Restore(id)) => dir.restore(&decode(id)),
             (_, Route::Unknown) => Err(SimError::bad_request(format!(
                 "Resource not found for the segment '{}'.",
                 path.trim_start_matches('/')
@@ -896,6 +967,14 @@ pub(crate) fn routes(sim: Arc<Sim>) -> Router {
         .route("/_sim/faults", put(sim_faults))
         .route("/_sim/refused-writes/{id}", post(sim_refuse_writes))
         .route("/_sim/apps/{client_id}/roles", put(sim_app_roles))
+        .route(
+            "/_sim/portal/objects/{id}",
+            axum::routing::patch(portal_update).delete(portal_delete),
+        )
+        .route(
+            "/_sim/portal/groups/{group}/members/{member}",
+            axum::routing::delete(portal_remove_member),
+        )
         .route("/v1.0/{*rest}", any(graph))
         .with_state(sim)
 }
@@ -1006,6 +1085,33 @@ async fn sim_refuse_writes(State(sim): State<Arc<Sim>>, Path(id): Path<String>) 
     StatusCode::NO_CONTENT
 }
 
+/// 204, or Graph's error for a missing object.
+fn portal_answer(result: Result<(), SimError>) -> Response {
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => Answer::error(&e).into_response(),
+    }
+}
+
+async fn portal_update(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    axum::Json(changes): axum::Json<Map<String, Value>>,
+) -> Response {
+    portal_answer(sim.portal_update(&id, changes))
+}
+
+async fn portal_delete(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> Response {
+    portal_answer(sim.portal_delete(&id))
+}
+
+async fn portal_remove_member(
+    State(sim): State<Arc<Sim>>,
+    Path((group, member)): Path<(String, String)>,
+) -> Response {
+    portal_answer(sim.portal_remove_member(&group, &member))
+}
+
 async fn sim_app_roles(
     State(sim): State<Arc<Sim>>,
     Path(client_id): Path<String>,
@@ -1041,6 +1147,15 @@ mod tests {
             ("/organization", "organization"),
             ("/devices", "unknown"),
             ("/users/a/b", "unknown"),
+            (
+                "/directory/deletedItems/microsoft.graph.user",
+                "directory/deletedItems/{type}",
+            ),
+            ("/directory/deletedItems/x", "directory/deletedItems/{id}"),
+            (
+                "/directory/deletedItems/x/restore",
+                "directory/deletedItems/{id}/restore",
+            ),
         ];
         for (path, class) in cases {
             assert_eq!(Route::parse(path).class(), class, "{path}");

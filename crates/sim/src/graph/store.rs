@@ -1,8 +1,11 @@
 //! The in-memory directory: users, groups and memberships, with Graph's
 //! queries (`$filter`, `$select`, `$top`, paging) and write rules.
 
+mod deleted_items;
+
 use super::error::SimError;
 use super::validate;
+use deleted_items::DeletedObject;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -269,6 +272,8 @@ pub(crate) struct Directory {
     refused_writes: BTreeSet<String>,
     /// Objects younger than this are invisible to get-by-id, PATCH and member adds.
     replication_delay: Duration,
+    /// Deleted users and groups, by id, until restored or purged.
+    deleted: BTreeMap<String, DeletedObject>,
 }
 
 /// Which collection a path names.
@@ -559,7 +564,8 @@ impl Directory {
         Ok(Reply::no_content())
     }
 
-    /// `DELETE /users/{id}` or `DELETE /groups/{id}`; also drops its memberships.
+    /// `DELETE /users/{id}` or `DELETE /groups/{id}`: into the deleted items
+    /// (see [`Directory::take_out`]).
     /// (inferred) An object Graph won't let an app PATCH can't be deleted either.
     pub fn delete(&mut self, kind: Kind, key: &str) -> Result<Reply, SimError> {
         let id = self
@@ -570,21 +576,7 @@ impl Directory {
         if kind == Kind::Groups && read_only(object) {
             return Err(SimError::mail_enabled_read_only());
         }
-        let removed = match kind {
-            Kind::Users => self.users.remove(&id),
-            Kind::Groups => self.groups.remove(&id),
-        };
-        if let Some(upn) = removed.and_then(|o| {
-            o.props
-                .get("userPrincipalName")
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase)
-        }) {
-            self.upns.remove(&upn);
-        }
-        for g in self.groups.values_mut() {
-            g.members.remove(&id);
-        }
+        self.take_out(kind, &id);
         Ok(Reply::no_content())
     }
 
@@ -721,7 +713,7 @@ impl Directory {
             .iter()
             .map(|(id, g)| (id.clone(), json!(g.members.iter().collect::<Vec<_>>())))
             .collect();
-        json!({"users": all(&self.users), "groups": all(&self.groups), "memberships": memberships})
+        json!({"users": all(&self.users), "groups": all(&self.groups), "memberships": memberships, "deletedItems": self.deleted_ids()})
     }
 }
 
