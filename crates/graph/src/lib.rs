@@ -11,6 +11,7 @@
 mod auth;
 mod batch;
 mod client;
+mod deleted;
 mod gate;
 mod ops;
 mod outcome;
