@@ -66,6 +66,8 @@ struct RawProvider {
     group_delete_action: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    #[serde(default)]
+    remove_unmanaged_members: bool,
     full_sync_interval: Option<String>,
     deletion_threshold: Option<i64>,
     deletion_window: Option<String>,
@@ -306,6 +308,7 @@ fn provider(
         user_delete_action,
         group_delete_action,
         dry_run: p.dry_run,
+        remove_unmanaged_members: p.remove_unmanaged_members,
         full_sync_interval,
         deletion_threshold,
         deletion_window,

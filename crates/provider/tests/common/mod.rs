@@ -19,6 +19,9 @@ pub fn provider(graph: GraphClient) -> Provider {
             window: std::time::Duration::from_secs(3600),
         },
         mappings: Vec::new(),
+        tenant_id: SimConfig::TENANT_ID.into(),
+        client_id: SimConfig::CLIENT_ID.into(),
+        remove_unmanaged_members: false,
     }
 }
 
