@@ -59,6 +59,8 @@ pub struct ProviderSpec {
     pub mappings: Vec<(String, String, String)>,
     /// `write_quota` and `write_window` (in seconds).
     pub write_budget: (u32, u64),
+    /// `remove_unmanaged_members`.
+    pub remove_unmanaged_members: bool,
 }
 
 impl ProviderSpec {
@@ -75,6 +77,7 @@ impl ProviderSpec {
             deletion_threshold: 500,
             mappings: Vec::new(),
             write_budget: (3000, 150),
+            remove_unmanaged_members: false,
         }
     }
 
@@ -96,6 +99,7 @@ full_sync_interval = "4h"
 deletion_threshold = {threshold}
 write_quota = {quota}
 write_window = "{window}s"
+remove_unmanaged_members = {unmanaged}
 "#,
             name = self.name,
             tenant = SimConfig::TENANT_ID,
@@ -107,6 +111,7 @@ write_window = "{window}s"
             threshold = self.deletion_threshold,
             quota = self.write_budget.0,
             window = self.write_budget.1,
+            unmanaged = self.remove_unmanaged_members,
         );
         if let Some(group) = &self.filter_group {
             t.push_str(&format!("filter_group = {group:?}\n"));
