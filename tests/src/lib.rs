@@ -463,7 +463,17 @@ webhook_secret_file = "webhook-secret"
             let upn = user["userPrincipalName"].as_str().unwrap().to_lowercase();
             upn_by_id.insert(user["id"].as_str().unwrap().to_lowercase(), upn.clone());
             let keys = expected.users.get(&upn);
-            dir.users.insert(upn, restrict(user, keys));
+            let mut body = restrict(user, keys);
+            // Graph compares UPNs without regard to case, and so does
+            // entra-sync: a difference in case alone is not drift.
+            if let (Some(Value::String(held)), Some(Value::String(wanted))) = (
+                body.get("userPrincipalName"),
+                keys.and_then(|k| k.get("userPrincipalName")),
+            ) && held.eq_ignore_ascii_case(wanted)
+            {
+                body.insert("userPrincipalName".into(), Value::String(wanted.clone()));
+            }
+            dir.users.insert(upn, body);
         }
         for group in state["groups"].as_array().unwrap() {
             let name = group["displayName"].as_str().unwrap().to_owned();
