@@ -50,6 +50,7 @@ async fn main() {
         }
     };
     assert_eq!(first.state, RunState::Done, "{first:?}");
+    stack.settle().await;
     let graph = stack.graph();
     let (requests, gets, ru, writes) = (
         graph.counters().total(),
