@@ -61,6 +61,8 @@ pub struct ProviderSpec {
     pub mappings: Vec<(String, String, String)>,
     /// `write_quota` and `write_window` (in seconds).
     pub write_budget: (u32, u64),
+    /// `remove_unmanaged_members`.
+    pub remove_unmanaged_members: bool,
 }
 
 impl ProviderSpec {
@@ -77,6 +79,7 @@ impl ProviderSpec {
             deletion_threshold: 500,
             mappings: Vec::new(),
             write_budget: (3000, 150),
+            remove_unmanaged_members: false,
         }
     }
 
@@ -98,6 +101,7 @@ full_sync_interval = "4h"
 deletion_threshold = {threshold}
 write_quota = {quota}
 write_window = "{window}s"
+remove_unmanaged_members = {unmanaged}
 "#,
             name = self.name,
             tenant = SimConfig::TENANT_ID,
@@ -109,6 +113,7 @@ write_window = "{window}s"
             threshold = self.deletion_threshold,
             quota = self.write_budget.0,
             window = self.write_budget.1,
+            unmanaged = self.remove_unmanaged_members,
         );
         if let Some(group) = &self.filter_group {
             t.push_str(&format!("filter_group = {group:?}\n"));
@@ -508,7 +513,17 @@ webhook_secret_file = "webhook-secret"
             let upn = user["userPrincipalName"].as_str().unwrap().to_lowercase();
             upn_by_id.insert(user["id"].as_str().unwrap().to_lowercase(), upn.clone());
             let keys = expected.users.get(&upn);
-            dir.users.insert(upn, restrict(user, keys));
+            let mut body = restrict(user, keys);
+            // Graph compares UPNs without regard to case, and so does
+            // entra-sync: a difference in case alone is not drift.
+            if let (Some(Value::String(held)), Some(Value::String(wanted))) = (
+                body.get("userPrincipalName"),
+                keys.and_then(|k| k.get("userPrincipalName")),
+            ) && held.eq_ignore_ascii_case(wanted)
+            {
+                body.insert("userPrincipalName".into(), Value::String(wanted.clone()));
+            }
+            dir.users.insert(upn, body);
         }
         for group in state["groups"].as_array().unwrap() {
             let name = group["displayName"].as_str().unwrap().to_owned();

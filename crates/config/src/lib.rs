@@ -248,6 +248,10 @@ pub struct ProviderConfig {
     pub group_delete_action: GroupDeleteAction,
     /// Log every write instead of sending it.
     pub dry_run: bool,
+    /// Also remove members of managed groups that are not entra-sync-linked
+    /// users (cloud-only users, devices, service principals, groups); by
+    /// default they are left alone.
+    pub remove_unmanaged_members: bool,
     /// Time between scheduled full syncs.
     pub full_sync_interval: Duration,
     /// Most deletes and suspends within `deletion_window` (at least 1).
@@ -288,6 +292,7 @@ impl ProviderConfig {
             "user_delete_action": self.user_delete_action,
             "group_delete_action": self.group_delete_action,
             "dry_run": self.dry_run,
+            "remove_unmanaged_members": self.remove_unmanaged_members,
             "mappings": self.mappings.iter().map(|m| (&m.name, m.applies_to, &m.expression)).collect::<Vec<_>>(),
         });
         hex::encode(Sha256::digest(settings.to_string().as_bytes()))

@@ -75,6 +75,8 @@ pub(crate) struct RawProvider {
     group_delete_action: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    #[serde(default)]
+    remove_unmanaged_members: bool,
     full_sync_interval: Option<String>,
     deletion_threshold: Option<i64>,
     deletion_window: Option<String>,
@@ -347,6 +349,7 @@ fn provider(
         user_delete_action,
         group_delete_action,
         dry_run: p.dry_run,
+        remove_unmanaged_members: p.remove_unmanaged_members,
         full_sync_interval,
         deletion_threshold,
         deletion_window,

@@ -8,6 +8,10 @@ use std::collections::BTreeSet;
 /// A JSON object body with Graph's property names.
 pub type Body = Map<String, Value>;
 
+/// Properties whose string values Graph compares without regard to case: a
+/// value differing only in case is the same value, and never PATCHed.
+pub const CASE_INSENSITIVE: &[&str] = &["userPrincipalName", "mail"];
+
 /// Graph accepts at most this many members per `members@odata.bind` PATCH.
 pub const MEMBER_ADD_CHUNK: usize = 20;
 
@@ -16,12 +20,13 @@ pub const MEMBER_ADD_CHUNK: usize = 20;
 /// Only changed properties are included and `create_only` ones never are. A
 /// property that is `null` or absent counts as unset: a `null` is sent only to
 /// clear a value we wrote before, and a property missing from `desired` is left
-/// alone (entra-sync only manages what the mappings produce).
+/// alone (entra-sync only manages what the mappings produce). Values are
+/// compared as Graph holds them ([`CASE_INSENSITIVE`]).
 pub fn patch(desired: &Body, last: &Body, create_only: &[&str]) -> Body {
     desired
         .iter()
         .filter(|(key, _)| !create_only.contains(&key.as_str()))
-        .filter(|(key, value)| !same(value, last.get(key.as_str())))
+        .filter(|(key, value)| !same(key, value, last.get(key.as_str())))
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect()
 }
@@ -57,9 +62,12 @@ pub fn written_attributes(body: &Body, exclude: &[&str]) -> Body {
         .collect()
 }
 
-fn same(desired: &Value, last: Option<&Value>) -> bool {
+fn same(key: &str, desired: &Value, last: Option<&Value>) -> bool {
     match (desired, last) {
         (Value::Null, None) => true,
+        (Value::String(d), Some(Value::String(l))) if CASE_INSENSITIVE.contains(&key) => {
+            d.to_lowercase() == l.to_lowercase()
+        }
         (d, Some(l)) => d == l,
         (_, None) => false,
     }
@@ -78,6 +86,28 @@ impl MembershipDiff {
     /// Whether nothing needs to change.
     pub fn is_empty(&self) -> bool {
         self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// The member changes that make a group's actual Entra members `actual`
+/// hold `desired`: every missing desired member is added; a member not
+/// desired is removed only if it is one of ours (`linked`, the provider's
+/// linked users), or any member when `remove_unlinked` (cloud-only users,
+/// devices, service principals, groups) is set.
+pub fn member_changes(
+    desired: &BTreeSet<EntraObjectId>,
+    actual: &BTreeSet<EntraObjectId>,
+    linked: &BTreeSet<EntraObjectId>,
+    remove_unlinked: bool,
+) -> MembershipDiff {
+    let to_add: Vec<EntraObjectId> = desired.difference(actual).cloned().collect();
+    MembershipDiff {
+        add: to_add.chunks(MEMBER_ADD_CHUNK).map(<[_]>::to_vec).collect(),
+        remove: actual
+            .iter()
+            .filter(|m| !desired.contains(*m) && (remove_unlinked || linked.contains(*m)))
+            .cloned()
+            .collect(),
     }
 }
 
@@ -135,6 +165,36 @@ mod tests {
         assert_eq!(d.add.iter().map(Vec::len).collect::<Vec<_>>(), vec![20, 20]);
         assert_eq!(d.remove, ids[43..].to_vec());
         assert!(membership(&desired, &desired).is_empty());
+    }
+
+    #[test]
+    fn upn_and_mail_case_is_no_change() {
+        let last = body(
+            json!({"userPrincipalName": "Adele@Contoso.com", "mail": "A@X.COM", "displayName": "a"}),
+        );
+        let desired = body(
+            json!({"userPrincipalName": "adele@contoso.com", "mail": "a@x.com", "displayName": "A"}),
+        );
+        assert_eq!(
+            patch(&desired, &last, &[]),
+            body(json!({"displayName": "A"}))
+        );
+    }
+
+    #[test]
+    fn member_changes_leave_unlinked_members_alone_unless_asked() {
+        let id =
+            |i: u32| EntraObjectId::parse(&format!("00000000-0000-0000-0000-{i:012}")).unwrap();
+        let set = |ids: &[u32]| ids.iter().map(|i| id(*i)).collect::<BTreeSet<_>>();
+        let desired = set(&[1, 2]);
+        let actual = set(&[2, 3, 9]);
+        let linked = set(&[1, 2, 3]);
+        let d = member_changes(&desired, &actual, &linked, false);
+        assert_eq!(d.add, vec![vec![id(1)]]);
+        assert_eq!(d.remove, vec![id(3)], "9 is not ours: left alone");
+        let d = member_changes(&desired, &actual, &linked, true);
+        assert_eq!(d.remove, vec![id(3), id(9)]);
+        assert!(member_changes(&desired, &set(&[1, 2, 9]), &linked, false).is_empty());
     }
 
     fn json_leaf() -> impl Strategy<Value = Value> {

@@ -8,6 +8,7 @@
 pub mod authentik;
 pub mod backoff;
 pub mod diff;
+pub mod drift;
 pub mod entra;
 pub mod failure;
 pub mod ids;

@@ -13,6 +13,7 @@ mod auth;
 mod batch;
 mod client;
 mod credential;
+mod deleted;
 mod gate;
 mod ops;
 mod outcome;

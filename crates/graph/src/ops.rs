@@ -203,7 +203,7 @@ impl GraphClient {
     }
 
     /// Sends a write and decodes its answer with `decode` (`None` for an empty body).
-    async fn write<T>(
+    pub(crate) async fn write<T>(
         &self,
         method: Method,
         url: String,

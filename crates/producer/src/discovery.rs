@@ -22,7 +22,7 @@ use entra_sync_store::links::{GroupLink, Link, LinkKey, LinkOrigin, LinkState, N
 use entra_sync_store::{Store, StoreError};
 use futures_util::TryStreamExt;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// How long discovery waits for an object a worker is writing before it
 /// leaves the object to that worker's task.
@@ -30,8 +30,6 @@ const LINK_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What discovery found and linked.
 pub(crate) struct Discovered {
-    /// In-scope authentik users.
-    pub(crate) in_scope: BTreeSet<AkUserPk>,
     /// Every authentik group.
     pub(crate) groups: BTreeSet<AkGroupPk>,
     /// Every user link after discovery.
@@ -42,6 +40,14 @@ pub(crate) struct Discovered {
     pub(crate) users: HashMap<AkUserPk, AkUser>,
     /// The resolved scope.
     pub(crate) scope: Scope,
+    /// Every authentik group, with its members.
+    pub(crate) ak_groups: Vec<AkGroup>,
+    /// Entra's users as listed.
+    pub(crate) entra_users: Vec<EntraUser>,
+    /// Entra's groups as listed.
+    pub(crate) entra_groups: Vec<EntraGroup>,
+    /// When the listings began (the database's clock): their observations' time.
+    pub(crate) listed_at: SystemTime,
 }
 
 /// Why discovery stopped.
@@ -102,6 +108,7 @@ impl Discovery<'_> {
             .map_err(DiscoveryError::Authentik)?;
         // Discovery is background traffic: Graph may throttle it first.
         let graph = &self.provider.graph.bulk();
+        let listed_at = store.clock().await?;
         let entra_users: Vec<EntraUser> = graph
             .list_users()
             .collect_all()
@@ -121,14 +128,12 @@ impl Discovery<'_> {
         let entra_by_id: HashMap<&EntraObjectId, &EntraUser> =
             entra_users.iter().map(|u| (&u.id, u)).collect();
         let mut matcher = Matcher::for_users(&entra_users);
-        let mut in_scope = BTreeSet::new();
         let mut sorted: Vec<&AkUser> = ak_users.iter().collect();
         sorted.sort_by_key(|u| u.pk);
         for user in sorted {
             if !scope.includes_user(user) {
                 continue;
             }
-            in_scope.insert(user.pk);
             if linked_users.contains(&user.pk) {
                 continue;
             }
@@ -217,12 +222,15 @@ impl Discovery<'_> {
         group_links.extend(new_group_links);
 
         Ok(Discovered {
-            in_scope,
             groups: ak_groups.iter().map(|g| g.pk).collect(),
             user_links,
             group_links,
             users: ak_users.into_iter().map(|u| (u.pk, u)).collect(),
             scope,
+            ak_groups,
+            entra_users,
+            entra_groups,
+            listed_at,
         })
     }
 

@@ -1,6 +1,7 @@
 //! One full-sync run: discovery, the deletion guard, then the users, groups and
-//! memberships phases, each published as one bulk task per object and awaited
-//! until the workers have finished every object of the phase.
+//! memberships phases, each published as one bulk task per object that differs
+//! from what Entra holds ([`crate::drift`]) and awaited until the workers have
+//! finished every object of the phase. An unchanged directory publishes none.
 //!
 //! The app's permissions are checked first: one it lacks halts the provider
 //! before any write. Discovery resolves the scope afresh for every run (and shares it with the
@@ -16,9 +17,11 @@
 //! published again (tasks are level-triggered, so a repeat is harmless).
 
 use crate::discovery::{Discovery, DiscoveryError};
+use crate::drift::{CompareError, Comparison};
 use crate::metrics::Metrics;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_core::failure::FailureClass;
+use entra_sync_core::mapping::ProviderInfo;
 use entra_sync_core::task::{ObjectKind, ObjectRef, Task, TaskReason};
 use entra_sync_provider::{AuthentikSide, PermissionError, Provider, RunCheck, ScopeError};
 use entra_sync_queue::{Lane, Publisher, QueueError};
@@ -274,25 +277,48 @@ impl Execution<'_> {
             // The guard halted the provider, which failed this run.
             RunCheck::HeldBack(_) => return Err(Stop::Ended),
         }
-        let users: BTreeSet<String> = found
-            .in_scope
-            .iter()
-            .copied()
-            .chain(found.user_links.iter().map(|l| l.ak_id))
-            .map(|pk| pk.0.to_string())
-            .collect();
-        let groups: BTreeSet<String> = found
-            .groups
-            .iter()
-            .copied()
-            .chain(found.group_links.iter().map(|l| l.ak_id))
-            .map(|pk| pk.0.hyphenated().to_string())
-            .collect();
+        let comparison = self.comparison().await?;
+        let users = comparison.users(&found).await?;
         self.phase("users", ObjectKind::User, &users).await?;
+        let groups = comparison.groups(&found).await?;
         self.phase("groups", ObjectKind::Group, &groups).await?;
-        self.phase("memberships", ObjectKind::Membership, &groups)
+        let memberships = comparison.memberships(&found).await.map_err(|e| match e {
+            CompareError::Store(e) => Stop::Store(e),
+            CompareError::Graph(f) => DiscoveryError::Graph(f).into(),
+        })?;
+        self.phase("memberships", ObjectKind::Membership, &memberships)
             .await?;
         Ok(())
+    }
+
+    /// The comparison of this run: the mappings compiled (a broken one halts
+    /// the provider) and what they may read of the provider.
+    async fn comparison(&self) -> Result<Comparison<'_>, Stop> {
+        let mapper = self
+            .provider
+            .mapper()
+            .map_err(|e| Stop::Halt(e.to_string()))?;
+        let domains = self
+            .provider
+            .graph
+            .bulk()
+            .verified_domains()
+            .await
+            .map_err(|f| Stop::from(DiscoveryError::Graph(Box::new(f))))?
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        Ok(Comparison {
+            store: &self.ctx.store,
+            provider: self.provider,
+            mapper,
+            info: ProviderInfo {
+                name: self.provider.name.clone(),
+                tenant_id: self.provider.tenant_id.clone(),
+                client_id: self.provider.client_id.clone(),
+                domains,
+            },
+        })
     }
 
     /// The bulk task of one object of this run; the ids were planned from typed ids.

@@ -11,7 +11,10 @@
 //!
 //! The invariants of DESIGN.md it keeps:
 //! - 1: a task names an object and why it was sent, nothing more; the
-//!   producer publishes one per object and leaves the decision to the worker.
+//!   producer publishes one per object that differs from what Entra holds and
+//!   leaves the decision to the worker.
+//! - 4: a full sync compares in bulk ([`drift`]): an unchanged directory costs
+//!   reads and no task.
 //! - 3: every task is published with confirms to durable queues, and a run
 //!   survives a crash of its leader (the next one resumes it).
 //! - 7: a run resolves its scope afresh, halts on a missing filter group, and
@@ -19,6 +22,7 @@
 //! - 8: changes go on the direct lane, full syncs on the bulk lane.
 
 mod discovery;
+mod drift;
 pub mod events;
 pub mod full_sync;
 pub mod metrics;

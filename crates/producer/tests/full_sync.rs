@@ -126,26 +126,44 @@ async fn discovery_links_existing_objects_by_upn_mail_and_display_name_never_two
 
     assert_eq!(finished.state, RunState::Done);
     assert_eq!(finished.phase, "finished");
-    assert_eq!(finished.objects_total, 4 + 2 + 2);
-    assert_eq!(finished.objects_done, 8);
+    // Only what differs from Entra gets a task: the three linked users (their
+    // names differ), carol2 (unlinked), Ops (unlinked; Sales is as wanted),
+    // and Sales' members (Entra holds two that authentik doesn't).
+    assert_eq!(finished.objects_total, 4 + 1 + 1);
+    assert_eq!(finished.objects_done, 6);
     assert_eq!(finished.objects_failed, 0);
     let seen = worker.seen();
-    assert_eq!(seen.len(), 8);
+    assert_eq!(seen.len(), 6);
     assert!(
         seen.iter()
             .all(|t| t.reason == TaskReason::FullSync && t.run_id == Some(run))
     );
-    assert_eq!(env.ctx.metrics.tasks_published(Lane::Bulk), 8);
+    assert_eq!(env.ctx.metrics.tasks_published(Lane::Bulk), 6);
 }
 
 #[tokio::test]
 async fn phases_run_in_order_users_then_groups_then_memberships() {
     let env = Env::new().await;
+    // Everything exists in Entra, differing from authentik, so each object has a task.
+    let mut users = Vec::new();
     for i in 0..5 {
-        env.add_user(&format!("u{i}"), &format!("u{i}@contoso.com"));
+        users.push(env.add_user(&format!("u{i}"), &format!("u{i}@contoso.com")));
+        env.graph
+            .seed_user(json!({"userPrincipalName": format!("u{i}@contoso.com"),
+                "displayName": "old", "accountEnabled": true, "mailNickname": format!("u{i}")}))
+            .unwrap();
     }
     let g1 = env.add_group("g1");
     let g2 = env.add_group("g2");
+    for (group, name) in [(g1, "g1"), (g2, "g2")] {
+        env.graph
+            .seed_group(json!({"displayName": name, "mailNickname": "old",
+                "mailEnabled": false, "securityEnabled": true}))
+            .unwrap();
+        env.authentik
+            .sim
+            .add_member(group, users[0], entra_sync_sim::authentik::Mode::Evented);
+    }
     let run = start(&env, "p").await;
     let worker = env.worker(Duration::from_millis(60)).await;
     let finished = full_sync(&env.ctx, &env.provider("p"), run).await.unwrap();

@@ -70,6 +70,12 @@ pub struct Provider {
     pub deletions: DeletionPolicy,
     /// The custom property mappings, as configured ([`Provider::mapper`] compiles them).
     pub mappings: Vec<MappingConfig>,
+    /// The Entra tenant id, as configured (mappings may read it).
+    pub tenant_id: String,
+    /// The app's client id, as configured (mappings may read it).
+    pub client_id: String,
+    /// Whether members of managed groups that are not linked users are removed too.
+    pub remove_unmanaged_members: bool,
 }
 
 /// A provider cannot be built from its configuration; it halts.
@@ -132,6 +138,9 @@ impl Provider {
                 window: config.deletion_window,
             },
             mappings: config.mappings.clone(),
+            tenant_id: config.tenant_id.clone(),
+            client_id: config.client_id.clone(),
+            remove_unmanaged_members: config.remove_unmanaged_members,
         })
     }
 

@@ -6,7 +6,8 @@ use entra_sync_graph::GraphClient;
 use std::time::Duration;
 
 /// Provider `name` on `graph`: everyone in scope, deletes what is gone, up to
-/// 500 deletions within 1 h, default mappings.
+/// 500 deletions within 1 h, default mappings, members it does not link
+/// left alone.
 pub fn provider(name: &str, graph: GraphClient) -> Provider {
     Provider {
         name: name.into(),
@@ -20,5 +21,8 @@ pub fn provider(name: &str, graph: GraphClient) -> Provider {
             window: Duration::from_secs(3600),
         },
         mappings: Vec::new(),
+        tenant_id: "t".into(),
+        client_id: "c".into(),
+        remove_unmanaged_members: false,
     }
 }

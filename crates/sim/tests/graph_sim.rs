@@ -973,3 +973,104 @@ async fn tokens_without_a_roles_claim_still_work() {
         api.create_user("works").await;
     }
 }
+
+#[tokio::test]
+async fn deleted_objects_wait_in_deleted_items_and_restore_with_their_id_and_memberships() {
+    let api = Api::start(no_throttle()).await;
+    let user = api.create_user("adele").await;
+    let group = api.create_group("staff").await;
+    let r = api
+        .post(
+            &format!("/groups/{group}/members/$ref"),
+            json!({"@odata.id": reference(&user)}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.delete(&format!("/users/{user}")).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert!(api.sim.members(&group).is_empty());
+    let listed: Value = api
+        .get("/directory/deletedItems/microsoft.graph.user?$select=id,userPrincipalName")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["value"][0]["id"], json!(user));
+    let item: Value = api
+        .get(&format!("/directory/deletedItems/{user}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(item["@odata.type"], json!("#microsoft.graph.user"));
+    assert!(item["deletedDateTime"].is_string());
+
+    let r = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/directory/deletedItems/{user}/restore"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let restored: Value = r.json().await.unwrap();
+    assert_eq!(restored["id"], json!(user));
+    assert_eq!(
+        api.get(&format!("/users/{user}")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(api.sim.members(&group), vec![user.clone()]);
+    let (status, _) = error_of(api.get(&format!("/directory/deletedItems/{user}")).await).await;
+    assert_eq!(status, 404);
+
+    // A security group is kept too, and comes back with its members.
+    assert_eq!(
+        api.delete(&format!("/groups/{group}")).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(api.sim.deleted_items(), vec![group.clone()]);
+    let r = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/directory/deletedItems/{group}/restore"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(api.sim.members(&group), vec![user]);
+}
+
+#[tokio::test]
+async fn portal_changes_bypass_the_apps_rules_and_a_purged_item_is_gone() {
+    let api = Api::start(no_throttle()).await;
+    let user = api.create_user("adele").await;
+    let group = api.create_group("staff").await;
+    api.sim.seed_member(&group, &user).unwrap();
+    api.sim.refuse_writes(&user);
+    api.sim
+        .portal_update(&user, json!({"displayName": "Renamed", "jobTitle": null}))
+        .unwrap();
+    let read: Value = api
+        .get(&format!("/users/{user}?$select=displayName"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["displayName"], json!("Renamed"));
+    api.sim.portal_remove_member(&group, &user).unwrap();
+    assert!(api.sim.members(&group).is_empty());
+    api.sim.portal_delete(&user).unwrap();
+    api.sim.portal_purge(&user).unwrap();
+    assert!(api.sim.deleted_items().is_empty());
+    let r = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/directory/deletedItems/{user}/restore"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(api.sim.portal_delete(&user).is_err());
+}

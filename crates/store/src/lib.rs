@@ -11,6 +11,7 @@ pub mod link_refs;
 pub mod links;
 pub mod locks;
 pub mod migrate;
+pub mod observations;
 pub mod outcomes;
 pub mod overview;
 pub mod providers;

@@ -145,6 +145,8 @@ pub trait LinkKey: Copy + Send + Sync + 'static {
     const TABLE: &'static str;
     /// The column of the authentik id.
     const COLUMN: &'static str;
+    /// The SQL type of that column.
+    const SQL_TYPE: &'static str;
     /// The id as a query parameter.
     fn sql(self) -> Self::Sql;
     /// The id from a query result.
@@ -155,6 +157,7 @@ impl LinkKey for AkUserPk {
     type Sql = i64;
     const TABLE: &'static str = "user_links";
     const COLUMN: &'static str = "ak_user_pk";
+    const SQL_TYPE: &'static str = "bigint";
     fn sql(self) -> i64 {
         self.0
     }
@@ -167,6 +170,7 @@ impl LinkKey for AkGroupPk {
     type Sql = uuid::Uuid;
     const TABLE: &'static str = "group_links";
     const COLUMN: &'static str = "ak_group_pk";
+    const SQL_TYPE: &'static str = "uuid";
     fn sql(self) -> uuid::Uuid {
         self.0
     }

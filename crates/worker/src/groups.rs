@@ -19,11 +19,13 @@
 use crate::ReconcileError;
 use crate::memberships::recently_linked;
 use crate::objects::{self, LinkedObjects, ObjectAction};
+use crate::observed;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_core::authentik::AkGroup;
 use entra_sync_core::diff::{self, Body};
+use entra_sync_core::drift::GROUP_OBSERVED;
 use entra_sync_core::entra::{EntraGroup, listed_attributes};
-use entra_sync_core::failure::FailureClass;
+use entra_sync_core::failure::{FailureClass, Target};
 use entra_sync_core::ids::{AkGroupPk, EntraObjectId};
 use entra_sync_core::mapping::defaults::GROUP_CREATE_ONLY;
 use entra_sync_core::mapping::{Mapper, MappingInput, ProviderInfo, Subject};
@@ -66,7 +68,10 @@ impl GroupReconciler {
         run: Option<Uuid>,
     ) -> Result<ObjectAction, ReconcileError> {
         let group = self.authentik.group(pk).await?;
-        let link: Option<GroupLink> = self.store.link(&self.provider.name, pk).await?;
+        let link: Option<GroupLink> = match self.store.link(&self.provider.name, pk).await? {
+            Some(link) => observed::current(self, link).await?,
+            None => None,
+        };
         let desired = self.desired(group.as_ref(), link.as_ref())?;
         let known = link.as_ref().map(objects::known);
         let decided = plan(Kind::Group, &desired, known.as_ref(), self.on_delete);
@@ -216,6 +221,17 @@ impl LinkedObjects for GroupReconciler {
     type Key = AkGroupPk;
     const KIND: ObjectKind = ObjectKind::Group;
     const CREATE_ONLY: &'static [&'static str] = GROUP_CREATE_ONLY;
+    const OBSERVED: &'static [&'static str] = GROUP_OBSERVED;
+    const TARGET: Target = Target::Group;
+
+    fn graph(&self) -> &GraphClient {
+        &self.graph
+    }
+
+    async fn fetch(&self, link: &GroupLink, recent: bool) -> Result<Body, GraphFailure> {
+        let group = self.graph.get_group(&link.entra_id, recent).await?;
+        Ok(listed_attributes(&group))
+    }
 
     fn provider(&self) -> &str {
         &self.provider.name

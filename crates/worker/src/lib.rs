@@ -32,6 +32,7 @@ pub mod health;
 pub mod memberships;
 pub mod metrics;
 pub mod objects;
+mod observed;
 pub mod outcome;
 pub mod provider;
 mod recorder;

@@ -1,9 +1,11 @@
 //! Reconciling the members of one authentik group with its Entra group.
 //!
 //! The desired members are the authentik members that have an active user
-//! link; the current ones are the members we last wrote (`membership_links`).
-//! Only the difference is sent, both ways: adds 20 per request, one request per
-//! removal. Each write is recorded as soon as it succeeds, so a crash midway
+//! link; the current ones are the Entra group's actual members, listed with
+//! `$select=id`. Only the difference is sent, both ways: adds 20 per request,
+//! one request per removal. Linked users are authentik's to decide; other
+//! members (cloud-only users, devices, service principals) are left alone
+//! unless `remove_unmanaged_members` is set. Each write is recorded as soon as it succeeds, so a crash midway
 //! neither loses nor repeats anything (DESIGN invariants 3 and 4).
 
 use crate::ReconcileError;
@@ -59,6 +61,8 @@ pub struct MembershipReconciler {
     pub authentik: AuthentikClient,
     /// The state.
     pub store: Store,
+    /// Also remove members that are not linked users (`remove_unmanaged_members`).
+    pub remove_unmanaged: bool,
 }
 
 /// The membership changes of one group, with both ids of every member involved.
@@ -136,16 +140,28 @@ impl MembershipReconciler {
         let Some(group_link) = self.store.link_refs(&self.provider, &[group]).await?.pop() else {
             return Ok(MembershipAction::GroupNotLinked);
         };
+        let group_recent = recently_linked(group_link.created_at);
+        let actual = self
+            .actual_members(group, &group_link.entra_id, group_recent)
+            .await?;
         let members: BTreeSet<AkUserPk> = ak_group.users.iter().copied().collect();
         let written = self.store.written_members(&self.provider, group).await?;
-        let involved: Vec<AkUserPk> = members.iter().chain(&written).copied().collect();
+        let involved: Vec<AkUserPk> = members.iter().copied().collect();
+        let actual_ids: Vec<EntraObjectId> = actual.iter().cloned().collect();
+        // The members that are ours: linked users, whatever authentik says of them.
+        let ours = self
+            .store
+            .link_refs_by_entra_id::<AkUserPk>(&self.provider, &actual_ids)
+            .await?;
         let links: BTreeMap<AkUserPk, LinkRef<AkUserPk>> = self
             .store
             .link_refs(&self.provider, &involved)
             .await?
             .into_iter()
+            .chain(ours)
             .map(|l| (l.ak_id, l))
             .collect();
+        let linked: BTreeSet<EntraObjectId> = links.values().map(|l| l.entra_id.clone()).collect();
         let active = |pk: &AkUserPk| {
             links
                 .get(pk)
@@ -158,10 +174,16 @@ impl MembershipReconciler {
             .filter(|pk| active(pk).is_none())
             .copied()
             .collect();
-        let current: BTreeSet<EntraObjectId> = written
+        // Members Entra already holds count as written.
+        let unrecorded: Vec<AkUserPk> = members
             .iter()
-            .filter_map(|pk| links.get(pk).map(|l| l.entra_id.clone()))
+            .filter(|pk| !written.contains(pk) && active(pk).is_some_and(|id| actual.contains(&id)))
+            .copied()
             .collect();
+        if !unrecorded.is_empty() && !self.graph.is_dry_run() {
+            self.record(group, &group_link.entra_id, &unrecorded)
+                .await?;
+        }
         let changes = Changes {
             group,
             entra_group: group_link.entra_id.clone(),
@@ -174,8 +196,8 @@ impl MembershipReconciler {
                 .filter(|l| recently_linked(l.created_at))
                 .map(|l| l.entra_id.clone())
                 .collect(),
-            group_recent: recently_linked(group_link.created_at),
-            diff: diff::membership(&desired, &current),
+            group_recent,
+            diff: diff::member_changes(&desired, &actual, &linked, self.remove_unmanaged),
         };
         if changes.diff.is_empty() {
             return Ok(MembershipAction::Synced {
@@ -193,6 +215,31 @@ impl MembershipReconciler {
             removed,
             waiting,
         })
+    }
+
+    /// The Entra group's actual members (`$select=id`, paged). A group gone
+    /// from Entra fails the reconcile (see [`Self::check_group_exists`]); one
+    /// linked a moment ago may not have replicated yet, and is retried.
+    async fn actual_members(
+        &self,
+        group: AkGroupPk,
+        entra_group: &EntraObjectId,
+        group_recent: bool,
+    ) -> Result<BTreeSet<EntraObjectId>, ReconcileError> {
+        match self.graph.list_members(entra_group).collect_all().await {
+            Ok(members) => Ok(members.into_iter().map(|m| m.id).collect()),
+            Err(f) if f.class == FailureClass::StaleLink && !group_recent => {
+                self.store.delete_link(&self.provider, group).await?;
+                Err(ReconcileError::Permanent(format!(
+                    "group {group}: its Entra group {entra_group} is gone; the link was dropped so that the group's next sync creates it again"
+                )))
+            }
+            Err(f) if f.class == FailureClass::StaleLink => Err(ReconcileError::Transient {
+                detail: format!("group {group}: Entra group {entra_group} not replicated yet"),
+                retry_after: None,
+            }),
+            Err(f) => Err(whole_request(group, f)),
+        }
     }
 
     /// Sends the changes, recording each as it succeeds; per-member failures
@@ -221,17 +268,25 @@ impl MembershipReconciler {
         }
         let mut removed = Vec::new();
         for member in &changes.diff.remove {
-            let pk = ak(member);
+            let pk = changes.ak_of.get(member).copied();
             match self.graph.remove_member(&changes.entra_group, member).await {
                 Ok(Written::DryRun(_)) => unreachable!("dry run is handled before writing"),
-                Ok(_) => {
-                    self.store
-                        .remove_written_members(&self.provider, changes.group, &[pk])
-                        .await?;
-                    removed.push(pk);
-                }
+                Ok(_) => match pk {
+                    Some(pk) => {
+                        self.store
+                            .remove_written_members(&self.provider, changes.group, &[pk])
+                            .await?;
+                        removed.push(pk);
+                    }
+                    None => {
+                        tracing::info!(group = %changes.group, member = %member, "removed a member that is not a linked user (remove_unmanaged_members)");
+                    }
+                },
                 Err(f) if matches!(f.class, FailureClass::Permanent | FailureClass::Forbidden) => {
-                    failures.0.push((pk, f))
+                    match pk {
+                        Some(pk) => failures.0.push((pk, f)),
+                        None => return Err(whole_request(changes.group, f)),
+                    }
                 }
                 Err(f) => return Err(whole_request(changes.group, f)),
             }

@@ -10,12 +10,12 @@
 
 use crate::ReconcileError;
 use entra_sync_core::diff::{self, Body};
-use entra_sync_core::failure::FailureClass;
+use entra_sync_core::failure::{FailureClass, Target};
 use entra_sync_core::ids::EntraObjectId;
 use entra_sync_core::mapping::{Connection, MapFailure, Mapped};
 use entra_sync_core::reconcile::{Desired, Known, Patch, Plan};
 use entra_sync_core::task::ObjectKind;
-use entra_sync_graph::{GraphFailure, RequestRecord, Written};
+use entra_sync_graph::{GraphClient, GraphFailure, RequestRecord, Written};
 use entra_sync_provider::{Claim, DeletionGuard, DeprovisionAction};
 use entra_sync_store::Store;
 use entra_sync_store::links::{Link, LinkKey, LinkOrigin, LinkState};
@@ -58,6 +58,16 @@ pub(crate) trait LinkedObjects {
     const KIND: ObjectKind;
     /// The properties sent only on create, never patched.
     const CREATE_ONLY: &'static [&'static str];
+    /// The properties a full sync's listing observes of this kind.
+    const OBSERVED: &'static [&'static str];
+    /// What Graph's failures concern.
+    const TARGET: Target;
+
+    /// The provider's Graph client.
+    fn graph(&self) -> &GraphClient;
+
+    /// The linked object's properties, read by id.
+    async fn fetch(&self, link: &Link<Self::Key>, recent: bool) -> Result<Body, GraphFailure>;
 
     /// The provider's name.
     fn provider(&self) -> &str;

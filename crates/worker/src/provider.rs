@@ -86,6 +86,7 @@ impl ProviderWorker {
                 guard,
             },
             memberships: MembershipReconciler {
+                remove_unmanaged: provider.remove_unmanaged_members,
                 provider: provider.name,
                 graph: provider.graph,
                 authentik: authentik.clone(),

@@ -6,9 +6,11 @@
 
 use crate::ReconcileError;
 use crate::objects::{self, LinkedObjects, ObjectAction};
+use crate::observed;
 use entra_sync_core::diff::{self, Body};
+use entra_sync_core::drift::USER_OBSERVED;
 use entra_sync_core::entra::{Ownable, listed_attributes};
-use entra_sync_core::failure::FailureClass;
+use entra_sync_core::failure::{FailureClass, Target};
 use entra_sync_core::ids::{AkUserPk, EntraObjectId};
 use entra_sync_core::mapping::defaults::{
     USER_CREATE_ONLY, add_initial_password, add_user_immutable_id,
@@ -53,7 +55,10 @@ impl UserReconciler {
         run: Option<Uuid>,
     ) -> Result<ObjectAction, ReconcileError> {
         let user = self.scope.user(pk).await?;
-        let link = self.store.link(&self.provider.name, pk).await?;
+        let link = match self.store.link(&self.provider.name, pk).await? {
+            Some(link) => observed::current(self, link).await?,
+            None => None,
+        };
         let desired = self.desired(&user, link.as_ref())?;
         let known = link.as_ref().map(objects::known);
         let decided = plan(Kind::User, &desired, known.as_ref(), self.on_delete);
@@ -118,6 +123,17 @@ impl LinkedObjects for UserReconciler {
     type Key = AkUserPk;
     const KIND: ObjectKind = ObjectKind::User;
     const CREATE_ONLY: &'static [&'static str] = USER_CREATE_ONLY;
+    const OBSERVED: &'static [&'static str] = USER_OBSERVED;
+    const TARGET: Target = Target::User;
+
+    fn graph(&self) -> &GraphClient {
+        &self.graph
+    }
+
+    async fn fetch(&self, link: &UserLink, recent: bool) -> Result<Body, GraphFailure> {
+        let user = self.graph.get_user(&link.entra_id, recent).await?;
+        Ok(listed_attributes(&user))
+    }
 
     fn provider(&self) -> &str {
         &self.provider.name

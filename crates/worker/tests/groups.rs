@@ -307,7 +307,7 @@ async fn a_group_deleted_in_entra_is_restored_from_deleted_items_with_its_id() {
     );
     assert_eq!(counters.with_status("PATCH", "groups(uniqueName)", 400), 1);
     let state = env.graph.state();
-    assert!(state["deletedGroups"].as_array().unwrap().is_empty());
+    assert!(state["deletedItems"].as_array().unwrap().is_empty());
     let groups = env.entra("groups");
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0]["displayName"], "Sales EMEA");

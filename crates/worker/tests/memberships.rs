@@ -53,6 +53,7 @@ impl MembershipEnv for Env {
             graph: self.graph_client(dry_run),
             authentik: self.authentik_client(),
             store: self.db.store.clone(),
+            remove_unmanaged: false,
         }
     }
 }

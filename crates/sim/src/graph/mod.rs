@@ -13,6 +13,12 @@
 //! `POST /_sim/seed`, `PUT /_sim/faults`, `POST`/`DELETE /_sim/faults/after-commit`,
 //! `POST /_sim/refused-writes/{id}`,
 //! `PUT /_sim/apps/{client_id}/roles`.
+//!
+//! Changes "made in the portal", which bypass the app's permissions, write
+//! rules and throttling: `PATCH`/`DELETE /_sim/portal/objects/{id}` and
+//! `DELETE /_sim/portal/groups/{group}/members/{member}` (and the
+//! `portal_*` methods of [`GraphSim`]). A deleted user or group goes to
+//! `/directory/deletedItems`, from which `POST …/{id}/restore` brings it back.
 
 mod after_commit;
 mod credentials;
@@ -244,6 +250,11 @@ pub struct SeedMember {
 #[error("seeding the Graph simulator failed: {0}")]
 pub struct SeedError(String);
 
+/// A change "made in the portal" failed: no such object or member.
+#[derive(Debug, thiserror::Error)]
+#[error("a portal change in the Graph simulator failed: {0}")]
+pub struct PortalError(String);
+
 /// A simulator running in this process on `127.0.0.1` and a free port.
 /// Dropping the handle stops it.
 pub struct GraphSim {
@@ -291,6 +302,11 @@ impl GraphSim {
     /// including `$batch` and its inner requests), whatever their status.
     pub fn mutating_requests(&self) -> u64 {
         self.sim.counters().mutating()
+    }
+
+    /// Resource units charged so far to the requests Graph admitted (§1.2 costs).
+    pub fn resource_units(&self) -> u64 {
+        self.sim.resource_units()
     }
 
     /// Graph requests that carried `x-ms-throttle-priority: Low`.
@@ -397,6 +413,51 @@ impl GraphSim {
     /// privileged admin role.
     pub fn refuse_writes(&self, id: &str) {
         self.sim.refuse_writes(id);
+    }
+
+    /// Changes object `id` as an admin would in the portal: `changes` are
+    /// merged in (a `null` removes the property), without Graph's checks.
+    pub fn portal_update(&self, id: &str, changes: Value) -> Result<(), PortalError> {
+        let Value::Object(changes) = changes else {
+            return Err(PortalError("portal changes must be a JSON object".into()));
+        };
+        self.sim
+            .portal_update(id, changes)
+            .map_err(|e| PortalError(e.message))
+    }
+
+    /// Deletes user or group `id` as an admin would in the portal: it goes to
+    /// the deleted items (a distribution group is gone for good).
+    pub fn portal_delete(&self, id: &str) -> Result<(), PortalError> {
+        self.sim
+            .portal_delete(id)
+            .map_err(|e| PortalError(e.message))
+    }
+
+    /// Removes `member` from `group` as an admin would in the portal.
+    pub fn portal_remove_member(&self, group: &str, member: &str) -> Result<(), PortalError> {
+        self.sim
+            .portal_remove_member(group, member)
+            .map_err(|e| PortalError(e.message))
+    }
+
+    /// Deletes deleted item `id` for good, as an admin would in the portal.
+    pub fn portal_purge(&self, id: &str) -> Result<(), PortalError> {
+        self.sim
+            .portal_purge(id)
+            .map_err(|e| PortalError(e.message))
+    }
+
+    /// The ids of the deleted items (restorable users and groups), sorted.
+    pub fn deleted_items(&self) -> Vec<String> {
+        self.sim.state()["deletedItems"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 

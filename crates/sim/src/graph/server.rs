@@ -103,12 +103,12 @@ enum Route<'a> {
     MemberItemRef(&'a str, &'a str),
     /// `groups(uniqueName='…')`, with the key as it appears in the path.
     GroupByUniqueName(&'a str),
-    /// `directory/deletedItems/microsoft.graph.group`.
-    DeletedGroups,
-    /// `directory/deletedItems/{id}`.
+    /// `/directory/deletedItems/microsoft.graph.user` (or `.group`).
+    DeletedList(Kind),
+    /// `/directory/deletedItems/{id}`.
     DeletedItem(&'a str),
-    /// `directory/deletedItems/{id}/restore`.
-    RestoreDeleted(&'a str),
+    /// `/directory/deletedItems/{id}/restore`.
+    Restore(&'a str),
     Batch,
     Unknown,
 }
@@ -150,11 +150,14 @@ impl<'a> Route<'a> {
             [
                 Some("directory"),
                 Some("deletedItems"),
-                Some("microsoft.graph.group"),
+                Some(item),
                 None,
                 ..,
-            ] => Route::DeletedGroups,
-            [Some("directory"), Some("deletedItems"), Some(id), None, ..] => Route::DeletedItem(id),
+            ] => match item {
+                "microsoft.graph.user" => Route::DeletedList(Kind::Users),
+                "microsoft.graph.group" => Route::DeletedList(Kind::Groups),
+                id => Route::DeletedItem(id),
+            },
             [
                 Some("directory"),
                 Some("deletedItems"),
@@ -162,7 +165,7 @@ impl<'a> Route<'a> {
                 Some("restore"),
                 None,
                 ..,
-            ] => Route::RestoreDeleted(id),
+            ] => Route::Restore(id),
             [Some("$batch"), None, ..] => Route::Batch,
             [Some(k), None, ..] if kind(k).is_some() => {
                 Route::Collection(kind(k).unwrap_or(Kind::Users))
@@ -202,9 +205,9 @@ impl<'a> Route<'a> {
             Route::MemberRef(_) => "groups/{id}/members/$ref",
             Route::MemberItemRef(..) => "groups/{id}/members/{id}/$ref",
             Route::GroupByUniqueName(_) => "groups(uniqueName)",
-            Route::DeletedGroups => "directory/deletedItems/microsoft.graph.group",
+            Route::DeletedList(_) => "directory/deletedItems/{type}",
             Route::DeletedItem(_) => "directory/deletedItems/{id}",
-            Route::RestoreDeleted(_) => "directory/deletedItems/{id}/restore",
+            Route::Restore(_) => "directory/deletedItems/{id}/restore",
             Route::Batch => "$batch",
             Route::Unknown => "unknown",
         }
@@ -220,13 +223,11 @@ impl<'a> Route<'a> {
                 needs.push(Access::ReadUsers);
             }
             ("GET", Route::Collection(Kind::Groups) | Route::Item(Kind::Groups, _))
-            | ("GET", Route::Members(_) | Route::GroupByUniqueName(_) | Route::DeletedGroups) => {
+            | ("GET", Route::Members(_) | Route::GroupByUniqueName(_)) => {
                 needs.push(Access::ReadGroups)
             }
-            // group-upsert: Group.ReadWrite.All; restoring or purging a group: the same.
-            ("PATCH", Route::GroupByUniqueName(_))
-            | ("POST", Route::RestoreDeleted(_))
-            | ("DELETE", Route::DeletedItem(_)) => needs.push(Access::WriteGroup),
+            // group-upsert: Group.ReadWrite.All.
+            ("PATCH", Route::GroupByUniqueName(_)) => needs.push(Access::WriteGroup),
             ("POST", Route::Collection(Kind::Users)) => needs.push(Access::CreateUser),
             ("PATCH" | "DELETE", Route::Item(Kind::Users, _)) => needs.push(Access::WriteUser),
             ("POST", Route::Collection(Kind::Groups)) => {
@@ -249,6 +250,20 @@ impl<'a> Route<'a> {
                         needs.push(Access::RoleAssignableGroup);
                     }
                 }
+            }
+            ("GET", Route::DeletedList(Kind::Users)) => needs.push(Access::ReadUsers),
+            ("GET", Route::DeletedList(Kind::Groups)) => needs.push(Access::ReadGroups),
+            ("GET", Route::DeletedItem(id)) => {
+                needs.push(match dir.deleted_kind(&decode(id)) {
+                    Some(Kind::Groups) => Access::ReadGroups,
+                    _ => Access::ReadUsers,
+                });
+            }
+            ("POST", Route::Restore(id)) | ("DELETE", Route::DeletedItem(id)) => {
+                needs.push(match dir.deleted_kind(&decode(id)) {
+                    Some(Kind::Groups) => Access::WriteGroup,
+                    _ => Access::WriteUser,
+                });
             }
             ("POST", Route::MemberRef(g)) | ("DELETE", Route::MemberItemRef(g, _)) => {
                 needs.push(Access::WriteMembers);
@@ -403,6 +418,8 @@ pub(crate) struct Sim {
     low_priority: AtomicU64,
     /// Writes charged against the write quota for admitted requests.
     writes_charged: AtomicU64,
+    /// Resource units charged to requests Graph answered (not throttled).
+    resource_units: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -454,6 +471,7 @@ impl Sim {
             commit_faults: Mutex::new(CommitFaults::default()),
             low_priority: AtomicU64::new(0),
             writes_charged: AtomicU64::new(0),
+            resource_units: AtomicU64::new(0),
             config,
         }
     }
@@ -543,6 +561,10 @@ impl Sim {
         self.writes_charged.load(Ordering::Relaxed)
     }
 
+    pub fn resource_units(&self) -> u64 {
+        self.resource_units.load(Ordering::Relaxed)
+    }
+
     pub fn revoke_tokens(&self) {
         lock(&self.state).tokens.clear();
     }
@@ -568,6 +590,22 @@ impl Sim {
 
     pub fn refuse_writes(&self, id: &str) {
         lock(&self.state).dir.refuse_writes(id);
+    }
+
+    pub fn portal_update(&self, id: &str, changes: Map<String, Value>) -> Result<(), SimError> {
+        lock(&self.state).dir.portal_update(id, changes)
+    }
+
+    pub fn portal_delete(&self, id: &str) -> Result<(), SimError> {
+        lock(&self.state).dir.portal_delete(id)
+    }
+
+    pub fn portal_purge(&self, id: &str) -> Result<(), SimError> {
+        lock(&self.state).dir.purge(id).map(|_| ())
+    }
+
+    pub fn portal_remove_member(&self, group: &str, member: &str) -> Result<(), SimError> {
+        lock(&self.state).dir.portal_remove_member(group, member)
     }
 
     fn roll_fault(&self) -> (Option<Duration>, Option<FaultAction>) {
@@ -832,6 +870,8 @@ impl Sim {
                 };
             }
         };
+        self.resource_units
+            .fetch_add(u64::from(cost.ru), Ordering::Relaxed);
         if let Err(e) = authorize(
             &caller.roles,
             &route.needs(method, body.as_ref(), &state.dir),
@@ -875,9 +915,10 @@ impl Sim {
                 domains,
                 now,
             ),
-            ("GET", Route::DeletedGroups) => dir.list_deleted_groups(&q, &link_base),
-            ("POST", Route::RestoreDeleted(id)) => dir.restore_deleted(&decode(id)),
-            ("DELETE", Route::DeletedItem(id)) => dir.purge_deleted(&decode(id)),
+            ("GET", Route::DeletedList(kind)) => dir.list_deleted(kind, &q, &link_base),
+            ("GET", Route::DeletedItem(id)) => dir.get_deleted(&decode(id), &q),
+            ("DELETE", Route::DeletedItem(id)) => dir.purge(&decode(id)),
+            ("POST", Route::Restore(id)) => dir.restore(&decode(id)),
             (_, Route::Unknown) => Err(SimError::bad_request(format!(
                 "Resource not found for the segment '{}'.",
                 path.trim_start_matches('/')
@@ -1061,6 +1102,14 @@ pub(crate) fn routes(sim: Arc<Sim>) -> Router {
         )
         .route("/_sim/refused-writes/{id}", post(sim_refuse_writes))
         .route("/_sim/apps/{client_id}/roles", put(sim_app_roles))
+        .route(
+            "/_sim/portal/objects/{id}",
+            axum::routing::patch(portal_update).delete(portal_delete),
+        )
+        .route(
+            "/_sim/portal/groups/{group}/members/{member}",
+            axum::routing::delete(portal_remove_member),
+        )
         .route("/v1.0/{*rest}", any(graph))
         .with_state(sim)
 }
@@ -1195,6 +1244,33 @@ async fn sim_refuse_writes(State(sim): State<Arc<Sim>>, Path(id): Path<String>) 
     StatusCode::NO_CONTENT
 }
 
+/// 204, or Graph's error for a missing object.
+fn portal_answer(result: Result<(), SimError>) -> Response {
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => Answer::error(&e).into_response(),
+    }
+}
+
+async fn portal_update(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    axum::Json(changes): axum::Json<Map<String, Value>>,
+) -> Response {
+    portal_answer(sim.portal_update(&id, changes))
+}
+
+async fn portal_delete(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> Response {
+    portal_answer(sim.portal_delete(&id))
+}
+
+async fn portal_remove_member(
+    State(sim): State<Arc<Sim>>,
+    Path((group, member)): Path<(String, String)>,
+) -> Response {
+    portal_answer(sim.portal_remove_member(&group, &member))
+}
+
 async fn sim_app_roles(
     State(sim): State<Arc<Sim>>,
     Path(client_id): Path<String>,
@@ -1243,6 +1319,15 @@ mod tests {
             ("/organization", "organization"),
             ("/devices", "unknown"),
             ("/users/a/b", "unknown"),
+            (
+                "/directory/deletedItems/microsoft.graph.user",
+                "directory/deletedItems/{type}",
+            ),
+            ("/directory/deletedItems/x", "directory/deletedItems/{id}"),
+            (
+                "/directory/deletedItems/x/restore",
+                "directory/deletedItems/{id}/restore",
+            ),
         ];
         for (path, class) in cases {
             assert_eq!(Route::parse(path).class(), class, "{path}");

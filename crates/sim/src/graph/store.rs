@@ -1,15 +1,16 @@
 //! The in-memory directory: users, groups and memberships, with Graph's
 //! queries (`$filter`, `$select`, `$top`, paging) and write rules.
 
+mod deleted_items;
+mod unique_name;
+
 use super::error::SimError;
 use super::validate;
+use deleted_items::DeletedObject;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
-
-mod deleted_items;
-
-use deleted_items::unique_name_of;
+use unique_name::unique_name_of;
 
 /// Properties `GET /users` returns without `$select` (user-list.md).
 const USER_DEFAULT_SELECT: &[&str] = &[
@@ -269,8 +270,6 @@ pub(crate) struct Directory {
     groups: BTreeMap<String, Object>,
     /// Lower-case UPN → user id.
     upns: HashMap<String, String>,
-    /// Soft-deleted groups by id (`directory/deletedItems`), restorable for 30 days.
-    deleted_groups: BTreeMap<String, Object>,
     /// Lower-case `uniqueName` → group id, of live and soft-deleted groups alike:
     /// a deleted group keeps its alternate key until it is restored or purged.
     unique_names: HashMap<String, String>,
@@ -278,6 +277,8 @@ pub(crate) struct Directory {
     refused_writes: BTreeSet<String>,
     /// Objects younger than this are invisible to get-by-id, PATCH and member adds.
     replication_delay: Duration,
+    /// Deleted users and groups, by id, until restored or purged.
+    deleted: BTreeMap<String, DeletedObject>,
 }
 
 /// Which collection a path names.
@@ -585,11 +586,8 @@ impl Directory {
         Ok(Reply::no_content())
     }
 
-    /// `DELETE /users/{id}` or `DELETE /groups/{id}`; also drops its memberships.
-    /// A group is soft-deleted: it moves to `directory/deletedItems` with its
-    /// members and its `uniqueName` (group-delete.md: "both Microsoft 365 and
-    /// security groups are moved to a temporary container and can be restored
-    /// within 30 days"). Users are removed outright here.
+    /// `DELETE /users/{id}` or `DELETE /groups/{id}`: into the deleted items
+    /// (see [`Directory::take_out`]).
     /// (inferred) An object Graph won't let an app PATCH can't be deleted either.
     pub fn delete(&mut self, kind: Kind, key: &str) -> Result<Reply, SimError> {
         let id = self
@@ -600,30 +598,7 @@ impl Directory {
         if kind == Kind::Groups && read_only(object) {
             return Err(SimError::mail_enabled_read_only());
         }
-        let removed = match kind {
-            Kind::Users => self.users.remove(&id),
-            Kind::Groups => {
-                if let Some(mut group) = self.groups.remove(&id) {
-                    group.props.insert(
-                        "deletedDateTime".into(),
-                        Value::String(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()),
-                    );
-                    self.deleted_groups.insert(id.clone(), group);
-                }
-                None
-            }
-        };
-        if let Some(upn) = removed.and_then(|o| {
-            o.props
-                .get("userPrincipalName")
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase)
-        }) {
-            self.upns.remove(&upn);
-        }
-        for g in self.groups.values_mut() {
-            g.members.remove(&id);
-        }
+        self.take_out(kind, &id);
         Ok(Reply::no_content())
     }
 
@@ -760,12 +735,7 @@ impl Directory {
             .iter()
             .map(|(id, g)| (id.clone(), json!(g.members.iter().collect::<Vec<_>>())))
             .collect();
-        json!({
-            "users": all(&self.users),
-            "groups": all(&self.groups),
-            "memberships": memberships,
-            "deletedGroups": all(&self.deleted_groups),
-        })
+        json!({"users": all(&self.users), "groups": all(&self.groups), "memberships": memberships, "deletedItems": self.deleted_ids()})
     }
 }
 

@@ -1,0 +1,242 @@
+//! The full sync's comparison: what authentik wants, mapped with the same
+//! core code the workers use, against what Entra holds (DESIGN invariant 4).
+//! Only objects that differ, are not linked yet, or are missing from the
+//! listing get a task; what the listing observed is stored per link when it
+//! is news, so the worker diffs against it ([`entra_sync_core::drift`]).
+//! Memberships are compared at their phase, after users and groups were
+//! written, against each managed group's actual members.
+
+use crate::discovery::Discovered;
+use entra_sync_core::diff;
+use entra_sync_core::drift::{
+    GROUP_OBSERVED, Linked, Observed, USER_OBSERVED, judge, observed_body,
+};
+use entra_sync_core::entra::listed_attributes;
+use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
+use entra_sync_core::mapping::defaults::add_user_immutable_id;
+use entra_sync_core::mapping::{
+    Connection, MapFailure, Mapped, Mapper, MappingInput, ProviderInfo, Subject,
+};
+use entra_sync_core::reconcile::{Desired, Kind};
+use entra_sync_graph::GraphFailure;
+use entra_sync_provider::Provider;
+use entra_sync_store::links::{Link, LinkKey, LinkState};
+use entra_sync_store::{Store, StoreError};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Observations are stored this many per statement.
+const OBSERVE_CHUNK: usize = 1000;
+
+/// Why the comparison stopped.
+pub(crate) enum CompareError {
+    /// PostgreSQL failed.
+    Store(StoreError),
+    /// Graph could not be read.
+    Graph(Box<GraphFailure>),
+}
+
+impl From<StoreError> for CompareError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// The comparison of one run.
+pub(crate) struct Comparison<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) provider: &'a Provider,
+    pub(crate) mapper: Mapper,
+    pub(crate) info: ProviderInfo,
+}
+
+/// What the mappings want of an object; `None` when they fail, which the
+/// object's task reports.
+fn desired(mapped: Result<Mapped, MapFailure>) -> Option<Desired> {
+    match mapped {
+        Ok(Mapped::Body(body)) => Some(Desired::Present(body)),
+        Ok(Mapped::Skip(by)) => Some(Desired::Skipped(by)),
+        Err(_) => None,
+    }
+}
+
+fn connection<K>(link: &Link<K>) -> Connection<'_> {
+    Connection {
+        entra_id: &link.entra_id,
+        attributes: &link.attributes,
+    }
+}
+
+impl Comparison<'_> {
+    /// The users that need a task, by authentik pk.
+    pub(crate) async fn users(&self, found: &Discovered) -> Result<BTreeSet<String>, StoreError> {
+        let listed: HashMap<&EntraObjectId, _> =
+            found.entra_users.iter().map(|u| (&u.id, u)).collect();
+        let links: BTreeMap<AkUserPk, &Link<AkUserPk>> =
+            found.user_links.iter().map(|l| (l.ak_id, l)).collect();
+        let pks: BTreeSet<AkUserPk> = found.users.keys().chain(links.keys()).copied().collect();
+        let wanted = |pk: &AkUserPk, link: Option<&&Link<AkUserPk>>| {
+            let Some(user) = found.users.get(pk) else {
+                return Some(Desired::Deleted);
+            };
+            if !found.scope.includes_user(user) {
+                return Some(Desired::OutOfScope);
+            }
+            let input = MappingInput {
+                subject: Subject::User(user),
+                provider: &self.info,
+                connection: link.map(|l| connection(l)),
+            };
+            let mut desired = desired(self.mapper.map(&input))?;
+            if let Desired::Present(body) = &mut desired {
+                add_user_immutable_id(body, user);
+            }
+            Some(desired)
+        };
+        self.compare(
+            Kind::User,
+            pks,
+            &links,
+            wanted,
+            |id| listed.get(id).map(|u| listed_attributes(*u)),
+            found,
+        )
+        .await
+    }
+
+    /// The groups that need a task, by authentik pk.
+    pub(crate) async fn groups(&self, found: &Discovered) -> Result<BTreeSet<String>, StoreError> {
+        let listed: HashMap<&EntraObjectId, _> =
+            found.entra_groups.iter().map(|g| (&g.id, g)).collect();
+        let groups: HashMap<AkGroupPk, _> = found.ak_groups.iter().map(|g| (g.pk, g)).collect();
+        let links: BTreeMap<AkGroupPk, &Link<AkGroupPk>> =
+            found.group_links.iter().map(|l| (l.ak_id, l)).collect();
+        let pks: BTreeSet<AkGroupPk> = groups.keys().chain(links.keys()).copied().collect();
+        let wanted = |pk: &AkGroupPk, link: Option<&&Link<AkGroupPk>>| {
+            let Some(group) = groups.get(pk) else {
+                return Some(Desired::Deleted);
+            };
+            let input = MappingInput {
+                subject: Subject::Group(group),
+                provider: &self.info,
+                connection: link.map(|l| connection(l)),
+            };
+            desired(self.mapper.map(&input))
+        };
+        self.compare(
+            Kind::Group,
+            pks,
+            &links,
+            wanted,
+            |id| listed.get(id).map(|g| listed_attributes(*g)),
+            found,
+        )
+        .await
+    }
+
+    /// Judges every object of a kind, stores the news, returns the ids needing a task.
+    async fn compare<K: LinkKey + Ord + ToString>(
+        &self,
+        kind: Kind,
+        keys: BTreeSet<K>,
+        links: &BTreeMap<K, &Link<K>>,
+        wanted: impl Fn(&K, Option<&&Link<K>>) -> Option<Desired>,
+        listed: impl Fn(&EntraObjectId) -> Option<serde_json::Map<String, serde_json::Value>>,
+        found: &Discovered,
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let name = &self.provider.name;
+        let (observed_properties, on_delete) = match kind {
+            Kind::User => (USER_OBSERVED, self.provider.deletions.users),
+            Kind::Group => (GROUP_OBSERVED, self.provider.deletions.groups),
+        };
+        let stored = self.store.observations::<K>(name).await?;
+        let mut tasks = BTreeSet::new();
+        let mut news = Vec::new();
+        for key in keys {
+            let link = links.get(&key);
+            let Some(desired) = wanted(&key, link) else {
+                tasks.insert(key.to_string());
+                continue;
+            };
+            let linked = link.map(|l| Linked {
+                entra_id: &l.entra_id,
+                written: &l.attributes,
+                suspended: l.state == LinkState::Suspended,
+                stored: stored.get(&key),
+            });
+            let observed = match link.and_then(|l| listed(&l.entra_id)) {
+                Some(body) => Observed::Listed(observed_body(&body, observed_properties)),
+                None => Observed::Missing,
+            };
+            let verdict = judge(kind, &desired, linked, observed, on_delete);
+            if verdict.task {
+                tasks.insert(key.to_string());
+            }
+            if let (Some(record), Some(_)) = (verdict.record, link) {
+                news.push((key, record));
+                if news.len() == OBSERVE_CHUNK {
+                    self.store.observe(name, found.listed_at, &news).await?;
+                    news.clear();
+                }
+            }
+        }
+        self.store.observe(name, found.listed_at, &news).await?;
+        Ok(tasks)
+    }
+
+    /// The managed groups whose actual Entra members differ from what
+    /// authentik wants, read after the users and groups phases: each linked
+    /// group's members are listed (`$select=id`, paged) one group at a time.
+    pub(crate) async fn memberships(
+        &self,
+        found: &Discovered,
+    ) -> Result<BTreeSet<String>, CompareError> {
+        let name = &self.provider.name;
+        let users = self.store.links_of::<AkUserPk>(name).await?;
+        let linked: BTreeSet<EntraObjectId> = users.iter().map(|l| l.entra_id.clone()).collect();
+        let active: HashMap<AkUserPk, &EntraObjectId> = users
+            .iter()
+            .filter(|l| l.state == LinkState::Active)
+            .map(|l| (l.ak_id, &l.entra_id))
+            .collect();
+        let groups: HashMap<AkGroupPk, EntraObjectId> = self
+            .store
+            .links_of::<AkGroupPk>(name)
+            .await?
+            .into_iter()
+            .map(|l| (l.ak_id, l.entra_id))
+            .collect();
+        let graph = self.provider.graph.bulk();
+        let mut tasks = BTreeSet::new();
+        let mut sorted: Vec<_> = found.ak_groups.iter().collect();
+        sorted.sort_by_key(|g| g.pk.0);
+        for group in sorted {
+            let Some(entra_group) = groups.get(&group.pk) else {
+                continue;
+            };
+            let desired: BTreeSet<EntraObjectId> = group
+                .users
+                .iter()
+                .filter_map(|pk| active.get(pk).map(|id| (*id).clone()))
+                .collect();
+            let actual = match graph.list_members(entra_group).collect_all().await {
+                Ok(members) => members.into_iter().map(|m| m.id).collect(),
+                // Gone meanwhile: the group's task decides.
+                Err(f) if f.class == entra_sync_core::failure::FailureClass::StaleLink => {
+                    tasks.insert(group.pk.0.hyphenated().to_string());
+                    continue;
+                }
+                Err(f) => return Err(CompareError::Graph(Box::new(f))),
+            };
+            let changes = diff::member_changes(
+                &desired,
+                &actual,
+                &linked,
+                self.provider.remove_unmanaged_members,
+            );
+            if !changes.is_empty() {
+                tasks.insert(group.pk.0.hyphenated().to_string());
+            }
+        }
+        Ok(tasks)
+    }
+}

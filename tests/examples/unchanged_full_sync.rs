@@ -1,0 +1,129 @@
+//! What a full sync of an unchanged directory costs: drift detection alone.
+//!
+//! Builds USERS users and GROUPS groups (10 members each) in authentik, puts
+//! exactly their mapped state into the Graph simulator (as a converged
+//! tenant), lets a first full sync link everything, then times a second one
+//! and counts its Graph requests, reads, resource units and writes, with
+//! the real PostgreSQL and RabbitMQ, one producer and one worker in-process.
+//!
+//! `cargo run --release -p entra-sync-tests --example unchanged_full_sync -- [USERS] [GROUPS]`
+
+use entra_sync_sim::authentik::Mode;
+use entra_sync_sim::graph::{Seed, SeedMember, SimConfig, ThrottleConfig};
+use entra_sync_store::runs::RunState;
+use entra_sync_tests::{ProviderSpec, Stack, new_group, new_user};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("numbers"))
+        .collect();
+    let users = args.first().copied().unwrap_or(10_000);
+    let groups = args.get(1).copied().unwrap_or(1_000);
+    let graph = SimConfig {
+        throttle: ThrottleConfig::disabled(),
+        ..SimConfig::default()
+    };
+    let stack = Stack::start_with(vec![ProviderSpec::new("bench")], graph).await;
+    let sim = &stack.authentik.sim;
+    let pks: Vec<i64> = (0..users)
+        .map(|i| sim.create_user(new_user(&format!("b{i:06}")), Mode::Silent))
+        .collect();
+    for g in 0..groups {
+        let group = sim.create_group(new_group(&format!("bench-{g:05}")), Mode::Silent);
+        for k in 0..10 {
+            sim.add_member(group, pks[(g * 10 + k) % users], Mode::Silent);
+        }
+    }
+    seed_converged(&stack).await;
+
+    // The first full sync links every object (discovery): long at this size.
+    let services = stack.services_unsettled();
+    let first = loop {
+        match stack.db.store.latest_run("bench").await.unwrap() {
+            Some(run) if run.state != RunState::Running => break run,
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    assert_eq!(first.state, RunState::Done, "{first:?}");
+    stack.settle().await;
+    let graph = stack.graph();
+    let (requests, gets, ru, writes) = (
+        graph.counters().total(),
+        get_requests(&stack),
+        graph.resource_units(),
+        graph.mutating_requests(),
+    );
+    let started = Instant::now();
+    let id = stack.request_full_sync("bench").await;
+    let run = stack.wait_for_run(id, Duration::from_secs(600)).await;
+    let took = started.elapsed();
+    assert_eq!(run.state, RunState::Done, "{run:?}");
+    println!(
+        "unchanged full sync of {users} users and {groups} groups: {:.2} s, {} Graph requests ({} reads), {} RU, {} writes, {} tasks",
+        took.as_secs_f64(),
+        graph.counters().total() - requests,
+        get_requests(&stack) - gets,
+        graph.resource_units() - ru,
+        graph.mutating_requests() - writes,
+        run.objects_total,
+    );
+    services.stop().await;
+}
+
+fn get_requests(stack: &Stack) -> u64 {
+    stack
+        .graph()
+        .counters()
+        .0
+        .iter()
+        .filter(|c| c.method == "GET")
+        .map(|c| c.count)
+        .sum()
+}
+
+/// Seeds Entra with exactly what authentik's state maps to.
+async fn seed_converged(stack: &Stack) {
+    let expected = stack.expected("bench").await;
+    let (user_ids, group_ids) = stack
+        .graph()
+        .seed(Seed {
+            users: expected
+                .users
+                .values()
+                .cloned()
+                .map(Value::Object)
+                .collect(),
+            groups: expected
+                .groups
+                .values()
+                .cloned()
+                .map(Value::Object)
+                .collect(),
+            members: Vec::new(),
+        })
+        .unwrap();
+    let user_id: BTreeMap<&String, String> = expected.users.keys().zip(user_ids).collect();
+    let group_id: BTreeMap<&String, String> = expected.groups.keys().zip(group_ids).collect();
+    let members = expected
+        .members
+        .iter()
+        .flat_map(|(name, upns)| {
+            upns.iter().map(|upn| SeedMember {
+                group: group_id[name].clone(),
+                member: user_id[upn].clone(),
+            })
+        })
+        .collect();
+    stack
+        .graph()
+        .seed(Seed {
+            members,
+            ..Seed::default()
+        })
+        .unwrap();
+}
