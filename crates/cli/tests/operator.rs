@@ -2,6 +2,7 @@
 //! `why`, `sync --object`, `sync --wait`'s progress lines and `dead-letters`,
 //! all without the Graph and authentik secrets; and the schema check.
 
+use entra_sync_core::drift::Observed;
 use entra_sync_core::task::ObjectKind;
 use entra_sync_sim::authentik::Mode;
 use entra_sync_store::outcomes::Outcome;
@@ -135,6 +136,36 @@ async fn status_why_sync_object_and_dead_letters_need_only_the_database_and_brok
         "{out}"
     );
     assert!(out.contains("displayName = \"staff\""), "{out}");
+    assert!(
+        out.contains("entra:     not observed since the last write"),
+        "{out}"
+    );
+    // A full sync that observes the group renamed in the portal: why shows it.
+    let group = entra_sync_core::ids::AkGroupPk(staff);
+    let renamed = serde_json::json!({ "displayName": "renamed in the portal" });
+    let at = store.clock().await.unwrap();
+    store
+        .observe(
+            "p",
+            at,
+            &[(
+                group,
+                Observed::Listed(renamed.as_object().unwrap().clone()),
+            )],
+        )
+        .await
+        .unwrap();
+    let (code, out, err) = run(
+        config,
+        &["why", "--provider", "p", &format!("group:{staff}")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "entra, as the last full sync observed it:\n  displayName = \"renamed in the portal\""
+        ),
+        "{out}"
+    );
 
     // sync --object: a direct task, its outcome printed.
     let bob = sim.create_user(entra_sync_tests::new_user("bob"), Mode::Silent);

@@ -8,6 +8,7 @@
 use super::object::parse;
 use super::table::Table;
 use entra_sync_config::ProviderConfig;
+use entra_sync_core::drift::Observed;
 use entra_sync_core::ids::{AkGroupPk, AkUserPk};
 use entra_sync_core::task::ObjectRef;
 use entra_sync_store::Store;
@@ -63,10 +64,28 @@ async fn explain(
     for line in link {
         writeln!(out, "{line}")?;
     }
-    writeln!(
-        out,
-        "entra:     the values Entra holds are not stored; a full sync compares against them"
-    )?;
+    let observed = match object {
+        ObjectRef::User(pk) => store.observation::<AkUserPk>(name, pk).await?,
+        ObjectRef::Group(pk) | ObjectRef::Membership(pk) => {
+            store.observation::<AkGroupPk>(name, pk).await?
+        }
+    };
+    match observed {
+        None => writeln!(
+            out,
+            "entra:     not observed since the last write (which stands for what Entra holds)"
+        )?,
+        Some(Observed::Missing) => writeln!(
+            out,
+            "entra:     missing from the last full sync's listing (confirmed by id at its next reconcile)"
+        )?,
+        Some(Observed::Listed(body)) => {
+            writeln!(out, "entra, as the last full sync observed it:")?;
+            for (key, value) in &body {
+                writeln!(out, "  {key} = {value}")?;
+            }
+        }
+    }
     let id = object.id_string();
     let outcomes = store.object_log(name, &kinds, &id, OUTCOMES_SHOWN).await?;
     writeln!(out, "decision:  {}", decision(&outcomes))?;
