@@ -54,39 +54,23 @@ impl Store {
         if !locked {
             return Ok(None);
         }
-        let secs = |d: Duration| d.as_secs_f64();
-        let rows = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        let mut pruned = Pruned::default();
-        pruned.outcomes += tx
-            .execute(
-                "DELETE FROM object_outcomes WHERE at < now() - make_interval(secs => $1)",
-                &[&secs(retention.outcomes_max_age)],
+        let mut pruned = Pruned {
+            outcomes: prune_log(
+                &tx,
+                &OUTCOMES,
+                retention.outcomes_max_age,
+                retention.outcomes_max_rows,
             )
-            .await
-            .map_err(query_error("pruning the provisioning log by age"))?;
-        pruned.outcomes += tx
-            .execute(
-                "DELETE FROM object_outcomes WHERE id <=
-                   (SELECT id FROM object_outcomes ORDER BY id DESC OFFSET $1 LIMIT 1)",
-                &[&rows(retention.outcomes_max_rows)],
+            .await?,
+            dead_letters: prune_log(
+                &tx,
+                &DEAD_LETTERS,
+                retention.dead_letters_max_age,
+                retention.dead_letters_max_rows,
             )
-            .await
-            .map_err(query_error("pruning the provisioning log by count"))?;
-        pruned.dead_letters += tx
-            .execute(
-                "DELETE FROM dead_letters WHERE at < now() - make_interval(secs => $1)",
-                &[&secs(retention.dead_letters_max_age)],
-            )
-            .await
-            .map_err(query_error("pruning dead letters by age"))?;
-        pruned.dead_letters += tx
-            .execute(
-                "DELETE FROM dead_letters WHERE id <=
-                   (SELECT id FROM dead_letters ORDER BY id DESC OFFSET $1 LIMIT 1)",
-                &[&rows(retention.dead_letters_max_rows)],
-            )
-            .await
-            .map_err(query_error("pruning dead letters by count"))?;
+            .await?,
+            ..Pruned::default()
+        };
         pruned.runs = tx
             .execute(
                 "DELETE FROM sync_runs WHERE id IN (
@@ -103,7 +87,7 @@ impl Store {
                 "DELETE FROM sync_run_objects o USING sync_runs r
                  WHERE o.run_id = r.id AND r.state <> 'running'
                    AND r.finished_at < now() - make_interval(secs => $1)",
-                &[&secs(retention.run_objects_max_age)],
+                &[&retention.run_objects_max_age.as_secs_f64()],
             )
             .await
             .map_err(query_error("pruning the objects of finished runs"))?;
@@ -112,4 +96,57 @@ impl Store {
             .map_err(query_error("committing the pruning"))?;
         Ok(Some(pruned))
     }
+}
+
+/// A log table pruned by age (its `at`) and by count (its `id`, newest kept).
+struct LogTable {
+    name: &'static str,
+    by_age: &'static str,
+    by_count: &'static str,
+}
+
+const OUTCOMES: LogTable = LogTable {
+    name: "object_outcomes",
+    by_age: "pruning the provisioning log by age",
+    by_count: "pruning the provisioning log by count",
+};
+
+const DEAD_LETTERS: LogTable = LogTable {
+    name: "dead_letters",
+    by_age: "pruning dead letters by age",
+    by_count: "pruning dead letters by count",
+};
+
+/// Deletes `table`'s rows older than `max_age`, then all but the newest
+/// `max_rows`; returns how many went.
+async fn prune_log(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &LogTable,
+    max_age: Duration,
+    max_rows: u64,
+) -> Result<u64, StoreError> {
+    let name = table.name;
+    let by_age = tx
+        .execute(
+            &format!("DELETE FROM {name} WHERE at < now() - make_interval(secs => $1)"),
+            &[&max_age.as_secs_f64()],
+        )
+        .await
+        .map_err(query_error(table.by_age))?;
+    let by_count = tx
+        .execute(
+            &format!(
+                "DELETE FROM {name} WHERE id <=
+                   (SELECT id FROM {name} ORDER BY id DESC OFFSET $1 LIMIT 1)"
+            ),
+            &[&rows(max_rows)],
+        )
+        .await
+        .map_err(query_error(table.by_count))?;
+    Ok(by_age + by_count)
+}
+
+/// A row count as PostgreSQL's bigint, saturating.
+fn rows(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
