@@ -87,24 +87,44 @@ def config_paths(config):
         if key in auth:
             paths.append(auth[key])
     for provider in config.get("providers", []):
-        if "client_secret_file" in provider:
-            paths.append(provider["client_secret_file"])
+        for key in ("client_secret_file", "client_certificate_file", "client_key_file"):
+            if key in provider:
+                paths.append(provider[key])
     return paths
+
+
+def dummy_certificate(tmp):
+    """A throwaway self-signed certificate and RSA key, as PEM text."""
+    key, cert = os.path.join(tmp, "dummy.key"), os.path.join(tmp, "dummy.crt")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=check-deploy", "-keyout", key, "-out", cert],
+        check=True, capture_output=True,
+    )
+    with open(cert) as c, open(key) as k:
+        return c.read(), k.read()
 
 
 def run_check_config(binary, text, config):
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "config.toml"), "w") as f:
             f.write(text)
+        cert, key = dummy_certificate(tmp)
         for path in config_paths(config):
             full = os.path.join(tmp, path)
             os.makedirs(os.path.dirname(full), exist_ok=True)
             with open(full, "w") as f:
-                f.write("check-deploy-dummy-secret\n")
+                f.write(cert if path.endswith(".crt") else key if path.endswith(".key")
+                        else "check-deploy-dummy-secret\n")
+        # What Azure Workload Identity's webhook provides to the pod.
+        token = os.path.join(tmp, "azure-identity-token")
+        with open(token, "w") as f:
+            f.write("check-deploy.dummy-service-account.token\n")
         env = dict(os.environ)
         env.update(
             DATABASE_URL="postgres://check:check@127.0.0.1:5432/check",
             AMQP_URL="amqp://check:check@127.0.0.1:5672/%2f",
+            AZURE_FEDERATED_TOKEN_FILE=token,
         )
         env.pop("ENTRA_SYNC_CONFIG", None)
         result = subprocess.run(
@@ -214,6 +234,9 @@ def main():
             full = posixpath.normpath(posixpath.join(posixpath.dirname(config_path), path))
             check(full in provided, f"{name}: {full} (named in config.toml) is not mounted from a Secret")
         check("/tmp" in mounted, f"{name}: a writable /tmp with a read-only root")
+        workload_identity = any(p.get("workload_identity") for p in config.get("providers", []))
+        check((pod["metadata"]["labels"].get("azure.workload.identity/use") == "true") == workload_identity,
+              f"{name}: the azure.workload.identity/use label must be set exactly when a provider uses workload identity")
 
     producer = deployments.get("producer")
     worker = deployments.get("worker")

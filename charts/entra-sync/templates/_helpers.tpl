@@ -109,6 +109,42 @@ config.toml, rendered from the values. Strings are written with toJson, which
 is a valid TOML basic string for any value (quotes, backslashes, newlines).
 Provider keys left out of the values take entra-sync's own defaults.
 */}}
+{{/*
+A provider's one credential in config.toml: Azure Workload Identity, a client
+certificate (a kubernetes.io/tls Secret) or, by default, a client secret.
+*/}}
+{{- define "entra-sync.credentialToml" -}}
+{{- $kinds := 0 }}
+{{- if .clientSecret }}{{ $kinds = add1 $kinds }}{{ end }}
+{{- if .clientCertificate }}{{ $kinds = add1 $kinds }}{{ end }}
+{{- if .workloadIdentity }}{{ $kinds = add1 $kinds }}{{ end }}
+{{- if gt $kinds 1 }}
+{{- fail (printf "providers[%s]: give one of clientSecret, clientCertificate and workloadIdentity" .name) }}
+{{- end }}
+{{- if .workloadIdentity }}
+workload_identity = true
+{{- else if .clientCertificate }}
+client_certificate_file = {{ printf "secrets/providers/%s/tls.crt" .name | toJson }}
+client_key_file = {{ printf "secrets/providers/%s/tls.key" .name | toJson }}
+{{- else }}
+client_secret_file = {{ printf "secrets/providers/%s/client-secret" .name | toJson }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod labels for Azure Workload Identity, when a provider uses it: the webhook
+then projects the federated token and sets AZURE_* variables.
+*/}}
+{{- define "entra-sync.workloadIdentityLabel" -}}
+{{- $used := false }}
+{{- range .Values.providers }}
+{{- if .workloadIdentity }}{{ $used = true }}{{ end }}
+{{- end }}
+{{- if $used }}
+azure.workload.identity/use: "true"
+{{- end }}
+{{- end }}
+
 {{- define "entra-sync.configToml" -}}
 # Rendered by the entra-sync Helm chart from its values. DATABASE_URL and
 # AMQP_URL come from the Secret as environment variables; the other secrets are
@@ -127,6 +163,7 @@ status_listen = {{ printf "0.0.0.0:%d" (int .Values.producer.statusPage.port) | 
 {{- end }}
 events_poll_interval = {{ .Values.producer.eventsPollInterval | toJson }}
 watermark_poll_interval = {{ .Values.producer.watermarkPollInterval | toJson }}
+silent_scan_interval = {{ .Values.producer.silentScanInterval | toJson }}
 
 [worker]
 concurrency = {{ int .Values.worker.concurrency }}
@@ -143,7 +180,7 @@ webhook_secret_file = "secrets/webhook-secret"
 name = {{ .name | toJson }}
 tenant_id = {{ .tenantId | toJson }}
 client_id = {{ .clientId | toJson }}
-client_secret_file = {{ printf "secrets/providers/%s/client-secret" .name | toJson }}
+{{- include "entra-sync.credentialToml" . }}
 {{- with .graphUrl }}
 graph_url = {{ . | toJson }}
 {{- end }}
@@ -235,12 +272,22 @@ the secret files (projected from one or more Secrets) and a writable /tmp.
             - key: {{ .Values.secrets.webhookSecretKey }}
               path: webhook-secret
       {{- range .Values.providers }}
+      {{- if .clientCertificate }}
+      - secret:
+          name: {{ .clientCertificate.secretName }}
+          items:
+            - key: {{ .clientCertificate.certificateKey | default "tls.crt" }}
+              path: providers/{{ .name }}/tls.crt
+            - key: {{ .clientCertificate.keyKey | default "tls.key" }}
+              path: providers/{{ .name }}/tls.key
+      {{- else if not .workloadIdentity }}
       {{- $ref := .clientSecret | default dict }}
       - secret:
           name: {{ $ref.secretName | default (include "entra-sync.secretName" $) }}
           items:
             - key: {{ $ref.key | default (printf "%s-client-secret" .name) }}
               path: providers/{{ .name }}/client-secret
+      {{- end }}
       {{- end }}
 - name: tmp
   emptyDir:
