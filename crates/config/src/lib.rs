@@ -678,28 +678,22 @@ mod tests {
         let parse_in =
             |text: &str| Config::parse(text, &dir, &secrets()).map(|mut c| c.providers.remove(0));
 
-        let p = parse_in(&with_credential(
-            "client_certificate_file = \"c.pem\"\nclient_key_file = \"k.pem\"",
-        ))
-        .unwrap();
-        let ClientCredential::Certificate {
-            certificate,
-            private_key,
-        } = &p.credential
-        else {
-            panic!("{:?}", p.credential)
-        };
+        // The certificate and key that credential `lines` load.
+        let certificate_of =
+            |lines: &str| match parse_in(&with_credential(lines)).unwrap().credential {
+                ClientCredential::Certificate {
+                    certificate,
+                    private_key,
+                } => (certificate, private_key),
+                other => panic!("{other:?}"),
+            };
+
+        let (certificate, private_key) =
+            certificate_of("client_certificate_file = \"c.pem\"\nclient_key_file = \"k.pem\"");
         assert_eq!(certificate.path(), Some(dir.join("c.pem").as_path()));
         assert_eq!(private_key.path(), Some(dir.join("k.pem").as_path()));
 
-        let p = parse_in(&with_credential("client_certificate_file = \"both.pem\"")).unwrap();
-        let ClientCredential::Certificate {
-            certificate,
-            private_key,
-        } = &p.credential
-        else {
-            panic!("{:?}", p.credential)
-        };
+        let (certificate, private_key) = certificate_of("client_certificate_file = \"both.pem\"");
         assert_eq!(certificate, private_key, "one PEM holds both");
 
         let p = parse_in(&with_credential("federated_token_file = \"token\"")).unwrap();

@@ -30,8 +30,8 @@ impl GraphClient {
         }
     }
 
-    /// Restores the deleted user or group `id`: it comes back with its id;
-    /// returns its properties as restored.
+    /// Restores the deleted user or group `id`: it comes back with its id
+    /// (a group with its members too); returns its properties as restored.
     #[tracing::instrument(level = "debug", skip(self), fields(object = %id))]
     pub async fn restore_deleted_item(
         &self,

@@ -7,14 +7,13 @@
 //!   retried create never makes a second group (group-upsert page).
 //! - `uniqueName` is immutable once set, and a deleted group keeps it in
 //!   `directory/deletedItems` for 30 days; [`GraphClient::find_deleted_groups`]
-//!   and [`GraphClient::restore_deleted_group`] bring such a group back.
+//!   finds such a group and [`GraphClient::restore_deleted_item`] brings it back.
 
 use crate::client::{Call, GraphClient, Sent};
 use crate::ops::eq_filter;
 use crate::outcome::{GraphFailure, Written};
 use entra_sync_core::entra::{EntraGroup, GROUP_SELECT};
-use entra_sync_core::failure::{FailureClass, FailureContext, Operation, Target};
-use entra_sync_core::ids::EntraObjectId;
+use entra_sync_core::failure::{FailureContext, Operation, Target};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -121,37 +120,6 @@ impl GraphClient {
         let context = FailureContext::new(Operation::Read, Target::Group);
         let page: Page = self.get_json(url, context, &action).await?;
         Ok(page.value)
-    }
-
-    /// `POST /directory/deletedItems/{id}/restore`: the group comes back with
-    /// its id, properties and members.
-    #[tracing::instrument(level = "debug", skip(self), fields(group = %id))]
-    pub async fn restore_deleted_group(
-        &self,
-        id: &EntraObjectId,
-    ) -> Result<Written<()>, GraphFailure> {
-        let action = format!("restore deleted group {id}");
-        let call = Call {
-            method: Method::POST,
-            url: self.url(&format!("/directory/deletedItems/{id}/restore"), &[]),
-            body: None,
-            context: FailureContext::new(Operation::Update, Target::Group),
-            action: &action,
-            cost: None,
-            accept: &[],
-            prefer: None,
-        };
-        match self.execute(call).await {
-            Ok(Sent::DryRun(record)) => Ok(Written::DryRun(record)),
-            Ok(Sent::Answer(answer)) => Ok(Written::Done {
-                value: (),
-                signals: answer.signals,
-            }),
-            Err(f) if f.class == FailureClass::AlreadyDone => {
-                Ok(Written::AlreadyDone { signals: f.signals })
-            }
-            Err(f) => Err(f),
-        }
     }
 }
 

@@ -1186,7 +1186,10 @@ async fn the_group_upsert_creates_once_then_updates_and_a_deleted_group_is_resto
             .unwrap()
             .is_empty()
     );
-    client.restore_deleted_group(&created.id).await.unwrap();
+    client
+        .restore_deleted_item(Target::Group, &created.id)
+        .await
+        .unwrap();
     assert_eq!(
         client
             .get_group_by_unique_name("k", false)

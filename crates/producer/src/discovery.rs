@@ -50,7 +50,7 @@ pub(crate) struct Discovered {
     pub(crate) listed_at: SystemTime,
 }
 
-/// Why discovery stopped.
+/// Why discovery, or the comparison after it ([`crate::drift`]), stopped.
 pub(crate) enum DiscoveryError {
     /// The scope could not be resolved.
     Scope(ScopeError),
@@ -63,7 +63,7 @@ pub(crate) enum DiscoveryError {
 }
 
 impl DiscoveryError {
-    fn graph(failure: GraphFailure) -> Self {
+    pub(crate) fn graph(failure: GraphFailure) -> Self {
         Self::Graph(Box::new(failure))
     }
 }

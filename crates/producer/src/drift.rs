@@ -6,7 +6,7 @@
 //! Memberships are compared at their phase, after users and groups were
 //! written, against each managed group's actual members.
 
-use crate::discovery::Discovered;
+use crate::discovery::{Discovered, DiscoveryError};
 use entra_sync_core::diff;
 use entra_sync_core::drift::{
     GROUP_OBSERVED, Linked, Observed, USER_OBSERVED, judge, observed_body,
@@ -18,7 +18,6 @@ use entra_sync_core::mapping::{
     Connection, MapFailure, Mapped, Mapper, MappingInput, ProviderInfo, Subject,
 };
 use entra_sync_core::reconcile::{Desired, Kind};
-use entra_sync_graph::GraphFailure;
 use entra_sync_provider::Provider;
 use entra_sync_store::links::{Link, LinkKey, LinkState};
 use entra_sync_store::{Store, StoreError};
@@ -26,20 +25,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Observations are stored this many per statement.
 const OBSERVE_CHUNK: usize = 1000;
-
-/// Why the comparison stopped.
-pub(crate) enum CompareError {
-    /// PostgreSQL failed.
-    Store(StoreError),
-    /// Graph could not be read.
-    Graph(Box<GraphFailure>),
-}
-
-impl From<StoreError> for CompareError {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
-}
 
 /// The comparison of one run.
 pub(crate) struct Comparison<'a> {
@@ -189,7 +174,7 @@ impl Comparison<'_> {
     pub(crate) async fn memberships(
         &self,
         found: &Discovered,
-    ) -> Result<BTreeSet<String>, CompareError> {
+    ) -> Result<BTreeSet<String>, DiscoveryError> {
         let name = &self.provider.name;
         let users = self.store.links_of::<AkUserPk>(name).await?;
         let linked: BTreeSet<EntraObjectId> = users.iter().map(|l| l.entra_id.clone()).collect();
@@ -225,7 +210,7 @@ impl Comparison<'_> {
                     tasks.insert(group.pk.0.hyphenated().to_string());
                     continue;
                 }
-                Err(f) => return Err(CompareError::Graph(Box::new(f))),
+                Err(f) => return Err(DiscoveryError::graph(f)),
             };
             let changes = diff::member_changes(
                 &desired,

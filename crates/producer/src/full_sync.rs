@@ -17,7 +17,7 @@
 //! published again (tasks are level-triggered, so a repeat is harmless).
 
 use crate::discovery::{Discovery, DiscoveryError};
-use crate::drift::{CompareError, Comparison};
+use crate::drift::Comparison;
 use crate::metrics::Metrics;
 use entra_sync_authentik::AuthentikClient;
 use entra_sync_core::failure::FailureClass;
@@ -282,10 +282,7 @@ impl Execution<'_> {
         self.phase("users", ObjectKind::User, &users).await?;
         let groups = comparison.groups(&found).await?;
         self.phase("groups", ObjectKind::Group, &groups).await?;
-        let memberships = comparison.memberships(&found).await.map_err(|e| match e {
-            CompareError::Store(e) => Stop::Store(e),
-            CompareError::Graph(f) => DiscoveryError::Graph(f).into(),
-        })?;
+        let memberships = comparison.memberships(&found).await?;
         self.phase("memberships", ObjectKind::Membership, &memberships)
             .await?;
         Ok(())

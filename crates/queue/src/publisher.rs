@@ -1,10 +1,10 @@
 //! Publishing with publisher confirms: a publish succeeds only once the broker
 //! has the message in a durable queue.
 
-use crate::topology::{Lane, RetryTier, Topology};
+use crate::topology::{Lane, RetryTier, Topology, inspect};
 use crate::{QueueError, broker_error};
 use entra_sync_core::task::Task;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection};
 use std::time::Duration;
@@ -89,10 +89,6 @@ impl Publisher {
     /// How many tasks wait in the work queues and the delay tiers, counted with
     /// passive declares (tasks handed out and not yet acked are not counted).
     pub async fn queued(&self) -> Result<u64, QueueError> {
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
         let queues = Lane::ALL
             .iter()
             .map(|&lane| self.topology.queue(lane))
@@ -104,9 +100,7 @@ impl Publisher {
             );
         let mut total = 0;
         for queue in queues {
-            let declared = self
-                .channel
-                .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+            let declared = inspect(&self.channel, &queue)
                 .await
                 .map_err(broker_error("counting a queue's messages"))?;
             total += u64::from(declared.message_count());

@@ -9,7 +9,7 @@
 use crate::{QueueError, broker_error};
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, Connection, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind, Queue};
 use std::time::Duration;
 
 /// Which work queue a task goes to.
@@ -137,10 +137,7 @@ impl Topology {
 
     /// Opens a channel on `connection` and declares everything on it.
     pub async fn open_channel(&self, connection: &Connection) -> Result<Channel, QueueError> {
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(broker_error("opening a channel"))?;
+        let channel = new_channel(connection).await?;
         self.declare(connection, &channel).await?;
         Ok(channel)
     }
@@ -240,18 +237,8 @@ async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> Resul
 /// Whether queue `name` exists, asked with a passive declare on a channel of
 /// its own (the broker closes it when the queue does not exist).
 async fn exists(connection: &Connection, name: &str) -> Result<bool, QueueError> {
-    let channel = connection
-        .create_channel()
-        .await
-        .map_err(broker_error("opening a channel"))?;
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    let found = channel
-        .queue_declare(ShortString::from(name), passive, FieldTable::default())
-        .await;
-    match found {
+    let channel = new_channel(connection).await?;
+    match inspect(&channel, name).await {
         Ok(_) => {
             let _ = channel.close(200, "done".into()).await;
             Ok(true)
@@ -259,6 +246,27 @@ async fn exists(connection: &Connection, name: &str) -> Result<bool, QueueError>
         Err(e) if is_not_found(&e) => Ok(false),
         Err(e) => Err(broker_error("looking for a queue")(e)),
     }
+}
+
+/// A channel of its own on `connection`.
+pub(crate) async fn new_channel(connection: &Connection) -> Result<Channel, QueueError> {
+    connection
+        .create_channel()
+        .await
+        .map_err(broker_error("opening a channel"))
+}
+
+/// Queue `name` as the broker holds it, asked with a passive declare, which
+/// creates and changes nothing (the broker closes the channel when the queue
+/// does not exist).
+pub(crate) async fn inspect(channel: &Channel, name: &str) -> Result<Queue, lapin::Error> {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(ShortString::from(name), passive, FieldTable::default())
+        .await
 }
 
 /// Whether the broker answered 404 NOT_FOUND.

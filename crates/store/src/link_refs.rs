@@ -3,7 +3,7 @@
 //! group); and recording memberships only while the group is still linked to
 //! the Entra group they were written to.
 
-use crate::links::{LinkKey, LinkState, entra_id, state};
+use crate::links::{LinkKey, LinkState, entra_id, insert_written_members, state};
 use crate::{Store, StoreError, query_error};
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use std::time::SystemTime;
@@ -101,7 +101,6 @@ impl Store {
         entra_group: &EntraObjectId,
         users: &[AkUserPk],
     ) -> Result<bool, StoreError> {
-        let pks: Vec<i64> = users.iter().map(|u| u.0).collect();
         let mut conn = self.conn().await?;
         let tx = conn
             .transaction()
@@ -121,13 +120,7 @@ impl Store {
                 .map_err(query_error("recording memberships"))?;
             return Ok(false);
         }
-        tx.execute(
-            "INSERT INTO membership_links (provider, ak_group_pk, ak_user_pk)
-             SELECT $1, $2, unnest($3::bigint[]) ON CONFLICT DO NOTHING",
-            &[&provider, &group.0, &pks],
-        )
-        .await
-        .map_err(query_error("recording memberships"))?;
+        insert_written_members(&tx, provider, group, users).await?;
         tx.commit()
             .await
             .map_err(query_error("recording memberships"))?;

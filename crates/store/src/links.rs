@@ -5,6 +5,7 @@
 //! one authentik object never has two Entra objects and vice versa.
 
 use crate::{Store, StoreError, query_error};
+use deadpool_postgres::GenericClient;
 use entra_sync_core::diff::Body;
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use tokio_postgres::Row;
@@ -327,16 +328,7 @@ impl Store {
 
     /// The authentik ids of every linked user or group of a provider.
     pub async fn linked<K: LinkKey>(&self, provider: &str) -> Result<Vec<K>, StoreError> {
-        let conn = self.conn().await?;
-        let sql = format!(
-            "SELECT {c} FROM {} WHERE provider = $1 ORDER BY {c}",
-            K::TABLE,
-            c = K::COLUMN
-        );
-        let rows = conn
-            .query(&sql, &[&provider])
-            .await
-            .map_err(query_error("listing links"))?;
+        let rows = self.list_links::<K>(provider, K::COLUMN).await?;
         Ok(rows.iter().map(|r| K::from_row(r, 0)).collect())
     }
 
@@ -353,16 +345,8 @@ impl Store {
 
     /// Every link of one kind of a provider, with its Entra id, attributes and state.
     pub async fn links_of<K: LinkKey>(&self, provider: &str) -> Result<Vec<Link<K>>, StoreError> {
-        let conn = self.conn().await?;
-        let sql = format!(
-            "SELECT {c}, entra_id, attributes, origin, state FROM {} WHERE provider = $1 ORDER BY {c}",
-            K::TABLE,
-            c = K::COLUMN
-        );
-        let rows = conn
-            .query(&sql, &[&provider])
-            .await
-            .map_err(query_error("listing links"))?;
+        let columns = format!("{}, entra_id, attributes, origin, state", K::COLUMN);
+        let rows = self.list_links::<K>(provider, &columns).await?;
         rows.iter()
             .map(|r| {
                 Ok(Link {
@@ -376,21 +360,30 @@ impl Store {
             .collect()
     }
 
+    /// `columns` of every link of one kind of a provider, in authentik id order.
+    async fn list_links<K: LinkKey>(
+        &self,
+        provider: &str,
+        columns: &str,
+    ) -> Result<Vec<Row>, StoreError> {
+        let sql = format!(
+            "SELECT {columns} FROM {} WHERE provider = $1 ORDER BY {}",
+            K::TABLE,
+            K::COLUMN
+        );
+        let conn = self.conn().await?;
+        conn.query(&sql, &[&provider])
+            .await
+            .map_err(query_error("listing links"))
+    }
+
     /// The members of a group we last wrote to Entra.
     pub async fn written_members(
         &self,
         provider: &str,
         group: AkGroupPk,
     ) -> Result<Vec<AkUserPk>, StoreError> {
-        let conn = self.conn().await?;
-        let rows = conn
-            .query(
-                "SELECT ak_user_pk FROM membership_links WHERE provider = $1 AND ak_group_pk = $2 ORDER BY ak_user_pk",
-                &[&provider, &group.0],
-            )
-            .await
-            .map_err(query_error("reading memberships"))?;
-        Ok(rows.iter().map(|r| AkUserPk(r.get(0))).collect())
+        self.written(provider, group, "reading memberships").await
     }
 
     /// The groups a user was last written into.
@@ -399,15 +392,29 @@ impl Store {
         provider: &str,
         user: AkUserPk,
     ) -> Result<Vec<AkGroupPk>, StoreError> {
+        self.written(provider, user, "reading a user's memberships")
+            .await
+    }
+
+    /// The other side of the memberships last written with `one` on one
+    /// side: a group's members, or a user's groups, in order.
+    async fn written<One: LinkKey, Other: LinkKey>(
+        &self,
+        provider: &str,
+        one: One,
+        doing: &'static str,
+    ) -> Result<Vec<Other>, StoreError> {
+        let sql = format!(
+            "SELECT {other} FROM membership_links WHERE provider = $1 AND {one} = $2 ORDER BY {other}",
+            other = Other::COLUMN,
+            one = One::COLUMN
+        );
         let conn = self.conn().await?;
         let rows = conn
-            .query(
-                "SELECT ak_group_pk FROM membership_links WHERE provider = $1 AND ak_user_pk = $2 ORDER BY ak_group_pk",
-                &[&provider, &user.0],
-            )
+            .query(&sql, &[&provider, &one.sql()])
             .await
-            .map_err(query_error("reading a user's memberships"))?;
-        Ok(rows.iter().map(|r| AkGroupPk(r.get(0))).collect())
+            .map_err(query_error(doing))?;
+        Ok(rows.iter().map(|r| Other::from_row(r, 0)).collect())
     }
 
     /// Records members as written to Entra.
@@ -417,16 +424,8 @@ impl Store {
         group: AkGroupPk,
         users: &[AkUserPk],
     ) -> Result<(), StoreError> {
-        let pks: Vec<i64> = users.iter().map(|u| u.0).collect();
         let conn = self.conn().await?;
-        conn.execute(
-            "INSERT INTO membership_links (provider, ak_group_pk, ak_user_pk)
-             SELECT $1, $2, unnest($3::bigint[]) ON CONFLICT DO NOTHING",
-            &[&provider, &group.0, &pks],
-        )
-        .await
-        .map_err(query_error("recording memberships"))?;
-        Ok(())
+        insert_written_members(&conn, provider, group, users).await
     }
 
     /// Records members as removed from Entra.
@@ -446,4 +445,24 @@ impl Store {
         .map_err(query_error("removing memberships"))?;
         Ok(())
     }
+}
+
+/// Records `users` as members of `group` written to Entra, on `client` (a
+/// connection, or a transaction that checks the group's link first).
+pub(crate) async fn insert_written_members(
+    client: &impl GenericClient,
+    provider: &str,
+    group: AkGroupPk,
+    users: &[AkUserPk],
+) -> Result<(), StoreError> {
+    let pks: Vec<i64> = users.iter().map(|u| u.0).collect();
+    client
+        .execute(
+            "INSERT INTO membership_links (provider, ak_group_pk, ak_user_pk)
+             SELECT $1, $2, unnest($3::bigint[]) ON CONFLICT DO NOTHING",
+            &[&provider, &group.0, &pks],
+        )
+        .await
+        .map_err(query_error("recording memberships"))?;
+    Ok(())
 }

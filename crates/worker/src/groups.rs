@@ -149,7 +149,11 @@ impl GroupReconciler {
             });
         };
         tracing::info!(group = %pk, entra_id = %group.id, "restoring the deleted Entra group that holds the group's uniqueName");
-        if let Written::DryRun(request) = self.graph.restore_deleted_group(&group.id).await? {
+        if let Written::DryRun(request) = self
+            .graph
+            .restore_deleted_item(Target::Group, &group.id)
+            .await?
+        {
             return Ok(ObjectAction::DryRun(request));
         }
         match self.graph.upsert_group(key, create).await? {

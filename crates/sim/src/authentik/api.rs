@@ -9,7 +9,7 @@ use axum::extract::{Path, RawQuery, Request, State as AxState};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -29,15 +29,44 @@ const INSTALL_ID: &str = "entra-sync-sim";
 pub(crate) fn router(sim: AuthentikSim) -> Router {
     Router::new()
         .route("/api/v3/core/users/", get(list_users))
-        .route("/api/v3/core/users/{pk}/", get(get_user))
+        .route("/api/v3/core/users/{pk}/", get_one("User", user_by_pk))
         .route("/api/v3/core/groups/", get(list_groups))
-        .route("/api/v3/core/groups/{pk}/", get(get_group))
-        .route("/api/v3/core/groups/{pk}/add_user/", post(add_user))
-        .route("/api/v3/core/groups/{pk}/remove_user/", post(remove_user))
+        .route("/api/v3/core/groups/{pk}/", get_one("Group", group_by_pk))
+        .route(
+            "/api/v3/core/groups/{pk}/add_user/",
+            membership_change(true),
+        )
+        .route(
+            "/api/v3/core/groups/{pk}/remove_user/",
+            membership_change(false),
+        )
         .route("/api/v3/events/events/", get(list_events))
         .route("/api/v3/admin/version/", get(version))
         .layer(middleware::from_fn_with_state(sim.clone(), auth))
         .with_state(sim)
+}
+
+/// `GET …/{pk}/`: the object `render` finds for `pk`, as the request asks
+/// for it, or authentik's 404 for `model`.
+fn get_one(
+    model: &'static str,
+    render: fn(&State, &str, &Params) -> Option<Json>,
+) -> MethodRouter<AuthentikSim> {
+    get(
+        move |AxState(sim): AxState<AuthentikSim>,
+              Path(pk): Path<String>,
+              RawQuery(raw): RawQuery| async move {
+            let p = Params::parse(raw);
+            let s = sim.read();
+            match render(&s, &pk, &p) {
+                Some(out) => json(&out),
+                None => detail(
+                    StatusCode::NOT_FOUND,
+                    &format!("No {model} matches the given query."),
+                ),
+            }
+        },
+    )
 }
 
 fn detail(status: StatusCode, text: &str) -> Response {
@@ -399,18 +428,10 @@ async fn list_users(AxState(sim): AxState<AuthentikSim>, RawQuery(raw): RawQuery
     page_of(&p, release, matched.len(), matched.iter().copied(), out)
 }
 
-async fn get_user(
-    AxState(sim): AxState<AuthentikSim>,
-    Path(pk): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let p = Params::parse(raw);
-    let s = sim.read();
-    let flags = UserFlags::from(&p, s.release);
-    match pk.parse::<i64>().ok().and_then(|pk| s.users.get(&pk)) {
-        Some(u) => json(&user_out(&s, u, &flags)),
-        None => detail(StatusCode::NOT_FOUND, "No User matches the given query."),
-    }
+/// A user by its pk, with the expansions the request asks for.
+fn user_by_pk(s: &State, pk: &str, p: &Params) -> Option<Json> {
+    let u = s.users.get(&pk.parse().ok()?)?;
+    Some(user_out(s, u, &UserFlags::from(p, s.release)))
 }
 
 // ---- groups ----
@@ -545,36 +566,20 @@ async fn list_groups(AxState(sim): AxState<AuthentikSim>, RawQuery(raw): RawQuer
     })
 }
 
-async fn get_group(
-    AxState(sim): AxState<AuthentikSim>,
-    Path(pk): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let p = Params::parse(raw);
-    let s = sim.read();
-    let flags = GroupFlags::from(&p, s.release);
-    match Uuid::parse_str(&pk).ok().and_then(|pk| s.groups.get(&pk)) {
-        Some(g) => json(&group_out(&s, g, &flags)),
-        None => detail(StatusCode::NOT_FOUND, "No Group matches the given query."),
-    }
+/// A group by its pk, with the expansions the request asks for.
+fn group_by_pk(s: &State, pk: &str, p: &Params) -> Option<Json> {
+    let g = s.groups.get(&Uuid::parse_str(pk).ok()?)?;
+    Some(group_out(s, g, &GroupFlags::from(p, s.release)))
 }
 
-/// `POST /core/groups/{pk}/add_user/` with `{"pk": <user pk>}`: 204.
-async fn add_user(
-    AxState(sim): AxState<AuthentikSim>,
-    Path(pk): Path<String>,
-    body: Bytes,
-) -> Response {
-    change_membership(&sim, &pk, &body, true)
-}
-
-/// `POST /core/groups/{pk}/remove_user/` with `{"pk": <user pk>}`: 204.
-async fn remove_user(
-    AxState(sim): AxState<AuthentikSim>,
-    Path(pk): Path<String>,
-    body: Bytes,
-) -> Response {
-    change_membership(&sim, &pk, &body, false)
+/// `POST /core/groups/{pk}/add_user/` (`add`) or `…/remove_user/`, with
+/// `{"pk": <user pk>}`: 204.
+fn membership_change(add: bool) -> MethodRouter<AuthentikSim> {
+    post(
+        move |AxState(sim): AxState<AuthentikSim>, Path(pk): Path<String>, body: Bytes| async move {
+            change_membership(&sim, &pk, &body, add)
+        },
+    )
 }
 
 /// authentik's `GroupViewSet.add_user`/`remove_user`: an unknown group or

@@ -450,14 +450,7 @@ impl GraphSim {
 
     /// The ids of the deleted items (restorable users and groups), sorted.
     pub fn deleted_items(&self) -> Vec<String> {
-        self.sim.state()["deletedItems"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.sim.deleted_items()
     }
 }
 

@@ -604,6 +604,10 @@ impl Sim {
         lock(&self.state).dir.purge(id).map(|_| ())
     }
 
+    pub fn deleted_items(&self) -> Vec<String> {
+        lock(&self.state).dir.deleted_ids()
+    }
+
     pub fn portal_remove_member(&self, group: &str, member: &str) -> Result<(), SimError> {
         lock(&self.state).dir.portal_remove_member(group, member)
     }

@@ -330,6 +330,20 @@ impl Directory {
             .is_none_or(|c| now.saturating_duration_since(c) >= self.replication_delay)
     }
 
+    /// Points the UPN index at user `id` under `upn` (lowercase) instead of
+    /// under its current UPN.
+    fn move_upn(&mut self, id: &str, upn: String) {
+        let old = self.users[id]
+            .props
+            .get("userPrincipalName")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase);
+        if let Some(old) = old {
+            self.upns.remove(&old);
+        }
+        self.upns.insert(upn, id.to_owned());
+    }
+
     /// A user by id, or by UPN for `/users/{upn}`.
     fn resolve(&self, kind: Kind, key: &str) -> Option<String> {
         let key = key.to_ascii_lowercase();
@@ -558,15 +572,7 @@ impl Directory {
             if self.upns.get(&upn).is_some_and(|owner| *owner != id) {
                 return Err(SimError::conflict("userPrincipalName"));
             }
-            let old = self.users[&id]
-                .props
-                .get("userPrincipalName")
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase);
-            if let Some(old) = old {
-                self.upns.remove(&old);
-            }
-            self.upns.insert(upn, id.clone());
+            self.move_upn(&id, upn);
         }
         let object = match kind {
             Kind::Users => self.users.get_mut(&id),

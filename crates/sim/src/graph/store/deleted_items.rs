@@ -226,15 +226,7 @@ impl Directory {
         if kind == Kind::Users
             && let Some(upn) = changes.get("userPrincipalName").and_then(Value::as_str)
         {
-            let old = self.users[&id]
-                .props
-                .get("userPrincipalName")
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase);
-            if let Some(old) = old {
-                self.upns.remove(&old);
-            }
-            self.upns.insert(upn.to_ascii_lowercase(), id.clone());
+            self.move_upn(&id, upn.to_ascii_lowercase());
         }
         let object = match kind {
             Kind::Users => self.users.get_mut(&id),
