@@ -1,5 +1,6 @@
 //! Links, runs, outcomes, halts and the rate budget against the real PostgreSQL.
 
+use entra_sync_core::drift::Observed;
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use entra_sync_core::pace::{Ceiling, Grant, Urgency};
 use entra_sync_core::task::ObjectKind;
@@ -177,6 +178,63 @@ async fn links_are_unique_on_both_sides() {
     );
     db.store.delete_link("p", AkUserPk(1)).await.unwrap();
     assert_eq!(db.store.link("p", AkUserPk(1)).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_link_is_read_with_its_observation_while_that_is_newer_than_the_last_write() {
+    let db = db_with_provider().await;
+    let link = Link {
+        ak_id: AkUserPk(1),
+        entra_id: entra(1),
+        attributes: json!({"displayName": "A"}).as_object().cloned().unwrap(),
+        origin: LinkOrigin::Created,
+        state: LinkState::Active,
+    };
+    assert_eq!(
+        db.store.link_observed("p", AkUserPk(1)).await.unwrap(),
+        None
+    );
+    db.store.save_link("p", &link).await.unwrap().unwrap();
+    assert_eq!(
+        db.store.link_observed("p", AkUserPk(1)).await.unwrap(),
+        Some((link.clone(), None)),
+        "never observed"
+    );
+    let listed = json!({"displayName": "B"}).as_object().cloned().unwrap();
+    let at = db.store.clock().await.unwrap();
+    let observe = |observed: Observed| {
+        let store = db.store.clone();
+        async move {
+            store
+                .observe("p", at, &[(AkUserPk(1), observed)])
+                .await
+                .unwrap();
+            store.link_observed("p", AkUserPk(1)).await.unwrap()
+        }
+    };
+    assert_eq!(
+        observe(Observed::Listed(listed.clone())).await,
+        Some((link.clone(), Some(Observed::Listed(listed.clone()))))
+    );
+    assert_eq!(
+        observe(Observed::Missing).await,
+        Some((link.clone(), Some(Observed::Missing)))
+    );
+    db.store
+        .save_link_attributes("p", AkUserPk(1), &link.entra_id, &listed, LinkState::Active)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.link_observed("p", AkUserPk(1)).await.unwrap(),
+        Some((
+            Link {
+                attributes: listed,
+                ..link
+            },
+            None
+        )),
+        "a write after the listing supersedes what it observed"
+    );
 }
 
 #[tokio::test]
@@ -585,6 +643,29 @@ async fn an_object_lock_has_one_holder_and_a_dropped_lock_is_released() {
         .unwrap()
         .expect("released by the drop");
     again.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lock_released_while_another_waits_goes_to_the_waiter() {
+    let db = db_with_provider().await;
+    let held = db
+        .store
+        .lock_object("p", "group/1", Duration::from_secs(1))
+        .await
+        .unwrap()
+        .expect("free lock");
+    let other = db.store.clone();
+    let waiter = tokio::spawn(async move {
+        other
+            .lock_object("p", "group/1", Duration::from_secs(10))
+            .await
+    });
+    while db.object_lock_waiters("p", "group/1").await == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    held.release().await.unwrap();
+    let taken = waiter.await.unwrap().unwrap().expect("the waiter takes it");
+    taken.release().await.unwrap();
 }
 
 #[tokio::test]
