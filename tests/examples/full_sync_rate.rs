@@ -42,8 +42,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() {
     let args = Args::parse();
     let users: usize = args.get("users", 2000);
-    let workers: usize = args.get("workers", 2);
-    let concurrency: usize = args.get("concurrency", 16);
+    let (workers, concurrency) = args.workers();
     let scale: u64 = args.get("scale", 1);
     let direct: usize = args.get("direct", 0);
     let real = args.budget("real", (200, 10));

@@ -30,8 +30,7 @@ async fn main() {
     let args = Args::parse();
     let users: usize = args.get("users", 20_000);
     let groups: usize = args.get("groups", 2_000);
-    let workers: usize = args.get("workers", 2);
-    let concurrency: usize = args.get("concurrency", 16);
+    let (workers, concurrency) = args.workers();
     let graph = SimConfig {
         throttle: ThrottleConfig::disabled(),
         ..SimConfig::default()

@@ -34,6 +34,11 @@ impl Args {
             .map_or(default, |v| v.parse().ok().expect("a number"))
     }
 
+    /// `workers` and the `concurrency` of each: 2 × 16 by default.
+    pub fn workers(&self) -> (usize, usize) {
+        (self.get("workers", 2), self.get("concurrency", 16))
+    }
+
     /// `quota/window_seconds`, e.g. `200/10`.
     pub fn budget(&self, key: &str, default: (u32, u64)) -> (u32, u64) {
         self.0.get(key).map_or(default, |v| {

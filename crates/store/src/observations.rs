@@ -61,21 +61,15 @@ impl Store {
         provider: &str,
         key: K,
     ) -> Result<Option<Observed>, StoreError> {
-        let sql = format!(
-            "SELECT observed FROM {t} WHERE provider = $1 AND {c} = $2 AND observed_at > updated_at",
-            t = K::TABLE,
-            c = K::COLUMN,
-        );
-        let conn = self.conn().await?;
-        let row = conn
-            .query_opt(&sql, &[&provider, &key.sql()])
-            .await
-            .map_err(query_error("reading an observation"))?;
-        Ok(row.map(|r| observed(&r, 0)))
+        Ok(self
+            .link_observed(provider, key)
+            .await?
+            .and_then(|(_, observed)| observed))
     }
 
     /// The link of an authentik user or group ([`Store::link`]) with what the
-    /// last full sync observed of it ([`Store::observation`]), in one read.
+    /// last full sync observed of it if that is newer than the link's last
+    /// write ([`Store::observation`]), in one read.
     pub async fn link_observed<K: LinkKey>(
         &self,
         provider: &str,

@@ -12,6 +12,17 @@ use entra_sync_store::testing::TestDatabase;
 use serde_json::json;
 use std::time::Duration;
 
+/// User 1's active link to Entra object 1, whose `displayName` was written as "A".
+fn user_1_link(origin: LinkOrigin) -> Link<AkUserPk> {
+    Link {
+        ak_id: AkUserPk(1),
+        entra_id: entra(1),
+        attributes: json!({"displayName": "A"}).as_object().cloned().unwrap(),
+        origin,
+        state: LinkState::Active,
+    }
+}
+
 fn entra(n: u128) -> EntraObjectId {
     EntraObjectId::parse(&uuid::Uuid::from_u128(n).to_string()).unwrap()
 }
@@ -140,13 +151,7 @@ fn run_triggers_keep_their_stored_text() {
 #[tokio::test]
 async fn links_are_unique_on_both_sides() {
     let db = db_with_provider().await;
-    let link = Link {
-        ak_id: AkUserPk(1),
-        entra_id: entra(1),
-        attributes: json!({"displayName": "A"}).as_object().cloned().unwrap(),
-        origin: LinkOrigin::Created,
-        state: LinkState::Active,
-    };
+    let link = user_1_link(LinkOrigin::Created);
     db.store.save_link("p", &link).await.unwrap().unwrap();
     assert_eq!(
         db.store.link("p", AkUserPk(1)).await.unwrap(),
@@ -183,13 +188,7 @@ async fn links_are_unique_on_both_sides() {
 #[tokio::test]
 async fn a_link_is_read_with_its_observation_while_that_is_newer_than_the_last_write() {
     let db = db_with_provider().await;
-    let link = Link {
-        ak_id: AkUserPk(1),
-        entra_id: entra(1),
-        attributes: json!({"displayName": "A"}).as_object().cloned().unwrap(),
-        origin: LinkOrigin::Created,
-        state: LinkState::Active,
-    };
+    let link = user_1_link(LinkOrigin::Created);
     assert_eq!(
         db.store.link_observed("p", AkUserPk(1)).await.unwrap(),
         None
@@ -240,13 +239,7 @@ async fn a_link_is_read_with_its_observation_while_that_is_newer_than_the_last_w
 #[tokio::test]
 async fn a_patch_is_remembered_only_on_the_link_it_was_written_to() {
     let db = db_with_provider().await;
-    let link = Link {
-        ak_id: AkUserPk(1),
-        entra_id: entra(1),
-        attributes: json!({"displayName": "A"}).as_object().cloned().unwrap(),
-        origin: LinkOrigin::Adopted,
-        state: LinkState::Active,
-    };
+    let link = user_1_link(LinkOrigin::Adopted);
     db.store.save_link("p", &link).await.unwrap().unwrap();
     let written = json!({"displayName": "A", "accountEnabled": false})
         .as_object()
