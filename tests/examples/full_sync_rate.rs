@@ -22,48 +22,9 @@
 use entra_sync_sim::authentik::Mode;
 use entra_sync_sim::graph::{FaultConfig, SimConfig, ThrottleConfig};
 use entra_sync_store::runs::RunState;
+use entra_sync_tests::bench::Args;
 use entra_sync_tests::{ProviderSpec, Stack, new_group, new_user};
-use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// `key=value` arguments with defaults.
-struct Args(HashMap<String, String>);
-
-impl Args {
-    fn parse() -> Self {
-        Self(
-            std::env::args()
-                .skip(1)
-                .map(|a| {
-                    let (k, v) = a.split_once('=').expect("arguments are key=value");
-                    (k.to_string(), v.to_string())
-                })
-                .collect(),
-        )
-    }
-
-    fn get<T: std::str::FromStr>(&self, key: &str, default: T) -> T {
-        self.0
-            .get(key)
-            .map_or(default, |v| v.parse().ok().expect("a number"))
-    }
-
-    /// `quota/window_seconds`, e.g. `200/10`.
-    fn budget(&self, key: &str, default: (u32, u64)) -> (u32, u64) {
-        self.0.get(key).map_or(default, |v| {
-            let (q, w) = v.split_once('/').expect("quota/window");
-            (q.parse().expect("a quota"), w.parse().expect("a window"))
-        })
-    }
-
-    /// `min-max` milliseconds.
-    fn latency(&self) -> (u64, u64) {
-        self.0.get("latency").map_or((50, 200), |v| {
-            let (a, b) = v.split_once('-').unwrap_or((v, v));
-            (a.parse().expect("ms"), b.parse().expect("ms"))
-        })
-    }
-}
 
 fn epoch_secs(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
@@ -81,8 +42,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() {
     let args = Args::parse();
     let users: usize = args.get("users", 2000);
-    let workers: usize = args.get("workers", 2);
-    let concurrency: usize = args.get("concurrency", 16);
+    let (workers, concurrency) = args.workers();
     let scale: u64 = args.get("scale", 1);
     let direct: usize = args.get("direct", 0);
     let real = args.budget("real", (200, 10));

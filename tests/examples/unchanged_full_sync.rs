@@ -8,12 +8,10 @@
 //!
 //! `cargo run --release -p entra-sync-tests --example unchanged_full_sync -- [USERS] [GROUPS]`
 
-use entra_sync_sim::authentik::Mode;
-use entra_sync_sim::graph::{Seed, SeedMember, SimConfig, ThrottleConfig};
+use entra_sync_sim::graph::{SimConfig, ThrottleConfig};
 use entra_sync_store::runs::RunState;
-use entra_sync_tests::{ProviderSpec, Stack, new_group, new_user};
-use serde_json::Value;
-use std::collections::BTreeMap;
+use entra_sync_tests::bench::{converged_directory, first_full_sync};
+use entra_sync_tests::{ProviderSpec, Stack};
 use std::time::{Duration, Instant};
 
 #[tokio::main]
@@ -29,28 +27,10 @@ async fn main() {
         ..SimConfig::default()
     };
     let stack = Stack::start_with(vec![ProviderSpec::new("bench")], graph).await;
-    let sim = &stack.authentik.sim;
-    let pks: Vec<i64> = (0..users)
-        .map(|i| sim.create_user(new_user(&format!("b{i:06}")), Mode::Silent))
-        .collect();
-    for g in 0..groups {
-        let group = sim.create_group(new_group(&format!("bench-{g:05}")), Mode::Silent);
-        for k in 0..10 {
-            sim.add_member(group, pks[(g * 10 + k) % users], Mode::Silent);
-        }
-    }
-    seed_converged(&stack).await;
+    converged_directory(&stack, "bench", users, groups).await;
 
     // The first full sync links every object (discovery): long at this size.
-    let services = stack.services_unsettled();
-    let first = loop {
-        match stack.db.store.latest_run("bench").await.unwrap() {
-            Some(run) if run.state != RunState::Running => break run,
-            _ => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    };
-    assert_eq!(first.state, RunState::Done, "{first:?}");
-    stack.settle().await;
+    let services = first_full_sync(&stack, "bench").await;
     let graph = stack.graph();
     let (requests, gets, ru, writes) = (
         graph.counters().total(),
@@ -84,46 +64,4 @@ fn get_requests(stack: &Stack) -> u64 {
         .filter(|c| c.method == "GET")
         .map(|c| c.count)
         .sum()
-}
-
-/// Seeds Entra with exactly what authentik's state maps to.
-async fn seed_converged(stack: &Stack) {
-    let expected = stack.expected("bench").await;
-    let (user_ids, group_ids) = stack
-        .graph()
-        .seed(Seed {
-            users: expected
-                .users
-                .values()
-                .cloned()
-                .map(Value::Object)
-                .collect(),
-            groups: expected
-                .groups
-                .values()
-                .cloned()
-                .map(Value::Object)
-                .collect(),
-            members: Vec::new(),
-        })
-        .unwrap();
-    let user_id: BTreeMap<&String, String> = expected.users.keys().zip(user_ids).collect();
-    let group_id: BTreeMap<&String, String> = expected.groups.keys().zip(group_ids).collect();
-    let members = expected
-        .members
-        .iter()
-        .flat_map(|(name, upns)| {
-            upns.iter().map(|upn| SeedMember {
-                group: group_id[name].clone(),
-                member: user_id[upn].clone(),
-            })
-        })
-        .collect();
-    stack
-        .graph()
-        .seed(Seed {
-            members,
-            ..Seed::default()
-        })
-        .unwrap();
 }

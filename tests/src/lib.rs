@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod bench;
 pub mod throwaway;
 
 /// The authentik API token the simulator accepts.
@@ -312,9 +313,20 @@ webhook_secret_file = "webhook-secret"
     /// Starts an in-process worker, wired as `entra-sync worker` is, with
     /// short retry delays.
     pub fn worker(&self, concurrency: usize) -> Service {
+        self.worker_on(self.db.store.clone(), concurrency)
+    }
+
+    /// Like [`Stack::worker`], with a database pool of its own sized as
+    /// `entra-sync worker` sizes it, as a separate worker process has.
+    pub fn worker_with_own_pool(&self, concurrency: usize) -> Service {
+        let store = wiring::store(&self.config(), wiring::worker_pool_size(concurrency))
+            .expect("a worker's pool");
+        self.worker_on(store, concurrency)
+    }
+
+    fn worker_on(&self, store: entra_sync_store::Store, concurrency: usize) -> Service {
         let config = self.config();
-        let mut parts =
-            wiring::worker_parts(&config, self.db.store.clone(), Some(concurrency)).unwrap();
+        let mut parts = wiring::worker_parts(&config, store, Some(concurrency)).unwrap();
         parts.topology = Self::topology();
         parts.listen = None;
         parts.settings.lock_timeout = Duration::from_secs(10);

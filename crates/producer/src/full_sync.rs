@@ -57,6 +57,16 @@ impl SyncContext {
         self.metrics.task_published(lane);
         Ok(())
     }
+
+    /// Publishes tasks with their confirms awaited together
+    /// ([`Publisher::publish_all`]); counts them once all are confirmed.
+    pub async fn publish_all(&self, lane: Lane, tasks: &[Task]) -> Result<(), QueueError> {
+        self.publisher.publish_all(lane, tasks).await?;
+        for _ in tasks {
+            self.metrics.task_published(lane);
+        }
+        Ok(())
+    }
 }
 
 /// A run could not be carried on because PostgreSQL or RabbitMQ failed. The run
@@ -344,9 +354,11 @@ impl Execution<'_> {
             publishing = pending.len(),
             "full sync phase"
         );
-        for id in pending {
-            self.ctx.publish(Lane::Bulk, &self.task(kind, id)?).await?;
-        }
+        let tasks = pending
+            .into_iter()
+            .map(|id| self.task(kind, id))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.ctx.publish_all(Lane::Bulk, &tasks).await?;
         // A halt, or anyone else ending the run, shows as the run no longer running.
         loop {
             if store.pending_run_object_count(self.run, kind).await? == 0 {

@@ -108,6 +108,36 @@ async fn a_publish_the_broker_cannot_route_is_an_error() {
     assert!(err.to_string().contains("refused"), "{err}");
 }
 
+#[tokio::test]
+async fn tasks_published_together_are_all_queued_and_a_refused_one_fails_them() {
+    let vhost = TestVhost::new().await;
+    let connection = connect(&vhost.url()).await.unwrap();
+    let publisher = Publisher::open(&connection, Topology::new("es"))
+        .await
+        .unwrap();
+    let tasks: Vec<Task> = (0..600)
+        .map(|pk| {
+            Task::new(
+                "contoso",
+                ObjectRef::User(AkUserPk(pk)),
+                TaskReason::FullSync,
+            )
+        })
+        .collect();
+    publisher.publish_all(Lane::Bulk, &tasks).await.unwrap();
+    assert_eq!(publisher.queued().await.unwrap(), 600);
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_delete("es.direct".into(), Default::default())
+        .await
+        .unwrap();
+    let err = publisher
+        .publish_all(Lane::Direct, &tasks)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("refused"), "{err}");
+}
+
 async fn next_delivery(consumer: &mut Consumer) -> entra_sync_queue::Delivery {
     tokio::time::timeout(Duration::from_secs(10), consumer.next())
         .await

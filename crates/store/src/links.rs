@@ -88,6 +88,20 @@ fn attributes(row: &Row, i: usize) -> Body {
     }
 }
 
+/// The columns [`link_of`] reads, first in a row.
+pub(crate) const LINK_COLUMNS: &str = "entra_id, attributes, origin, state";
+
+/// The link of `key` from a row that starts with [`LINK_COLUMNS`].
+pub(crate) fn link_of<K>(key: K, row: &Row) -> Result<Link<K>, StoreError> {
+    Ok(Link {
+        ak_id: key,
+        entra_id: entra_id(row, 0)?,
+        attributes: attributes(row, 1),
+        origin: LinkOrigin::parse(row.get(2)),
+        state: state(row.get(3)),
+    })
+}
+
 pub(crate) fn entra_id(row: &Row, i: usize) -> Result<EntraObjectId, StoreError> {
     let text: String = row.get(i);
     EntraObjectId::parse(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -189,7 +203,7 @@ impl Store {
     ) -> Result<Option<Link<K>>, StoreError> {
         let conn = self.conn().await?;
         let sql = format!(
-            "SELECT entra_id, attributes, origin, state FROM {} WHERE provider = $1 AND {} = $2",
+            "SELECT {LINK_COLUMNS} FROM {} WHERE provider = $1 AND {} = $2",
             K::TABLE,
             K::COLUMN
         );
@@ -197,16 +211,7 @@ impl Store {
             .query_opt(&sql, &[&provider, &key.sql()])
             .await
             .map_err(query_error("reading a link"))?;
-        row.map(|r| {
-            Ok(Link {
-                ak_id: key,
-                entra_id: entra_id(&r, 0)?,
-                attributes: attributes(&r, 1),
-                origin: LinkOrigin::parse(r.get(2)),
-                state: state(r.get(3)),
-            })
-        })
-        .transpose()
+        row.map(|r| link_of(key, &r)).transpose()
     }
 
     /// Creates or replaces the link of an authentik user or group.

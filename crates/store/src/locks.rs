@@ -25,7 +25,7 @@ impl std::fmt::Debug for ObjectLock {
 impl Store {
     /// Waits up to `timeout` for the lock on `object` of `provider` (a group
     /// and its memberships should share one name); `None` if another session
-    /// still holds it then.
+    /// still holds it then. A free lock is taken without setting a timeout.
     pub async fn lock_object(
         &self,
         provider: &str,
@@ -34,6 +34,21 @@ impl Store {
     ) -> Result<Option<ObjectLock>, StoreError> {
         let key = &self.object_lock_key(provider, object);
         let conn = self.lock_conn().await?;
+        // A free lock, the usual case, is taken in one round trip.
+        let free: bool = conn
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&key],
+            )
+            .await
+            .map_err(query_error("taking an object lock"))?
+            .get(0);
+        if free {
+            return Ok(Some(ObjectLock {
+                conn: Some(conn),
+                key: key.to_owned(),
+            }));
+        }
         let timeout_ms = timeout.as_millis().max(1).to_string();
         conn.execute(
             "SELECT set_config('lock_timeout', $1, false)",

@@ -2,11 +2,12 @@
 //! and the one rule for using it: an observation counts only while it is
 //! newer than the link's last write.
 
-use crate::links::LinkKey;
+use crate::links::{LINK_COLUMNS, Link, LinkKey, link_of};
 use crate::{Store, StoreError, query_error};
 use entra_sync_core::diff::Body;
 use entra_sync_core::drift::Observed;
 use std::time::SystemTime;
+use tokio_postgres::Row;
 
 impl Store {
     /// The database's clock: when a listing begins, for its observations.
@@ -60,8 +61,23 @@ impl Store {
         provider: &str,
         key: K,
     ) -> Result<Option<Observed>, StoreError> {
+        Ok(self
+            .link_observed(provider, key)
+            .await?
+            .and_then(|(_, observed)| observed))
+    }
+
+    /// The link of an authentik user or group ([`Store::link`]) with what the
+    /// last full sync observed of it if that is newer than the link's last
+    /// write ([`Store::observation`]), in one read.
+    pub async fn link_observed<K: LinkKey>(
+        &self,
+        provider: &str,
+        key: K,
+    ) -> Result<Option<(Link<K>, Option<Observed>)>, StoreError> {
         let sql = format!(
-            "SELECT observed FROM {t} WHERE provider = $1 AND {c} = $2 AND observed_at > updated_at",
+            "SELECT {LINK_COLUMNS}, observed, observed_at > updated_at FROM {t}
+             WHERE provider = $1 AND {c} = $2",
             t = K::TABLE,
             c = K::COLUMN,
         );
@@ -69,12 +85,12 @@ impl Store {
         let row = conn
             .query_opt(&sql, &[&provider, &key.sql()])
             .await
-            .map_err(query_error("reading an observation"))?;
-        Ok(row.map(|r| match r.get::<_, Option<serde_json::Value>>(0) {
-            Some(serde_json::Value::Object(body)) => Observed::Listed(body),
-            Some(_) => Observed::Listed(Body::new()),
-            None => Observed::Missing,
-        }))
+            .map_err(query_error("reading a link and its observation"))?;
+        row.map(|r| {
+            let newer = r.get::<_, Option<bool>>(5).unwrap_or(false);
+            Ok((link_of(key, &r)?, newer.then(|| observed(&r, 4))))
+        })
+        .transpose()
     }
 
     /// Every observation of a kind of link that is newer than its last
@@ -95,14 +111,16 @@ impl Store {
             .map_err(query_error("reading observations"))?;
         Ok(rows
             .iter()
-            .map(|r| {
-                let observed = match r.get::<_, Option<serde_json::Value>>(1) {
-                    Some(serde_json::Value::Object(body)) => Observed::Listed(body),
-                    Some(_) => Observed::Listed(Body::new()),
-                    None => Observed::Missing,
-                };
-                (K::from_row(r, 0), observed)
-            })
+            .map(|r| (K::from_row(r, 0), observed(r, 1)))
             .collect())
+    }
+}
+
+/// The observation in column `i`: a listed body, or missing from the listing.
+fn observed(row: &Row, i: usize) -> Observed {
+    match row.get::<_, Option<serde_json::Value>>(i) {
+        Some(serde_json::Value::Object(body)) => Observed::Listed(body),
+        Some(_) => Observed::Listed(Body::new()),
+        None => Observed::Missing,
     }
 }

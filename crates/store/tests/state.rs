@@ -1,5 +1,6 @@
 //! Links, runs, outcomes, halts and the rate budget against the real PostgreSQL.
 
+use entra_sync_core::drift::Observed;
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use entra_sync_core::pace::{Ceiling, Grant, Urgency};
 use entra_sync_core::task::ObjectKind;
@@ -10,6 +11,17 @@ use entra_sync_store::runs::{RunStart, RunState, RunTrigger};
 use entra_sync_store::testing::TestDatabase;
 use serde_json::json;
 use std::time::Duration;
+
+/// User 1's active link to Entra object 1, whose `displayName` was written as "A".
+fn user_1_link(origin: LinkOrigin) -> Link<AkUserPk> {
+    Link {
+        ak_id: AkUserPk(1),
+        entra_id: entra(1),
+        attributes: json!({"displayName": "A"}).as_object().cloned().unwrap(),
+        origin,
+        state: LinkState::Active,
+    }
+}
 
 fn entra(n: u128) -> EntraObjectId {
     EntraObjectId::parse(&uuid::Uuid::from_u128(n).to_string()).unwrap()
@@ -139,13 +151,7 @@ fn run_triggers_keep_their_stored_text() {
 #[tokio::test]
 async fn links_are_unique_on_both_sides() {
     let db = db_with_provider().await;
-    let link = Link {
-        ak_id: AkUserPk(1),
-        entra_id: entra(1),
-        attributes: json!({"displayName": "A"}).as_object().cloned().unwrap(),
-        origin: LinkOrigin::Created,
-        state: LinkState::Active,
-    };
+    let link = user_1_link(LinkOrigin::Created);
     db.store.save_link("p", &link).await.unwrap().unwrap();
     assert_eq!(
         db.store.link("p", AkUserPk(1)).await.unwrap(),
@@ -180,15 +186,60 @@ async fn links_are_unique_on_both_sides() {
 }
 
 #[tokio::test]
+async fn a_link_is_read_with_its_observation_while_that_is_newer_than_the_last_write() {
+    let db = db_with_provider().await;
+    let link = user_1_link(LinkOrigin::Created);
+    assert_eq!(
+        db.store.link_observed("p", AkUserPk(1)).await.unwrap(),
+        None
+    );
+    db.store.save_link("p", &link).await.unwrap().unwrap();
+    assert_eq!(
+        db.store.link_observed("p", AkUserPk(1)).await.unwrap(),
+        Some((link.clone(), None)),
+        "never observed"
+    );
+    let listed = json!({"displayName": "B"}).as_object().cloned().unwrap();
+    let at = db.store.clock().await.unwrap();
+    let observe = |observed: Observed| {
+        let store = db.store.clone();
+        async move {
+            store
+                .observe("p", at, &[(AkUserPk(1), observed)])
+                .await
+                .unwrap();
+            store.link_observed("p", AkUserPk(1)).await.unwrap()
+        }
+    };
+    assert_eq!(
+        observe(Observed::Listed(listed.clone())).await,
+        Some((link.clone(), Some(Observed::Listed(listed.clone()))))
+    );
+    assert_eq!(
+        observe(Observed::Missing).await,
+        Some((link.clone(), Some(Observed::Missing)))
+    );
+    db.store
+        .save_link_attributes("p", AkUserPk(1), &link.entra_id, &listed, LinkState::Active)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.link_observed("p", AkUserPk(1)).await.unwrap(),
+        Some((
+            Link {
+                attributes: listed,
+                ..link
+            },
+            None
+        )),
+        "a write after the listing supersedes what it observed"
+    );
+}
+
+#[tokio::test]
 async fn a_patch_is_remembered_only_on_the_link_it_was_written_to() {
     let db = db_with_provider().await;
-    let link = Link {
-        ak_id: AkUserPk(1),
-        entra_id: entra(1),
-        attributes: json!({"displayName": "A"}).as_object().cloned().unwrap(),
-        origin: LinkOrigin::Adopted,
-        state: LinkState::Active,
-    };
+    let link = user_1_link(LinkOrigin::Adopted);
     db.store.save_link("p", &link).await.unwrap().unwrap();
     let written = json!({"displayName": "A", "accountEnabled": false})
         .as_object()
@@ -585,6 +636,29 @@ async fn an_object_lock_has_one_holder_and_a_dropped_lock_is_released() {
         .unwrap()
         .expect("released by the drop");
     again.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lock_released_while_another_waits_goes_to_the_waiter() {
+    let db = db_with_provider().await;
+    let held = db
+        .store
+        .lock_object("p", "group/1", Duration::from_secs(1))
+        .await
+        .unwrap()
+        .expect("free lock");
+    let other = db.store.clone();
+    let waiter = tokio::spawn(async move {
+        other
+            .lock_object("p", "group/1", Duration::from_secs(10))
+            .await
+    });
+    while db.object_lock_waiters("p", "group/1").await == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    held.release().await.unwrap();
+    let taken = waiter.await.unwrap().unwrap().expect("the waiter takes it");
+    taken.release().await.unwrap();
 }
 
 #[tokio::test]

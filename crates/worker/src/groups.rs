@@ -68,10 +68,7 @@ impl GroupReconciler {
         run: Option<Uuid>,
     ) -> Result<ObjectAction, ReconcileError> {
         let group = self.authentik.group(pk).await?;
-        let link: Option<GroupLink> = match self.store.link(&self.provider.name, pk).await? {
-            Some(link) => observed::current(self, link).await?,
-            None => None,
-        };
+        let link: Option<GroupLink> = observed::current(self, pk).await?;
         let desired = self.desired(group.as_ref(), link.as_ref())?;
         let known = link.as_ref().map(objects::known);
         let decided = plan(Kind::Group, &desired, known.as_ref(), self.on_delete);

@@ -18,14 +18,17 @@ use entra_sync_core::failure::FailureClass;
 use entra_sync_graph::Written;
 use entra_sync_store::links::Link;
 
-/// The link with its attributes replaced by what Entra holds, or `None` if
-/// the linked object is gone for good (its link was then dropped).
+/// The object's link with its attributes replaced by what Entra holds (both
+/// read at once), or `None` if it has no link or the linked object is gone for
+/// good (its link was then dropped).
 pub(crate) async fn current<O: LinkedObjects>(
     objects: &O,
-    mut link: Link<O::Key>,
+    key: O::Key,
 ) -> Result<Option<Link<O::Key>>, ReconcileError> {
     let provider = objects.provider();
-    let observed = objects.store().observation(provider, link.ak_id).await?;
+    let Some((mut link, observed)) = objects.store().link_observed(provider, key).await? else {
+        return Ok(None);
+    };
     match observed {
         None => Ok(Some(link)),
         Some(Observed::Listed(body)) => {

@@ -55,10 +55,7 @@ impl UserReconciler {
         run: Option<Uuid>,
     ) -> Result<ObjectAction, ReconcileError> {
         let user = self.scope.user(pk).await?;
-        let link = match self.store.link(&self.provider.name, pk).await? {
-            Some(link) => observed::current(self, link).await?,
-            None => None,
-        };
+        let link = observed::current(self, pk).await?;
         let desired = self.desired(&user, link.as_ref())?;
         let known = link.as_ref().map(objects::known);
         let decided = plan(Kind::User, &desired, known.as_ref(), self.on_delete);
