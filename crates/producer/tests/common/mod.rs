@@ -225,6 +225,15 @@ impl FakeWorker {
     pub fn seen(&self) -> Vec<Task> {
         self.seen.lock().unwrap().clone()
     }
+
+    /// The ids of the objects of `kind` whose tasks it has seen, in order.
+    pub fn seen_ids(&self, kind: ObjectKind) -> Vec<String> {
+        self.seen()
+            .iter()
+            .filter(|t| t.object.kind() == kind)
+            .map(|t| t.object.id_string())
+            .collect()
+    }
 }
 
 impl Drop for FakeWorker {
