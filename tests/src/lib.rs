@@ -436,6 +436,24 @@ webhook_secret_file = "webhook-secret"
         }
     }
 
+    /// Waits until the latest full sync of `provider` has `reached` a point, and
+    /// returns it as it is then; panics with `what` after `timeout`.
+    pub async fn wait_for_latest_run(
+        &self,
+        provider: &str,
+        what: &str,
+        timeout: Duration,
+        reached: impl Fn(&Run) -> bool,
+    ) -> Run {
+        let store = &self.db.store;
+        self.eventually(what, timeout, || async {
+            let run = store.latest_run(provider).await.unwrap();
+            run.is_some_and(|r| reached(&r))
+        })
+        .await;
+        store.latest_run(provider).await.unwrap().expect("a run")
+    }
+
     /// What Entra should hold for `provider`: authentik's state through the provider's mappings.
     pub async fn expected(&self, provider: &str) -> Directory {
         let spec = self

@@ -23,25 +23,22 @@ fn client(sim: &RunningSim) -> AuthentikClient {
     AuthentikClient::new(config).unwrap()
 }
 
+/// Creates group `name` under `parents`, silently; its pk.
+fn create_group(sim: &RunningSim, name: &str, parents: Vec<uuid::Uuid>) -> uuid::Uuid {
+    let group = NewGroup {
+        name: name.into(),
+        parents,
+        ..Default::default()
+    };
+    sim.sim.create_group(group, Mode::Silent)
+}
+
 #[tokio::test]
 async fn each_releases_users_and_groups_decode_alike() {
     for release in Release::ALL {
         let sim = start(release).await;
-        let root = sim.sim.create_group(
-            NewGroup {
-                name: "root".into(),
-                ..Default::default()
-            },
-            Mode::Silent,
-        );
-        let child = sim.sim.create_group(
-            NewGroup {
-                name: "child".into(),
-                parents: vec![root],
-                ..Default::default()
-            },
-            Mode::Silent,
-        );
+        let root = create_group(&sim, "root", vec![]);
+        let child = create_group(&sim, "child", vec![root]);
         let pk = sim.sim.create_user(
             NewUser {
                 username: "jdoe".into(),
@@ -104,13 +101,7 @@ async fn each_releases_users_and_groups_decode_alike() {
 #[tokio::test]
 async fn a_filter_authentik_ignores_is_noted_once_and_fallen_back_from() {
     let sim = start(Release::V2024_2).await;
-    let g = sim.sim.create_group(
-        NewGroup {
-            name: "g".into(),
-            ..Default::default()
-        },
-        Mode::Silent,
-    );
+    let g = create_group(&sim, "g", vec![]);
     let pk = sim.sim.create_user(NewUser::default(), Mode::Silent);
     sim.sim.add_member(g, pk, Mode::Silent);
     // Before reading the release, the client assumes the newest behaviour.

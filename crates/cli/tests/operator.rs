@@ -2,30 +2,16 @@
 //! `why`, `sync --object`, `sync --wait`'s progress lines and `dead-letters`,
 //! all without the Graph and authentik secrets; and the schema check.
 
+mod common;
+
+use common::run;
 use entra_sync_core::drift::Observed;
 use entra_sync_core::task::ObjectKind;
 use entra_sync_sim::authentik::Mode;
 use entra_sync_store::outcomes::Outcome;
 use entra_sync_store::testing::TestDatabase;
 use entra_sync_tests::{ProviderSpec, Stack};
-use std::path::Path;
 use std::process::Command;
-
-/// Runs `entra-sync ARGS` with `config`; (exit code, stdout, stderr).
-fn run(config: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_entra-sync"))
-        .args(args)
-        .env("ENTRA_SYNC_CONFIG", config)
-        .env_remove("DATABASE_URL")
-        .env_remove("AMQP_URL")
-        .output()
-        .expect("run entra-sync");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// Removes the secret files the stack wrote: what runs after needs none.
 /// The stack's configuration, copied where none of its secret files are

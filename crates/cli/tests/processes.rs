@@ -1,7 +1,11 @@
 //! `entra-sync` processes against the real RabbitMQ and PostgreSQL and the
 //! simulators: signals, crashes, health endpoints.
 
+mod common;
+
+use common::page;
 use entra_sync_sim::authentik::{Mode, NewUser};
+use entra_sync_store::runs::{Run, RunState};
 use entra_sync_tests::{ProviderSpec, Stack};
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -9,13 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// A service command: it listens where its configuration says, and its stdout is dropped.
 fn command(config: &std::path::Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_entra-sync"));
+    let mut command = common::command(config, args);
     command
-        .args(args)
-        .env("ENTRA_SYNC_CONFIG", config)
-        .env_remove("DATABASE_URL")
-        .env_remove("AMQP_URL")
         .env_remove("ENTRA_SYNC_LISTEN")
         .stdout(Stdio::null());
     command
@@ -84,6 +85,11 @@ async fn logged_addr(child: &mut Child, addr: &mpsc::Receiver<SocketAddr>) -> So
     }
 }
 
+/// Whether a full sync has ended, however it ended.
+fn ended(run: &Run) -> bool {
+    run.state != RunState::Running
+}
+
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
@@ -127,7 +133,6 @@ async fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitSta
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_mid_sync_stops_a_worker_within_10_s_and_loses_no_task() {
     use entra_sync_sim::graph::FaultConfig;
-    use entra_sync_store::runs::RunState;
     let stack = Stack::start(vec![ProviderSpec::new("p")]).await;
     for n in 0..150 {
         stack.authentik.sim.create_user(
@@ -155,22 +160,11 @@ async fn sigterm_mid_sync_stops_a_worker_within_10_s_and_loses_no_task() {
     assert_eq!(ready.status(), 200);
     let mut producer = spawn(&config.path, &["producer"]);
     wait_healthy(config.producer_port, &mut producer).await;
-    let store = &stack.db.store;
+    let in_flight = |r: &Run| r.objects_done >= 20;
     stack
-        .eventually("tasks in flight", Duration::from_secs(60), || async {
-            store
-                .latest_run("p")
-                .await
-                .unwrap()
-                .is_some_and(|r| r.objects_done >= 20)
-        })
+        .wait_for_latest_run("p", "tasks in flight", Duration::from_secs(60), in_flight)
         .await;
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", config.worker_port))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = page(format!("http://127.0.0.1:{}/metrics", config.worker_port)).await;
     assert!(
         metrics
             .contains("entra_sync_worker_tasks_total{provider=\"p\",kind=\"user\",result=\"ok\"}")
@@ -181,16 +175,9 @@ async fn sigterm_mid_sync_stops_a_worker_within_10_s_and_loses_no_task() {
     // A new worker picks up what the stopped one requeued; nothing is lost.
     let other = stack.process_config();
     let mut replacement = spawn(&other.path, &["worker", "--concurrency", "4"]);
-    stack
-        .eventually("the sync ends", Duration::from_secs(90), || async {
-            store
-                .latest_run("p")
-                .await
-                .unwrap()
-                .is_some_and(|r| r.state != RunState::Running)
-        })
+    let run = stack
+        .wait_for_latest_run("p", "the sync ends", Duration::from_secs(90), ended)
         .await;
-    let run = store.latest_run("p").await.unwrap().unwrap();
     assert_eq!(
         (run.state, run.objects_failed),
         (RunState::Done, 0),
@@ -210,18 +197,26 @@ async fn sigterm_mid_sync_stops_a_worker_within_10_s_and_loses_no_task() {
     let _ = replacement.wait();
 }
 
+/// Runs `entra-sync ARGS` with `config`; (exit code, stdout).
 fn run_cli(config: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_entra-sync"))
-        .args(args)
-        .env("ENTRA_SYNC_CONFIG", config)
-        .env_remove("DATABASE_URL")
-        .env_remove("AMQP_URL")
-        .output()
-        .expect("run entra-sync");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let (code, stdout, _) = common::run(config, args);
+    (code, stdout)
+}
+
+/// A producer and a worker process on `stack`, each with its own ports; killed
+/// when the returned guard drops.
+fn spawn_producer_and_worker(stack: &Stack) -> impl Drop {
+    let producer = spawn(&stack.process_config().path, &["producer"]);
+    let worker = spawn(&stack.process_config().path, &["worker"]);
+    kill_on_drop(vec![producer, worker])
+}
+
+/// Creates one authentik user (silently) for each name; their pks.
+fn silent_users(stack: &Stack, names: impl Iterator<Item = String>) -> Vec<i64> {
+    let sim = &stack.authentik.sim;
+    names
+        .map(|name| sim.create_user(entra_sync_tests::new_user(&name), Mode::Silent))
+        .collect()
 }
 
 fn kill_on_drop(children: Vec<Child>) -> impl Drop {
@@ -240,17 +235,9 @@ fn kill_on_drop(children: Vec<Child>) -> impl Drop {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_worker_processes_converge_exactly_when_one_is_killed_halfway() {
     use entra_sync_sim::graph::FaultConfig;
-    use entra_sync_store::runs::RunState;
     let stack = Stack::start(vec![ProviderSpec::new("p")]).await;
     let sim = &stack.authentik.sim;
-    let users: Vec<i64> = (0..300)
-        .map(|n| {
-            sim.create_user(
-                entra_sync_tests::new_user(&format!("k{n:03}")),
-                Mode::Silent,
-            )
-        })
-        .collect();
+    let users = silent_users(&stack, (0..300).map(|n| format!("k{n:03}")));
     for g in 0..4 {
         let group = sim.create_group(
             entra_sync_tests::new_group(&format!("team{g}")),
@@ -273,33 +260,16 @@ async fn two_worker_processes_converge_exactly_when_one_is_killed_halfway() {
     let survivor = spawn(&b.path, &["worker", "--concurrency", "4"]);
     let producer = spawn(&producer_config.path, &["producer"]);
     wait_healthy(a.worker_port, &mut victim).await;
-    let store = &stack.db.store;
+    let a_third_done = |r: &Run| r.objects_done >= 100;
     stack
-        .eventually(
-            "a third of the users done",
-            Duration::from_secs(60),
-            || async {
-                store
-                    .latest_run("p")
-                    .await
-                    .unwrap()
-                    .is_some_and(|r| r.objects_done >= 100)
-            },
-        )
+        .wait_for_latest_run("p", "a third done", Duration::from_secs(60), a_third_done)
         .await;
     signal(&victim, "KILL");
     victim.wait().unwrap();
     let _guard = kill_on_drop(vec![survivor, producer]);
-    stack
-        .eventually("the sync ends", Duration::from_secs(120), || async {
-            store
-                .latest_run("p")
-                .await
-                .unwrap()
-                .is_some_and(|r| r.state != RunState::Running)
-        })
+    let run = stack
+        .wait_for_latest_run("p", "the sync ends", Duration::from_secs(120), ended)
         .await;
-    let run = store.latest_run("p").await.unwrap().unwrap();
     assert_eq!(run.state, RunState::Done, "{run:?}");
     assert_eq!(run.objects_failed, 0, "{run:?}");
     let expected = stack.expected("p").await;
@@ -323,11 +293,7 @@ async fn sync_wait_exit_codes_status_json_and_resume() {
     let stack = Stack::start(vec![ProviderSpec::new("p")]).await;
     let sim = &stack.authentik.sim;
     sim.create_user(entra_sync_tests::new_user("ok1"), Mode::Silent);
-    let producer_config = stack.process_config();
-    let worker_config = stack.process_config();
-    let producer = spawn(&producer_config.path, &["producer"]);
-    let worker = spawn(&worker_config.path, &["worker"]);
-    let _guard = kill_on_drop(vec![producer, worker]);
+    let _services = spawn_producer_and_worker(&stack);
     let config = stack.config_path();
     let config = config.as_path();
 
@@ -461,14 +427,7 @@ async fn two_worker_processes_share_the_deletion_guard_and_resume_allow_deletion
     spec.deletion_threshold = 10;
     let stack = Stack::start(vec![spec]).await;
     let sim = &stack.authentik.sim;
-    let users: Vec<i64> = (0..40)
-        .map(|n| {
-            sim.create_user(
-                entra_sync_tests::new_user(&format!("d{n:02}")),
-                Mode::Silent,
-            )
-        })
-        .collect();
+    let users = silent_users(&stack, (0..40).map(|n| format!("d{n:02}")));
     let producer = stack.process_config();
     let (a, b) = (stack.process_config(), stack.process_config());
     let children = vec![
@@ -586,11 +545,7 @@ async fn a_write_graph_refuses_makes_sync_wait_exit_1_without_halting() {
     let stack = Stack::start(vec![ProviderSpec::new("p")]).await;
     let sim = &stack.authentik.sim;
     let admin = sim.create_user(entra_sync_tests::new_user("admin"), Mode::Silent);
-    let producer_config = stack.process_config();
-    let worker_config = stack.process_config();
-    let producer = spawn(&producer_config.path, &["producer"]);
-    let worker = spawn(&worker_config.path, &["worker"]);
-    let _guard = kill_on_drop(vec![producer, worker]);
+    let _services = spawn_producer_and_worker(&stack);
     let config = stack.config_path();
     let sync = ["sync", "--provider", "p", "--wait", "--timeout", "60"];
     assert_eq!(run_cli(&config, &sync).0, 0);

@@ -4,6 +4,9 @@
 //! the status page and both `/metrics` pages are scanned for them, and for
 //! access tokens.
 
+mod common;
+
+use common::page;
 use entra_sync_sim::authentik::Mode;
 use entra_sync_sim::graph::SimConfig;
 use entra_sync_tests::{AUTHENTIK_TOKEN, ProviderSpec, Stack, WEBHOOK_SECRET};
@@ -69,12 +72,8 @@ fn spawn_logged(config: &Path, role: &str, lines: &Arc<Mutex<Vec<String>>>) -> L
 
 /// Runs a CLI command; its stdout and stderr together.
 fn run_cli(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_entra-sync"))
-        .args(args)
-        .env("ENTRA_SYNC_CONFIG", config)
+    let out = common::command(config, args)
         .env("RUST_LOG", "debug")
-        .env_remove("DATABASE_URL")
-        .env_remove("AMQP_URL")
         .output()
         .expect("run entra-sync");
     format!(
@@ -159,25 +158,14 @@ async fn no_secret_shows_in_logs_cli_output_or_metrics_after_a_full_sync() {
     let status = run_cli(&config, &["status", "--json"]);
     assert!(status.contains("\"name\": \"p\""), "{status}");
     scanned.push(status);
-    let page = http
-        .get(format!("http://127.0.0.1:{status_port}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(page.to_lowercase().contains("<html"), "{page}");
-    scanned.push(page);
+    let status_page = page(format!("http://127.0.0.1:{status_port}/")).await;
+    assert!(
+        status_page.to_lowercase().contains("<html"),
+        "{status_page}"
+    );
+    scanned.push(status_page);
     for port in [producer_config.producer_port, worker_config.worker_port] {
-        let metrics = http
-            .get(format!("http://127.0.0.1:{port}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = page(format!("http://127.0.0.1:{port}/metrics")).await;
         assert!(metrics.contains("entra_sync_"), "{metrics}");
         scanned.push(metrics);
     }

@@ -64,6 +64,36 @@ fn written_after_create(create: &Body) -> Body {
     diff::written_attributes(create, &["passwordProfile"])
 }
 
+/// The plan for a linked object whose last write was `written`, when it is `desired`.
+fn plan_linked(
+    kind: Kind,
+    entra_id: &EntraObjectId,
+    written: &Body,
+    desired: &Desired,
+    action: DeleteAction,
+) -> Plan {
+    let known = Known {
+        entra_id,
+        attributes: written,
+        suspended: false,
+    };
+    plan(kind, desired, Some(&known), action)
+}
+
+/// The patch planned for a linked object whose last write was `written`, now desired as `desired`.
+fn planned_update(kind: Kind, entra_id: &EntraObjectId, written: &Body, desired: Body) -> Patch {
+    let desired = Desired::Present(desired);
+    match plan_linked(kind, entra_id, written, &desired, DeleteAction::Delete) {
+        Plan::Update { patch, .. } => patch,
+        other => panic!("a rename is an update, not {other:?}"),
+    }
+}
+
+/// The plan for a linked object deleted in authentik, under the delete action `action`.
+fn planned_deletion(kind: Kind, entra_id: &EntraObjectId, action: DeleteAction) -> Plan {
+    plan_linked(kind, entra_id, &Body::new(), &Desired::Deleted, action)
+}
+
 /// test_user_create: one POST with the default user body; the password is random, never a hash.
 #[test]
 fn user_create() {
@@ -129,19 +159,7 @@ fn user_create_update() {
         Subject::User(&user("new name")),
         Some(connection),
     ));
-    let known = Known {
-        entra_id: &entra_id,
-        attributes: &created,
-        suspended: false,
-    };
-    let Plan::Update { patch, .. } = plan(
-        Kind::User,
-        &Desired::Present(renamed),
-        Some(&known),
-        DeleteAction::Delete,
-    ) else {
-        panic!("a rename is an update");
-    };
+    let patch = planned_update(Kind::User, &entra_id, &created, renamed);
     assert_eq!(patch.entra_id, id(1));
     assert_eq!(
         Value::Object(patch.changes),
@@ -152,29 +170,10 @@ fn user_create_update() {
 /// test_user_create_delete, _suspend, _do_nothing: the delete action decides.
 #[test]
 fn user_delete_actions() {
-    let attributes = Body::new();
-    let entra_id = id(1);
-    let known = Known {
-        entra_id: &entra_id,
-        attributes: &attributes,
-        suspended: false,
-    };
+    let deleted = |action| planned_deletion(Kind::User, &id(1), action);
+    assert_eq!(deleted(DeleteAction::Delete), Plan::Delete(id(1)));
     assert_eq!(
-        plan(
-            Kind::User,
-            &Desired::Deleted,
-            Some(&known),
-            DeleteAction::Delete
-        ),
-        Plan::Delete(id(1))
-    );
-    assert_eq!(
-        plan(
-            Kind::User,
-            &Desired::Deleted,
-            Some(&known),
-            DeleteAction::Suspend
-        ),
+        deleted(DeleteAction::Suspend),
         Plan::Suspend(Patch {
             entra_id: id(1),
             changes: json!({"accountEnabled": false})
@@ -187,15 +186,7 @@ fn user_delete_actions() {
                 .unwrap(),
         })
     );
-    assert_eq!(
-        plan(
-            Kind::User,
-            &Desired::Deleted,
-            Some(&known),
-            DeleteAction::DoNothing
-        ),
-        Plan::Unlink
-    );
+    assert_eq!(deleted(DeleteAction::DoNothing), Plan::Unlink);
 }
 
 /// test_sync_task (users): discovery links the Entra user whose mail is the
@@ -255,20 +246,7 @@ fn group_create_update() {
     let mapper = Mapper::default();
     let created = body(map(&mapper, Subject::Group(&group("Engineering")), None));
     let renamed = body(map(&mapper, Subject::Group(&group("Platform")), None));
-    let entra_id = id(9);
-    let known = Known {
-        entra_id: &entra_id,
-        attributes: &created,
-        suspended: false,
-    };
-    let Plan::Update { patch, .. } = plan(
-        Kind::Group,
-        &Desired::Present(renamed),
-        Some(&known),
-        DeleteAction::Delete,
-    ) else {
-        panic!("a rename is an update");
-    };
+    let patch = planned_update(Kind::Group, &id(9), &created, renamed);
     assert_eq!(patch.entra_id, id(9));
     assert_eq!(
         Value::Object(patch.changes),
@@ -279,31 +257,9 @@ fn group_create_update() {
 /// test_group_create_delete and _do_nothing.
 #[test]
 fn group_delete_actions() {
-    let attributes = Body::new();
-    let entra_id = id(9);
-    let known = Known {
-        entra_id: &entra_id,
-        attributes: &attributes,
-        suspended: false,
-    };
-    assert_eq!(
-        plan(
-            Kind::Group,
-            &Desired::Deleted,
-            Some(&known),
-            DeleteAction::Delete
-        ),
-        Plan::Delete(id(9))
-    );
-    assert_eq!(
-        plan(
-            Kind::Group,
-            &Desired::Deleted,
-            Some(&known),
-            DeleteAction::DoNothing
-        ),
-        Plan::Unlink
-    );
+    let deleted = |action| planned_deletion(Kind::Group, &id(9), action);
+    assert_eq!(deleted(DeleteAction::Delete), Plan::Delete(id(9)));
+    assert_eq!(deleted(DeleteAction::DoNothing), Plan::Unlink);
 }
 
 /// test_group_create_member_add and _remove: one add, then one removal, and

@@ -29,15 +29,38 @@ fn config_for(sim: &GraphSim) -> GraphConfig {
 }
 
 async fn start(config: SimConfig) -> (GraphSim, GraphClient) {
+    start_with_retry(config, RetryPolicy::default()).await
+}
+
+/// The simulator, and a client on it that retries by `retry`.
+async fn start_with_retry(config: SimConfig, retry: RetryPolicy) -> (GraphSim, GraphClient) {
     let sim = GraphSim::start(config).await.expect("simulator starts");
-    let client = GraphClient::new(config_for(&sim)).expect("client builds");
+    let config = GraphConfig {
+        retry,
+        ..config_for(&sim)
+    };
+    let client = GraphClient::new(config).expect("client builds");
     (sim, client)
 }
 
-fn no_throttle() -> SimConfig {
+/// The default simulator with this throttle.
+fn throttled(throttle: ThrottleConfig) -> SimConfig {
     SimConfig {
-        throttle: ThrottleConfig::disabled(),
+        throttle,
         ..SimConfig::default()
+    }
+}
+
+fn no_throttle() -> SimConfig {
+    throttled(ThrottleConfig::disabled())
+}
+
+/// A throttle that lets `quota` writes through per `window`.
+fn write_quota(quota: u32, window: Duration) -> ThrottleConfig {
+    ThrottleConfig {
+        write_quota: quota,
+        write_window: window,
+        ..ThrottleConfig::default()
     }
 }
 
@@ -86,6 +109,11 @@ async fn create_group(client: &GraphClient, name: &str) -> EntraObjectId {
 
 fn class_of<T: std::fmt::Debug>(r: Result<T, entra_sync_graph::GraphFailure>) -> FailureClass {
     r.expect_err("should fail").class
+}
+
+/// Asserts that the write `what` was withheld as a dry run.
+fn assert_dry_run<T>(written: Result<Written<T>, entra_sync_graph::GraphFailure>, what: &str) {
+    assert!(written.expect(what).is_dry_run(), "{what}");
 }
 
 #[tokio::test]
@@ -366,16 +394,7 @@ async fn batch_reports_each_inner_result() {
 
 #[tokio::test]
 async fn inner_batch_429_is_retried_after_its_own_retry_after() {
-    let throttle = ThrottleConfig {
-        write_quota: 2,
-        write_window: Duration::from_secs(2),
-        ..ThrottleConfig::default()
-    };
-    let (sim, client) = start(SimConfig {
-        throttle,
-        ..SimConfig::default()
-    })
-    .await;
+    let (sim, client) = start(throttled(write_quota(2, Duration::from_secs(2)))).await;
     let seeded = (0..3)
         .map(|i| json!({"userPrincipalName": format!("s{i}@contoso.com"), "displayName": "S"}))
         .collect();
@@ -416,16 +435,7 @@ async fn inner_batch_429_is_retried_after_its_own_retry_after() {
 
 #[tokio::test]
 async fn a_429_makes_the_client_wait_at_least_retry_after() {
-    let throttle = ThrottleConfig {
-        write_quota: 1,
-        write_window: Duration::from_secs(1),
-        ..ThrottleConfig::default()
-    };
-    let (sim, client) = start(SimConfig {
-        throttle,
-        ..SimConfig::default()
-    })
-    .await;
+    let (sim, client) = start(throttled(write_quota(1, Duration::from_secs(1)))).await;
     create_user(&client, "first").await;
     let started = Instant::now();
     create_user(&client, "second").await;
@@ -440,25 +450,12 @@ async fn a_429_makes_the_client_wait_at_least_retry_after() {
 
 #[tokio::test]
 async fn a_long_retry_after_comes_back_as_transient_with_its_signals() {
-    let throttle = ThrottleConfig {
-        write_quota: 1,
-        write_window: Duration::from_secs(30),
-        ..ThrottleConfig::default()
+    let retry = RetryPolicy {
+        max_inline_wait: Duration::from_secs(5),
+        ..RetryPolicy::default()
     };
-    let sim = GraphSim::start(SimConfig {
-        throttle,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let config = GraphConfig {
-        retry: RetryPolicy {
-            max_inline_wait: Duration::from_secs(5),
-            ..RetryPolicy::default()
-        },
-        ..config_for(&sim)
-    };
-    let client = GraphClient::new(config).unwrap();
+    let throttle = write_quota(1, Duration::from_secs(30));
+    let (_sim, client) = start_with_retry(throttled(throttle), retry).await;
     create_user(&client, "first").await;
     let started = Instant::now();
     let failure = client.create_user(&user_body("second")).await.unwrap_err();
@@ -510,17 +507,8 @@ impl RequestGate for CountingGate {
 
 #[tokio::test]
 async fn the_gate_sees_every_request_its_cost_and_every_429() {
-    let throttle = ThrottleConfig {
-        write_quota: 1,
-        write_window: Duration::from_secs(1),
-        ..ThrottleConfig::default()
-    };
-    let sim = GraphSim::start(SimConfig {
-        throttle,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let throttle = write_quota(1, Duration::from_secs(1));
+    let sim = GraphSim::start(throttled(throttle)).await.unwrap();
     let gate = Arc::new(CountingGate::default());
     let client = GraphClient::with_gate(config_for(&sim), gate.clone())
         .unwrap()
@@ -583,43 +571,21 @@ async fn dry_run_sends_no_mutating_request() {
         Some(Value::Object(recorded)),
         "the body as it would have been sent, without the password"
     );
-    assert!(
-        client
-            .upsert_group("key-g", &group_body("g"))
-            .await
-            .unwrap()
-            .is_dry_run()
+    let renamed = |name: &str| object(json!({"displayName": name}));
+    let upsert = client.upsert_group("key-g", &group_body("g")).await;
+    assert_dry_run(upsert, "upsert group");
+    let update = client.update_user(&user, &renamed("Y"), false).await;
+    assert_dry_run(update, "update user");
+    let update = client.update_group(&group, &renamed("H"), false).await;
+    assert_dry_run(update, "update group");
+    assert_dry_run(client.delete_user(&user).await, "delete user");
+    assert_dry_run(client.delete_group(&group).await, "delete group");
+    let members = std::slice::from_ref(&user);
+    assert_dry_run(
+        client.add_members(&group, members, false).await,
+        "add members",
     );
-    assert!(
-        client
-            .update_user(&user, &object(json!({"displayName": "Y"})), false)
-            .await
-            .unwrap()
-            .is_dry_run()
-    );
-    assert!(
-        client
-            .update_group(&group, &object(json!({"displayName": "H"})), false)
-            .await
-            .unwrap()
-            .is_dry_run()
-    );
-    assert!(client.delete_user(&user).await.unwrap().is_dry_run());
-    assert!(client.delete_group(&group).await.unwrap().is_dry_run());
-    assert!(
-        client
-            .add_members(&group, std::slice::from_ref(&user), false)
-            .await
-            .unwrap()
-            .is_dry_run()
-    );
-    assert!(
-        client
-            .remove_member(&group, &user)
-            .await
-            .unwrap()
-            .is_dry_run()
-    );
+    assert_dry_run(client.remove_member(&group, &user).await, "remove member");
     let batch = vec![BatchRequest {
         id: "1".into(),
         method: reqwest::Method::DELETE,
@@ -754,12 +720,7 @@ async fn replication_delay_is_transient_only_for_recently_created_objects() {
         replication_delay: Duration::from_millis(1_500),
         ..no_throttle()
     };
-    let sim = GraphSim::start(config).await.unwrap();
-    let client = GraphClient::new(GraphConfig {
-        retry: RetryPolicy::none(),
-        ..config_for(&sim)
-    })
-    .unwrap();
+    let (_sim, client) = start_with_retry(config, RetryPolicy::none()).await;
     let user = create_user(&client, "fresh").await;
     let group = create_group(&client, "fresh").await;
     assert_eq!(
@@ -799,7 +760,6 @@ async fn replication_delay_is_ridden_out_by_inline_retries() {
 
 #[tokio::test]
 async fn server_errors_and_dropped_connections_are_transient_after_bounded_retries() {
-    let sim = GraphSim::start(no_throttle()).await.unwrap();
     let policy = RetryPolicy {
         backoff: Backoff {
             base: Duration::from_millis(10),
@@ -807,11 +767,7 @@ async fn server_errors_and_dropped_connections_are_transient_after_bounded_retri
         },
         ..RetryPolicy::default()
     };
-    let client = GraphClient::new(GraphConfig {
-        retry: policy,
-        ..config_for(&sim)
-    })
-    .unwrap();
+    let (sim, client) = start_with_retry(no_throttle(), policy).await;
     sim.set_faults(FaultConfig {
         error_rate: 1.0,
         error_statuses: vec![503],
@@ -1135,11 +1091,7 @@ async fn tiny_ru_budget_throttles_reads_too() {
         read_window: Duration::from_secs(2),
         ..ThrottleConfig::default()
     };
-    let (sim, client) = start(SimConfig {
-        throttle,
-        ..SimConfig::default()
-    })
-    .await;
+    let (sim, client) = start(throttled(throttle)).await;
     let started = Instant::now();
     for _ in 0..3 {
         client.list_users().collect_all().await.unwrap();

@@ -1,32 +1,21 @@
 //! The events feed and watermark followers against the authentik simulator and
 //! the real PostgreSQL.
 
+mod common;
+
 use chrono::Utc;
-use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig, RetryPolicy};
-use entra_sync_core::ids::{AkGroupPk, AkUserPk};
+use common::sink::{Collect, poll, user};
+use common::{AK_TOKEN, authentik_client};
+use entra_sync_core::ids::AkGroupPk;
 use entra_sync_producer::events::{
-    ChangeSink, ChangeSource, EVENTS_CURSOR, EventFollower, FollowError, Follower, FollowerConfig,
-    FullSyncReason, Handoff, ObjectChange, SinkError, WATERMARK_CURSOR, WatermarkFollower, run,
+    ChangeSource, EVENTS_CURSOR, EventFollower, FollowError, Follower, FollowerConfig,
+    FullSyncReason, Handoff, ObjectChange, WATERMARK_CURSOR, WatermarkFollower, run,
 };
 use entra_sync_sim::authentik::{self, Mode, NewGroup, NewUser, OrgSpec, SimConfig, UserPatch};
 use entra_sync_store::testing::TestDatabase;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-
-const TOKEN: &str = "events-token";
-
-fn client(base: &str, token: &str) -> AuthentikClient {
-    let mut config = ClientConfig::new(base.parse().unwrap(), ApiToken::new(token));
-    config.retry = RetryPolicy {
-        max_attempts: 2,
-        backoff: entra_sync_core::backoff::Backoff {
-            base: Duration::from_millis(5),
-            max: Duration::from_millis(20),
-        },
-    };
-    AuthentikClient::new(config).unwrap()
-}
 
 /// Exact-timestamp semantics: no settle window.
 fn config(name: &str) -> FollowerConfig {
@@ -39,7 +28,7 @@ fn config(name: &str) -> FollowerConfig {
 /// A follower of `sim`'s events feed with its cursor in `db`.
 fn events_follower(sim: &authentik::RunningSim, db: &TestDatabase) -> EventFollower {
     EventFollower::new(
-        client(&sim.base_url(), TOKEN),
+        authentik_client(&sim.base_url()),
         db.store.clone(),
         config(EVENTS_CURSOR),
     )
@@ -48,51 +37,10 @@ fn events_follower(sim: &authentik::RunningSim, db: &TestDatabase) -> EventFollo
 /// A follower of `sim`'s users' `last_updated` with its cursor in `db`.
 fn watermark_follower(sim: &authentik::RunningSim, db: &TestDatabase) -> WatermarkFollower {
     WatermarkFollower::new(
-        client(&sim.base_url(), TOKEN),
+        authentik_client(&sim.base_url()),
         db.store.clone(),
         config(WATERMARK_CURSOR),
     )
-}
-
-#[derive(Default)]
-struct Collect {
-    handoffs: Vec<Handoff>,
-    fail: bool,
-}
-
-impl ChangeSink for Collect {
-    async fn handle(&mut self, handoff: Handoff) -> Result<(), SinkError> {
-        if self.fail {
-            return Err("the queue is down".into());
-        }
-        self.handoffs.push(handoff);
-        Ok(())
-    }
-}
-
-impl Collect {
-    fn changes(&self) -> Vec<ObjectChange> {
-        self.handoffs
-            .iter()
-            .flat_map(|h| match h {
-                Handoff::Changes { changes, .. } => changes.clone(),
-                Handoff::FullSyncNeeded(_) => vec![],
-            })
-            .collect()
-    }
-    fn full_syncs(&self) -> Vec<FullSyncReason> {
-        self.handoffs
-            .iter()
-            .filter_map(|h| match h {
-                Handoff::FullSyncNeeded(r) => Some(r.clone()),
-                Handoff::Changes { .. } => None,
-            })
-            .collect()
-    }
-}
-
-fn user(pk: i64) -> ObjectChange {
-    ObjectChange::User(AkUserPk(pk))
 }
 
 fn group(pk: uuid::Uuid) -> ObjectChange {
@@ -120,7 +68,7 @@ fn new_user(name: &str) -> NewUser {
 #[tokio::test]
 async fn the_first_poll_requests_a_full_sync_then_changes_follow_deduplicated() {
     let db = TestDatabase::migrated().await;
-    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    let sim = authentik::start(SimConfig::new(AK_TOKEN)).await.unwrap();
     let org = sim.sim.generate(&OrgSpec::new(1, 50, 10));
     sim.sim.update_user(3, UserPatch::default(), Mode::Evented);
     let f = events_follower(&sim, &db);
@@ -184,12 +132,17 @@ async fn the_first_poll_requests_a_full_sync_then_changes_follow_deduplicated() 
 #[tokio::test]
 async fn events_sharing_a_timestamp_across_pages_and_restarts_are_neither_skipped_nor_repeated() {
     let db = TestDatabase::migrated().await;
-    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    let sim = authentik::start(SimConfig::new(AK_TOKEN)).await.unwrap();
     sim.sim.create_user(new_user("first"), Mode::Evented);
-    let start =
-        |store| EventFollower::new(client(&sim.base_url(), TOKEN), store, config(EVENTS_CURSOR));
+    let start = |store| {
+        EventFollower::new(
+            authentik_client(&sim.base_url()),
+            store,
+            config(EVENTS_CURSOR),
+        )
+    };
     let f = start(db.store.clone());
-    f.poll_once(&mut Collect::default()).await.unwrap();
+    poll(&f).await;
 
     // 150 events at one instant: the newest-first pages split them 100 + 50.
     let instant = Utc::now();
@@ -200,8 +153,7 @@ async fn events_sharing_a_timestamp_across_pages_and_restarts_are_neither_skippe
                 .create_user(new_user(&format!("a{i}")), Mode::Evented)
         })
         .collect();
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
+    let sink = poll(&f).await;
     // Within one instant the feed orders by event pk, so compare as sets.
     let mut got = user_pks(&sink.changes());
     got.sort();
@@ -221,13 +173,11 @@ async fn events_sharing_a_timestamp_across_pages_and_restarts_are_neither_skippe
         })
         .collect();
     let f = start(db.store.clone());
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
+    let sink = poll(&f).await;
     let mut got = user_pks(&sink.changes());
     got.sort();
     assert_eq!(got, second);
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
+    let sink = poll(&f).await;
     assert!(sink.handoffs.is_empty());
 
     // Time moves on: the cursor leaves the crowded instant behind (once
@@ -235,8 +185,7 @@ async fn events_sharing_a_timestamp_across_pages_and_restarts_are_neither_skippe
     sim.sim.freeze_clock(None);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let later = sim.sim.create_user(new_user("later"), Mode::Evented);
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
+    let sink = poll(&f).await;
     assert_eq!(sink.changes(), vec![user(later)]);
     assert!(
         db.store
@@ -253,7 +202,7 @@ async fn events_sharing_a_timestamp_across_pages_and_restarts_are_neither_skippe
 #[tokio::test]
 async fn a_change_made_while_the_follower_was_stopped_is_picked_up_after_restart() {
     let db = TestDatabase::migrated().await;
-    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    let sim = authentik::start(SimConfig::new(AK_TOKEN)).await.unwrap();
     let pk = sim.sim.create_user(new_user("u"), Mode::Evented);
     let g = sim.sim.create_group(
         NewGroup {
@@ -265,7 +214,7 @@ async fn a_change_made_while_the_follower_was_stopped_is_picked_up_after_restart
     // Default settle window.
     let follower = || {
         EventFollower::new(
-            client(&sim.base_url(), TOKEN),
+            authentik_client(&sim.base_url()),
             db.store.clone(),
             FollowerConfig::new(EVENTS_CURSOR),
         )
@@ -282,20 +231,18 @@ async fn a_change_made_while_the_follower_was_stopped_is_picked_up_after_restart
     );
     // Default settle window: changes are handed off at once all the same.
     let f = follower();
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
+    let sink = poll(&f).await;
     assert_eq!(sink.changes(), vec![group(g), user(pk)]);
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
+    let sink = poll(&f).await;
     assert!(sink.handoffs.is_empty(), "{:?}", sink.handoffs);
 }
 
 #[tokio::test]
 async fn a_failed_handoff_leaves_the_cursor_where_it_was() {
     let db = TestDatabase::migrated().await;
-    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    let sim = authentik::start(SimConfig::new(AK_TOKEN)).await.unwrap();
     let f = events_follower(&sim, &db);
-    f.poll_once(&mut Collect::default()).await.unwrap();
+    poll(&f).await;
     let before = db.store.load_cursor(EVENTS_CURSOR).await.unwrap();
     let pk = sim.sim.create_user(new_user("u"), Mode::Evented);
     let mut failing = Collect {
@@ -305,20 +252,19 @@ async fn a_failed_handoff_leaves_the_cursor_where_it_was() {
     let err = f.poll_once(&mut failing).await.unwrap_err();
     assert!(matches!(err, FollowError::Sink(_)) && !err.is_configuration());
     assert_eq!(db.store.load_cursor(EVENTS_CURSOR).await.unwrap(), before);
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
+    let sink = poll(&f).await;
     assert_eq!(sink.changes(), vec![user(pk)]);
 }
 
 #[tokio::test]
 async fn a_cursor_behind_the_event_retention_requests_a_full_sync() {
     let db = TestDatabase::migrated().await;
-    let mut cfg = SimConfig::new(TOKEN);
+    let mut cfg = SimConfig::new(AK_TOKEN);
     cfg.event_retention = Duration::from_millis(800);
     let sim = authentik::start(cfg).await.unwrap();
     sim.sim.create_user(new_user("old"), Mode::Evented);
     let f = events_follower(&sim, &db);
-    f.poll_once(&mut Collect::default()).await.unwrap();
+    poll(&f).await;
     let cursor = db.store.load_cursor(EVENTS_CURSOR).await.unwrap().unwrap();
 
     // While the follower is away, a change is made and then expires, and a new one comes.
@@ -351,10 +297,10 @@ async fn a_cursor_behind_the_event_retention_requests_a_full_sync() {
 #[tokio::test]
 async fn a_quiet_feed_within_retention_is_no_gap() {
     let db = TestDatabase::migrated().await;
-    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    let sim = authentik::start(SimConfig::new(AK_TOKEN)).await.unwrap();
     // No events at all when the follower starts: its cursor is "now".
     let f = events_follower(&sim, &db);
-    f.poll_once(&mut Collect::default()).await.unwrap();
+    poll(&f).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     let pk = sim.sim.create_user(new_user("u"), Mode::Evented);
     let mut sink = Collect::default();
@@ -366,9 +312,10 @@ async fn a_quiet_feed_within_retention_is_no_gap() {
 #[tokio::test]
 async fn a_rejected_token_ends_the_loop_with_a_configuration_error() {
     let db = TestDatabase::migrated().await;
-    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    // A token authentik does not accept.
+    let sim = authentik::start(SimConfig::new("revoked")).await.unwrap();
     let f = EventFollower::new(
-        client(&sim.base_url(), "revoked"),
+        authentik_client(&sim.base_url()),
         db.store.clone(),
         config(EVENTS_CURSOR),
     );
@@ -398,7 +345,7 @@ async fn a_rejected_token_ends_the_loop_with_a_configuration_error() {
 #[tokio::test]
 async fn the_watermark_catches_silent_user_edits() {
     let db = TestDatabase::migrated().await;
-    let sim = authentik::start(SimConfig::new(TOKEN)).await.unwrap();
+    let sim = authentik::start(SimConfig::new(AK_TOKEN)).await.unwrap();
     sim.sim.generate(&OrgSpec::new(2, 400, 10));
     let f = watermark_follower(&sim, &db);
     let o = f.poll_once(&mut Collect::default()).await.unwrap();
@@ -418,8 +365,7 @@ async fn the_watermark_catches_silent_user_edits() {
         );
     }
     assert!(sim.sim.events().is_empty());
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
+    let sink = poll(&f).await;
     assert!(matches!(
         &sink.handoffs[0],
         Handoff::Changes {
@@ -440,11 +386,9 @@ async fn the_watermark_catches_silent_user_edits() {
         );
     }
     let f = watermark_follower(&sim, &db);
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
+    let sink = poll(&f).await;
     assert_eq!(sink.changes(), vec![user(3), user(4)]);
     sim.sim.freeze_clock(None);
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
+    let sink = poll(&f).await;
     assert!(sink.handoffs.is_empty());
 }

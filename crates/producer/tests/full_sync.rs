@@ -23,6 +23,18 @@ fn entra(n: u128) -> EntraObjectId {
     EntraObjectId::parse(&uuid::Uuid::from_u128(n).to_string()).unwrap()
 }
 
+/// Links authentik user `pk` of provider `p` to `entra_id`, as a worker that created it does.
+async fn link_created_user(env: &Env, pk: i64, entra_id: EntraObjectId) {
+    let link = Link {
+        ak_id: AkUserPk(pk),
+        entra_id,
+        attributes: Default::default(),
+        origin: LinkOrigin::Created,
+        state: LinkState::Active,
+    };
+    env.store().save_link("p", &link).await.unwrap().unwrap();
+}
+
 async fn start(env: &Env, provider: &str) -> uuid::Uuid {
     env.store().register_provider(provider, "h").await.unwrap();
     env.store()
@@ -35,18 +47,12 @@ async fn start(env: &Env, provider: &str) -> uuid::Uuid {
 #[tokio::test]
 async fn discovery_links_existing_objects_by_upn_mail_and_display_name_never_two() {
     let env = Env::new().await;
-    let adele_e = env
-        .graph
-        .seed_user(json!({"userPrincipalName": "Adele@Contoso.com", "displayName": "Adele", "accountEnabled": true, "mailNickname": "adele"}))
-        .unwrap();
-    let bob_e = env
-        .graph
-        .seed_user(json!({"userPrincipalName": "x1@contoso.onmicrosoft.com", "mail": "Bob@CONTOSO.com", "displayName": "Bob", "accountEnabled": true, "mailNickname": "x1"}))
-        .unwrap();
-    let carol_e = env
-        .graph
-        .seed_user(json!({"userPrincipalName": "carol@contoso.com", "displayName": "Carol", "accountEnabled": true, "mailNickname": "carol"}))
-        .unwrap();
+    let [adele_e, bob_e, carol_e] = [
+        json!({"userPrincipalName": "Adele@Contoso.com", "displayName": "Adele", "accountEnabled": true, "mailNickname": "adele"}),
+        json!({"userPrincipalName": "x1@contoso.onmicrosoft.com", "mail": "Bob@CONTOSO.com", "displayName": "Bob", "accountEnabled": true, "mailNickname": "x1"}),
+        json!({"userPrincipalName": "carol@contoso.com", "displayName": "Carol", "accountEnabled": true, "mailNickname": "carol"}),
+    ]
+    .map(|user| env.graph.seed_user(user).unwrap());
     let sales_e = env
         .graph
         .seed_group(json!({"displayName": "Sales", "uniqueName": "grp-sales", "mailNickname": "sales", "mailEnabled": false, "securityEnabled": true}))
@@ -178,12 +184,7 @@ async fn phases_run_in_order_users_then_groups_then_memberships() {
     expected.extend([ObjectKind::Group; 2]);
     expected.extend([ObjectKind::Membership; 2]);
     assert_eq!(kinds, expected);
-    let groups: Vec<String> = worker
-        .seen()
-        .iter()
-        .filter(|t| t.object.kind() == ObjectKind::Membership)
-        .map(|t| t.object.id_string())
-        .collect();
+    let groups = worker.seen_ids(ObjectKind::Membership);
     assert!(groups.contains(&g1.to_string()) && groups.contains(&g2.to_string()));
 }
 
@@ -199,20 +200,7 @@ async fn out_of_scope_and_deleted_linked_users_are_planned_so_the_worker_can_dep
     let store = env.store();
     store.register_provider("p", "h").await.unwrap();
     for (pk, n) in [(outside, 1), (999, 2)] {
-        store
-            .save_link(
-                "p",
-                &Link {
-                    ak_id: AkUserPk(pk),
-                    entra_id: entra(n),
-                    attributes: Default::default(),
-                    origin: LinkOrigin::Created,
-                    state: LinkState::Active,
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap();
+        link_created_user(&env, pk, entra(n)).await;
     }
     let run = store
         .start_run("p", RunTrigger::OnDemand)
@@ -227,12 +215,7 @@ async fn out_of_scope_and_deleted_linked_users_are_planned_so_the_worker_can_dep
     };
     let finished = full_sync(&env.ctx, &provider, run).await.unwrap();
     assert_eq!(finished.state, RunState::Done);
-    let mut users: Vec<String> = worker
-        .seen()
-        .iter()
-        .filter(|t| t.object.kind() == ObjectKind::User)
-        .map(|t| t.object.id_string())
-        .collect();
+    let mut users = worker.seen_ids(ObjectKind::User);
     users.sort();
     let mut expected = vec![member.to_string(), outside.to_string(), "999".to_string()];
     expected.sort();
@@ -447,12 +430,7 @@ async fn executing_a_run_again_publishes_only_what_is_still_pending() {
     assert_eq!(finished.state, RunState::Done);
     assert_eq!(finished.objects_total, 2);
     assert_eq!(finished.objects_done, 2);
-    let users: Vec<String> = worker
-        .seen()
-        .iter()
-        .filter(|t| t.object.kind() == ObjectKind::User)
-        .map(|t| t.object.id_string())
-        .collect();
+    let users = worker.seen_ids(ObjectKind::User);
     assert_eq!(users, vec![b.to_string()]);
 }
 
@@ -518,20 +496,7 @@ async fn a_link_a_worker_makes_while_discovery_runs_is_never_overwritten() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    store
-        .save_link(
-            "p",
-            &Link {
-                ak_id: AkUserPk(adele),
-                entra_id: made_by_worker.clone(),
-                attributes: Default::default(),
-                origin: LinkOrigin::Created,
-                state: LinkState::Active,
-            },
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    link_created_user(&env, adele, made_by_worker.clone()).await;
     held.release().await.unwrap();
 
     let finished = sync.await.unwrap().unwrap();

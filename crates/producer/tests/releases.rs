@@ -3,11 +3,14 @@
 //! cannot run, a watermark filter authentik ignores, authentik's clock off
 //! this machine's, events that commit late, and events logged twice.
 
-use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig, Feature, Filter};
-use entra_sync_core::ids::{AkGroupPk, AkUserPk};
+mod common;
+
+use common::sink::{Collect, poll, user};
+use entra_sync_authentik::{AuthentikClient, Feature, Filter};
+use entra_sync_core::ids::AkGroupPk;
 use entra_sync_producer::events::{
-    ChangeSink, ChangeSource, EVENTS_CURSOR, EventFollower, Follower, FollowerConfig, Handoff,
-    ObjectChange, SILENT_SCAN_CURSOR, SilentScan, SinkError, WATERMARK_CURSOR, WatermarkFollower,
+    ChangeSource, EVENTS_CURSOR, EventFollower, Follower, FollowerConfig, Handoff, ObjectChange,
+    SILENT_SCAN_CURSOR, SilentScan, WATERMARK_CURSOR, WatermarkFollower,
 };
 use entra_sync_sim::authentik::{
     self, Mode, NewGroup, NewUser, OrgSpec, Release, RunningSim, SimConfig, UserPatch,
@@ -15,17 +18,14 @@ use entra_sync_sim::authentik::{
 use entra_sync_store::testing::TestDatabase;
 use std::time::Duration;
 
-const TOKEN: &str = "releases-token";
-
 async fn sim(release: Release) -> RunningSim {
-    authentik::start(SimConfig::new(TOKEN).with_release(release))
+    authentik::start(SimConfig::new(common::AK_TOKEN).with_release(release))
         .await
         .unwrap()
 }
 
 fn client(sim: &RunningSim) -> AuthentikClient {
-    let config = ClientConfig::new(sim.base_url().parse().unwrap(), ApiToken::new(TOKEN));
-    AuthentikClient::new(config).unwrap()
+    common::authentik_client(&sim.base_url())
 }
 
 /// A client that has read the release, as the producer's has.
@@ -35,32 +35,18 @@ async fn detected(sim: &RunningSim) -> AuthentikClient {
     c
 }
 
-#[derive(Default)]
-struct Collect {
-    handoffs: Vec<Handoff>,
+/// Authentik 2026.8 with its clock 30 s behind this machine's, and a database.
+async fn clock_behind() -> (TestDatabase, RunningSim) {
+    let db = TestDatabase::migrated().await;
+    let sim = sim(Release::V2026_8).await;
+    sim.sim.set_clock_offset(chrono::Duration::seconds(-30));
+    (db, sim)
 }
 
-impl ChangeSink for Collect {
-    async fn handle(&mut self, handoff: Handoff) -> Result<(), SinkError> {
-        self.handoffs.push(handoff);
-        Ok(())
-    }
-}
-
-impl Collect {
-    fn changes(&self) -> Vec<ObjectChange> {
-        self.handoffs
-            .iter()
-            .flat_map(|h| match h {
-                Handoff::Changes { changes, .. } => changes.clone(),
-                Handoff::FullSyncNeeded(_) => vec![],
-            })
-            .collect()
-    }
-}
-
-fn user(pk: i64) -> ObjectChange {
-    ObjectChange::User(AkUserPk(pk))
+/// Whether the silent scan has saved its cursor.
+async fn scan_cursor_saved(db: &TestDatabase) -> bool {
+    let cursor = db.store.load_cursor(SILENT_SCAN_CURSOR).await.unwrap();
+    cursor.is_some()
 }
 
 fn rename(sim: &RunningSim, pk: i64, name: &str) {
@@ -85,13 +71,7 @@ async fn silent_scan_finds_only_silent_changes(release: Release) {
     let mut sink = Collect::default();
     scan.poll_once(&mut sink).await.unwrap();
     assert!(sink.handoffs.is_empty());
-    assert!(
-        db.store
-            .load_cursor(SILENT_SCAN_CURSOR)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(scan_cursor_saved(&db).await);
     // 10,000 unchanged users: no task.
     let o = scan.poll_once(&mut sink).await.unwrap();
     assert_eq!((o.changes, o.new_items), (0, 0));
@@ -120,9 +100,7 @@ async fn silent_scan_finds_only_silent_changes(release: Release) {
         entra_sync_queue::Lane::Bulk
     );
     // Handled: the next scan is quiet again.
-    let mut sink = Collect::default();
-    scan.poll_once(&mut sink).await.unwrap();
-    assert!(sink.handoffs.is_empty());
+    assert!(poll(&scan).await.handoffs.is_empty());
 }
 
 #[tokio::test]
@@ -141,14 +119,8 @@ async fn the_silent_scan_leaves_2025_8_and_later_to_the_watermark() {
     let sim = sim(Release::V2025_10).await;
     sim.sim.create_user(NewUser::default(), Mode::Silent);
     let scan = SilentScan::new(detected(&sim).await, db.store.clone(), 50_000);
-    scan.poll_once(&mut Collect::default()).await.unwrap();
-    assert!(
-        db.store
-            .load_cursor(SILENT_SCAN_CURSOR)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    poll(&scan).await;
+    assert!(!scan_cursor_saved(&db).await);
 }
 
 #[tokio::test]
@@ -173,13 +145,7 @@ async fn an_ignored_last_updated_filter_is_noted_and_the_watermark_stands_down()
     // The silent scan now runs for this client.
     let scan = SilentScan::new(client, db.store.clone(), 50_000);
     scan.poll_once(&mut sink).await.unwrap();
-    assert!(
-        db.store
-            .load_cursor(SILENT_SCAN_CURSOR)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(scan_cursor_saved(&db).await);
 }
 
 fn events_follower(client: AuthentikClient, db: &TestDatabase) -> EventFollower {
@@ -188,56 +154,40 @@ fn events_follower(client: AuthentikClient, db: &TestDatabase) -> EventFollower 
 
 #[tokio::test]
 async fn a_producer_clock_30s_ahead_misses_no_event() {
-    let db = TestDatabase::migrated().await;
-    let sim = sim(Release::V2026_8).await;
-    // authentik's clock is 30 s behind this machine's.
-    sim.sim.set_clock_offset(chrono::Duration::seconds(-30));
+    let (db, sim) = clock_behind().await;
     let f = events_follower(detected(&sim).await, &db);
     // First start on an empty feed: a full sync, and a cursor not in authentik's future.
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
+    poll(&f).await;
     let cursor = db.store.load_cursor(EVENTS_CURSOR).await.unwrap().unwrap();
     assert!(cursor.position <= sim.sim.clock(), "{cursor:?}");
     let pk = sim.sim.create_user(NewUser::default(), Mode::Evented);
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
-    assert_eq!(sink.changes(), vec![user(pk)]);
+    assert_eq!(poll(&f).await.changes(), vec![user(pk)]);
     // Read once only, though it stays inside the overlap window.
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
-    assert!(sink.handoffs.is_empty());
+    assert!(poll(&f).await.handoffs.is_empty());
 }
 
 #[tokio::test]
 async fn an_event_committing_late_behind_a_newer_one_is_still_handed_off() {
-    let db = TestDatabase::migrated().await;
-    let sim = sim(Release::V2026_8).await;
-    sim.sim.set_clock_offset(chrono::Duration::seconds(-30));
+    let (db, sim) = clock_behind().await;
     let f = events_follower(detected(&sim).await, &db);
-    f.poll_once(&mut Collect::default()).await.unwrap();
+    poll(&f).await;
     sim.sim.hold_next_events();
     let late = sim.sim.create_user(NewUser::default(), Mode::Evented);
     tokio::time::sleep(Duration::from_millis(20)).await;
     let newer = sim.sim.create_user(NewUser::default(), Mode::Evented);
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
-    assert_eq!(sink.changes(), vec![user(newer)]);
+    assert_eq!(poll(&f).await.changes(), vec![user(newer)]);
     // The older event commits now, behind the one already read.
     sim.sim.commit_held();
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
-    assert_eq!(sink.changes(), vec![user(late)]);
+    assert_eq!(poll(&f).await.changes(), vec![user(late)]);
 }
 
 #[tokio::test]
 async fn the_watermark_runs_on_authentiks_clock() {
-    let db = TestDatabase::migrated().await;
-    let sim = sim(Release::V2026_8).await;
-    sim.sim.set_clock_offset(chrono::Duration::seconds(-30));
+    let (db, sim) = clock_behind().await;
     let pk = sim.sim.create_user(NewUser::default(), Mode::Silent);
     let config = FollowerConfig::new(WATERMARK_CURSOR);
     let f = WatermarkFollower::new(detected(&sim).await, db.store.clone(), config);
-    f.poll_once(&mut Collect::default()).await.unwrap();
+    poll(&f).await;
     let cursor = db
         .store
         .load_cursor(WATERMARK_CURSOR)
@@ -246,12 +196,8 @@ async fn the_watermark_runs_on_authentiks_clock() {
         .unwrap();
     assert!(cursor.position <= sim.sim.clock());
     rename(&sim, pk, "silently renamed");
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
-    assert_eq!(sink.changes(), vec![user(pk)]);
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
-    assert!(sink.handoffs.is_empty());
+    assert_eq!(poll(&f).await.changes(), vec![user(pk)]);
+    assert!(poll(&f).await.handoffs.is_empty());
 }
 
 #[tokio::test]
@@ -259,7 +205,7 @@ async fn a_change_logged_twice_is_handed_off_once() {
     let db = TestDatabase::migrated().await;
     let sim = sim(Release::V2024_2).await;
     let f = events_follower(detected(&sim).await, &db);
-    f.poll_once(&mut Collect::default()).await.unwrap();
+    poll(&f).await;
     let g = sim.sim.create_group(
         NewGroup {
             name: "g".into(),
@@ -276,9 +222,8 @@ async fn a_change_logged_twice_is_handed_off_once() {
         .filter(|e| e.model_name == "group")
         .count();
     assert_eq!(group_events, 2, "2024.2 logs it twice");
-    let mut sink = Collect::default();
-    f.poll_once(&mut sink).await.unwrap();
-    let groups: Vec<_> = sink
+    let groups: Vec<_> = poll(&f)
+        .await
         .changes()
         .into_iter()
         .filter(|c| matches!(c, ObjectChange::Group(_)))

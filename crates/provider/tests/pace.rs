@@ -2,9 +2,11 @@
 //! simulator (DESIGN invariant 5): workers share one pace, a 429 cuts it and
 //! success raises it again, and direct writes are granted ahead of bulk ones.
 
+mod common;
+
 use entra_sync_core::pace::{Ceiling, Urgency};
 use entra_sync_graph::{
-    GraphClient, GraphConfig, RequestCost, RequestGate, RetryPolicy, Secret, ThrottleSignals,
+    GraphClient, GraphConfig, RequestCost, RequestGate, RetryPolicy, ThrottleSignals,
 };
 use entra_sync_provider::budget::{BudgetGate, with_urgency};
 use entra_sync_sim::graph::{GraphSim, SimConfig, ThrottleConfig};
@@ -50,12 +52,7 @@ async fn rate(store: &Store, quota: u32, window: Duration) -> f64 {
 fn client(sim: &GraphSim, gate: Arc<BudgetGate>) -> GraphClient {
     let config = GraphConfig {
         retry: RetryPolicy::none(),
-        ..GraphConfig::new(
-            SimConfig::TENANT_ID,
-            SimConfig::CLIENT_ID,
-            Secret::new(SimConfig::CLIENT_SECRET),
-        )
-        .with_base_url(&sim.base_url())
+        ..common::graph_config(&sim.base_url())
     };
     GraphClient::with_gate(config, gate).unwrap()
 }

@@ -1,5 +1,8 @@
 //! Publishing and consuming against the real RabbitMQ, one vhost per test.
 
+mod common;
+
+use common::Broker;
 use entra_sync_core::ids::AkUserPk;
 use entra_sync_core::task::{ObjectRef, Task, TaskReason};
 use entra_sync_queue::testing::TestVhost;
@@ -35,13 +38,13 @@ fn task() -> Task {
 
 #[tokio::test]
 async fn a_published_task_arrives_in_its_lane() {
-    let vhost = TestVhost::new().await;
-    let connection = connect(&vhost.url()).await.unwrap();
-    let publisher = Publisher::open(&connection, Topology::new("es"))
-        .await
-        .unwrap();
+    let Broker {
+        connection,
+        publisher,
+        ..
+    } = &Broker::new().await;
     publisher.publish(Lane::Direct, &task()).await.unwrap();
-    let delivery = next_message(&connection, "es.direct").await;
+    let delivery = next_message(connection, "es.direct").await;
     assert_eq!(Task::decode(&delivery.data).unwrap(), task());
     assert_eq!(delivery.properties.delivery_mode(), &Some(2), "persistent");
 }
@@ -72,16 +75,16 @@ async fn a_retry_comes_back_to_its_lane_after_the_tier_delay() {
 
 #[tokio::test]
 async fn dead_letters_carry_their_reason() {
-    let vhost = TestVhost::new().await;
-    let connection = connect(&vhost.url()).await.unwrap();
-    let publisher = Publisher::open(&connection, Topology::new("es"))
-        .await
-        .unwrap();
+    let Broker {
+        connection,
+        publisher,
+        ..
+    } = &Broker::new().await;
     publisher
         .publish_dead(b"not a task", "malformed task message: expected value")
         .await
         .unwrap();
-    let delivery = next_message(&connection, "es.dlq").await;
+    let delivery = next_message(connection, "es.dlq").await;
     assert_eq!(delivery.data, b"not a task");
     let headers = delivery.properties.headers().as_ref().unwrap();
     let Some(lapin::types::AMQPValue::LongString(reason)) =
@@ -94,11 +97,11 @@ async fn dead_letters_carry_their_reason() {
 
 #[tokio::test]
 async fn a_publish_the_broker_cannot_route_is_an_error() {
-    let vhost = TestVhost::new().await;
-    let connection = connect(&vhost.url()).await.unwrap();
-    let publisher = Publisher::open(&connection, Topology::new("es"))
-        .await
-        .unwrap();
+    let Broker {
+        connection,
+        publisher,
+        ..
+    } = &Broker::new().await;
     let channel = connection.create_channel().await.unwrap();
     channel
         .queue_delete("es.direct".into(), Default::default())

@@ -1,18 +1,20 @@
 //! Reading the queues' depths against the real RabbitMQ, one vhost per test.
 
+mod common;
+
+use common::Broker;
 use entra_sync_core::ids::AkUserPk;
 use entra_sync_core::task::{ObjectRef, Task, TaskReason};
-use entra_sync_queue::testing::TestVhost;
-use entra_sync_queue::{Lane, Publisher, Topology, connect};
+use entra_sync_queue::Lane;
 
 #[tokio::test]
 async fn depths_count_the_ready_messages_of_each_queue() {
-    let vhost = TestVhost::new().await;
-    let connection = connect(&vhost.url()).await.unwrap();
-    let topology = Topology::new("es");
-    let publisher = Publisher::open(&connection, topology.clone())
-        .await
-        .unwrap();
+    let Broker {
+        connection,
+        topology,
+        publisher,
+        ..
+    } = &Broker::new().await;
     for pk in 0..3 {
         let task = Task::new(
             "contoso",
@@ -25,7 +27,7 @@ async fn depths_count_the_ready_messages_of_each_queue() {
         .publish_dead(b"unreadable", "not a task")
         .await
         .unwrap();
-    let depths = topology.depths(&connection).await.unwrap();
+    let depths = topology.depths(connection).await.unwrap();
     assert_eq!(
         depths,
         vec![

@@ -2,10 +2,12 @@
 //! delivered with a `traceparent` header, and the delivery's span continues
 //! that trace, as a child of the publish.
 
+mod common;
+
+use common::Broker;
 use entra_sync_core::ids::AkUserPk;
 use entra_sync_core::task::{ObjectRef, Task, TaskReason};
-use entra_sync_queue::testing::TestVhost;
-use entra_sync_queue::{Consumer, Lane, Publisher, Topology, connect};
+use entra_sync_queue::{Consumer, Lane};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
@@ -25,12 +27,12 @@ async fn a_delivery_continues_the_trace_its_publisher_was_in() {
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
     let _default = tracing::subscriber::set_default(subscriber);
 
-    let vhost = TestVhost::new().await;
-    let connection = connect(&vhost.url()).await.unwrap();
-    let topology = Topology::new("es");
-    let publisher = Publisher::open(&connection, topology.clone())
-        .await
-        .unwrap();
+    let Broker {
+        connection,
+        topology,
+        publisher,
+        ..
+    } = &Broker::new().await;
     let task = Task::new("contoso", ObjectRef::User(AkUserPk(7)), TaskReason::Event);
     let event = tracing::info_span!("event");
     let trace_id = event.context().span().span_context().trace_id();
@@ -40,7 +42,7 @@ async fn a_delivery_continues_the_trace_its_publisher_was_in() {
         .await
         .unwrap();
 
-    let mut consumer = Consumer::open(&connection, &topology, Lane::Direct, 1)
+    let mut consumer = Consumer::open(connection, topology, Lane::Direct, 1)
         .await
         .unwrap();
     let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())

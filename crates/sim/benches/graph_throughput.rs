@@ -8,8 +8,12 @@
 //! simulator alone needs less CPU than that per request, so that figure is a lower
 //! bound of what it serves with one core to itself, independent of other load.
 
-use entra_sync_sim::graph::{GraphSim, SimConfig, ThrottleConfig};
-use serde_json::{Value, json};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{access_token, no_throttle};
+use entra_sync_sim::graph::GraphSim;
+use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -45,12 +49,9 @@ fn main() {
 async fn run() {
     let secs = env("BENCH_SECS", 5);
     let tasks = env("BENCH_TASKS", 32);
-    let sim = GraphSim::start(SimConfig {
-        throttle: ThrottleConfig::disabled(),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator starts");
+    let sim = GraphSim::start(no_throttle())
+        .await
+        .expect("simulator starts");
     let id = sim
         .seed_user(json!({"userPrincipalName": "bench@contoso.com", "displayName": "Bench", "accountEnabled": true}))
         .expect("seeded");
@@ -58,30 +59,7 @@ async fn run() {
         .pool_max_idle_per_host(tasks as usize)
         .build()
         .expect("client");
-    let token: Value = http
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            sim.base_url(),
-            SimConfig::TENANT_ID
-        ))
-        .form(&[
-            ("client_id", SimConfig::CLIENT_ID),
-            ("client_secret", SimConfig::CLIENT_SECRET),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("token body");
-    let token = Arc::new(
-        token["access_token"]
-            .as_str()
-            .expect("access token")
-            .to_string(),
-    );
+    let token = Arc::new(access_token(&http, &sim).await);
     let url = Arc::new(format!(
         "{}/v1.0/users/{id}?$select=id,displayName",
         sim.base_url()

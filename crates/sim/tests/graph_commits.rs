@@ -1,7 +1,10 @@
 //! The Graph simulator's answers lost after commit, the group upsert by
 //! `uniqueName`, and soft-deleted groups in `directory/deletedItems`.
 
-use entra_sync_sim::graph::{CommitFault, GraphSim, LostAnswer, SimConfig, ThrottleConfig};
+mod common;
+
+use common::{access_token, no_throttle};
+use entra_sync_sim::graph::{CommitFault, GraphSim, LostAnswer};
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -13,32 +16,9 @@ struct Api {
 
 impl Api {
     async fn start() -> Self {
-        let sim = GraphSim::start(SimConfig {
-            throttle: ThrottleConfig::disabled(),
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
+        let sim = GraphSim::start(no_throttle()).await.unwrap();
         let http = Client::new();
-        let answer: Value = http
-            .post(format!(
-                "{}/{}/oauth2/v2.0/token",
-                sim.base_url(),
-                SimConfig::TENANT_ID
-            ))
-            .form(&[
-                ("client_id", SimConfig::CLIENT_ID),
-                ("scope", "https://graph.microsoft.com/.default"),
-                ("client_secret", SimConfig::CLIENT_SECRET),
-                ("grant_type", "client_credentials"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = answer["access_token"].as_str().unwrap().to_string();
+        let token = access_token(&http, &sim).await;
         Self { sim, http, token }
     }
 

@@ -1,6 +1,9 @@
 //! The Graph simulator over HTTP: token endpoint, auth, validation, throttling,
 //! replication delay, paging, `$batch`, faults and the `/_sim` endpoints.
 
+mod common;
+
+use common::{access_token, no_throttle, token};
 use entra_sync_sim::graph::{
     FaultConfig, GraphSim, RuQuota, SimApp, SimConfig, ThrottleConfig, TokenFormat, shapes,
 };
@@ -18,11 +21,7 @@ impl Api {
     async fn start(config: SimConfig) -> Self {
         let sim = GraphSim::start(config).await.unwrap();
         let http = Client::new();
-        let token = token(&http, &sim, SimConfig::TENANT_ID, SimConfig::CLIENT_SECRET).await;
-        let token = token.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let token = access_token(&http, &sim).await;
         Self { sim, http, token }
     }
 
@@ -57,6 +56,47 @@ impl Api {
         self.send(reqwest::Method::DELETE, path, None).await
     }
 
+    /// GETs an absolute URL, such as an `@odata.nextLink`, and reads the answer as JSON.
+    async fn follow(&self, url: &str) -> Value {
+        let r = self.http.get(url).bearer_auth(&self.token).send().await;
+        r.unwrap().json().await.unwrap()
+    }
+
+    /// GETs `path` and reads the answer as JSON, whatever its status.
+    async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
+    /// Adds `member` to `group` through `members/$ref`.
+    async fn add_member(&self, group: &str, member: &str) -> Response {
+        self.post(
+            &format!("/groups/{group}/members/$ref"),
+            json!({"@odata.id": reference(member)}),
+        )
+        .await
+    }
+
+    /// Restores a deleted object from `deletedItems`.
+    async fn restore(&self, id: &str) -> Response {
+        self.send(
+            reqwest::Method::POST,
+            &format!("/directory/deletedItems/{id}/restore"),
+            None,
+        )
+        .await
+    }
+
+    /// Calls one of the simulator's own `/_sim` endpoints, which need no token.
+    async fn control(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Response {
+        let mut r = self
+            .http
+            .request(method, format!("{}/_sim{path}", self.sim.base_url()));
+        if let Some(body) = body {
+            r = r.json(body);
+        }
+        r.send().await.unwrap()
+    }
+
     async fn create_user(&self, alias: &str) -> String {
         let r = self.post("/users", user(alias)).await;
         assert_eq!(r.status(), StatusCode::CREATED);
@@ -74,19 +114,6 @@ impl Api {
             .unwrap()
             .to_string()
     }
-}
-
-async fn token(http: &Client, sim: &GraphSim, tenant: &str, secret: &str) -> Response {
-    http.post(format!("{}/{tenant}/oauth2/v2.0/token", sim.base_url()))
-        .form(&[
-            ("client_id", SimConfig::CLIENT_ID),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("client_secret", secret),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
-        .await
-        .unwrap()
 }
 
 fn user(alias: &str) -> Value {
@@ -108,11 +135,11 @@ async fn error_of(r: Response) -> (u16, Value) {
     (status, r.json::<Value>().await.unwrap()["error"].clone())
 }
 
-fn no_throttle() -> SimConfig {
-    SimConfig {
-        throttle: ThrottleConfig::disabled(),
-        ..SimConfig::default()
-    }
+/// Asserts that `r` is a Graph error with this status and code, and returns the error.
+async fn assert_error(r: Response, status: u16, code: &str) -> Value {
+    let (got, error) = error_of(r).await;
+    assert_eq!((got, error["code"].as_str()), (status, Some(code)));
+    error
 }
 
 #[tokio::test]
@@ -158,11 +185,7 @@ async fn graph_requires_a_valid_unexpired_token() {
     })
     .await;
     let anonymous = api.http.get(api.url("/users")).send().await.unwrap();
-    let (status, error) = error_of(anonymous).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (401, Some("InvalidAuthenticationToken"))
-    );
+    assert_error(anonymous, 401, "InvalidAuthenticationToken").await;
     assert_eq!(api.get("/users").await.status(), StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let (status, error) = error_of(api.get("/users").await).await;
@@ -180,7 +203,7 @@ async fn organization_lists_verified_domains() {
         ..no_throttle()
     })
     .await;
-    let body: Value = api.get("/organization").await.json().await.unwrap();
+    let body = api.get_json("/organization").await;
     let domains = &body["value"][0]["verifiedDomains"];
     assert_eq!(domains[0]["name"], "contoso.com");
     assert_eq!(domains[0]["isDefault"], true);
@@ -201,32 +224,21 @@ async fn users_crud_with_graph_statuses() {
             .status(),
         StatusCode::NO_CONTENT
     );
-    let read: Value = api
-        .get(&format!("/users/{id}?$select=jobTitle,accountEnabled"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read = api
+        .get_json(&format!("/users/{id}?$select=jobTitle,accountEnabled"))
+        .await;
     assert_eq!(
         read,
         json!({"id": id, "jobTitle": "CEO", "accountEnabled": true})
     );
-    let by_upn: Value = api
-        .get("/users/adele%40contoso.com")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let by_upn = api.get_json("/users/adele%40contoso.com").await;
     assert_eq!(by_upn["id"], id);
     assert_eq!(
         api.delete(&format!("/users/{id}")).await.status(),
         StatusCode::NO_CONTENT
     );
-    let (status, error) = error_of(api.get(&format!("/users/{id}")).await).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (404, Some("Request_ResourceNotFound"))
-    );
+    let gone = api.get(&format!("/users/{id}")).await;
+    assert_error(gone, 404, "Request_ResourceNotFound").await;
 }
 
 #[tokio::test]
@@ -243,11 +255,7 @@ async fn validation_answers_follow_graph() {
 
     let mut bad = user("y");
     bad["userPrincipalName"] = json!("y@fabrikam.com");
-    let (status, error) = error_of(api.post("/users", bad).await).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (400, Some("Request_BadRequest"))
-    );
+    assert_error(api.post("/users", bad).await, 400, "Request_BadRequest").await;
 
     let mut bad = user("z");
     bad["favourite"] = json!(1);
@@ -270,9 +278,8 @@ async fn validation_answers_follow_graph() {
     );
 
     api.create_user("dup").await;
-    let (status, error) = error_of(api.post("/users", user("DUP")).await).await;
-    assert_eq!(status, 400);
-    assert_eq!(error["code"], "Request_BadRequest");
+    let duplicate = api.post("/users", user("DUP")).await;
+    let error = assert_error(duplicate, 400, "Request_BadRequest").await;
     assert_eq!(
         error["message"],
         "Another object with the same value for property userPrincipalName already exists."
@@ -295,18 +302,11 @@ async fn membership_rules() {
         api.create_user("b").await,
         api.create_user("c").await,
     );
-    let add = |m: &str| json!({"@odata.id": reference(m)});
     assert_eq!(
-        api.post(&format!("/groups/{g}/members/$ref"), add(&a))
-            .await
-            .status(),
+        api.add_member(&g, &a).await.status(),
         StatusCode::NO_CONTENT
     );
-    let (status, error) = error_of(
-        api.post(&format!("/groups/{g}/members/$ref"), add(&a))
-            .await,
-    )
-    .await;
+    let (status, error) = error_of(api.add_member(&g, &a).await).await;
     assert_eq!(status, 400);
     assert_eq!(
         error["message"],
@@ -336,12 +336,9 @@ async fn membership_rules() {
         StatusCode::BAD_REQUEST
     );
 
-    let members: Value = api
-        .get(&format!("/groups/{g}/members?$select=id"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let members = api
+        .get_json(&format!("/groups/{g}/members?$select=id"))
+        .await;
     assert_eq!(members["value"].as_array().unwrap().len(), 3);
     assert_eq!(members["value"][0]["@odata.type"], "#microsoft.graph.user");
 
@@ -351,22 +348,14 @@ async fn membership_rules() {
             .status(),
         StatusCode::NO_CONTENT
     );
-    let (status, error) =
-        error_of(api.delete(&format!("/groups/{g}/members/{a}/$ref")).await).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (404, Some("Request_ResourceNotFound"))
-    );
+    let removed_again = api.delete(&format!("/groups/{g}/members/{a}/$ref")).await;
+    assert_error(removed_again, 404, "Request_ResourceNotFound").await;
 
     let dl = api
         .sim
         .seed_group(json!({"displayName": "DL", "mailEnabled": true, "securityEnabled": false}))
         .unwrap();
-    let (status, _) = error_of(
-        api.post(&format!("/groups/{dl}/members/$ref"), add(&a))
-            .await,
-    )
-    .await;
+    let (status, _) = error_of(api.add_member(&dl, &a).await).await;
     assert_eq!(status, 403);
 }
 
@@ -389,14 +378,7 @@ async fn new_objects_are_invisible_until_replicated() {
             .status(),
         StatusCode::NOT_FOUND
     );
-    let (status, error) = error_of(
-        api.post(
-            &format!("/groups/{g}/members/$ref"),
-            json!({"@odata.id": reference(&u)}),
-        )
-        .await,
-    )
-    .await;
+    let (status, error) = error_of(api.add_member(&g, &u).await).await;
     assert_eq!(status, 400);
     assert_eq!(
         error["message"],
@@ -408,12 +390,7 @@ async fn new_objects_are_invisible_until_replicated() {
         StatusCode::OK
     );
     assert_eq!(
-        api.post(
-            &format!("/groups/{g}/members/$ref"),
-            json!({"@odata.id": reference(&u)})
-        )
-        .await
-        .status(),
+        api.add_member(&g, &u).await.status(),
         StatusCode::NO_CONTENT
     );
 }
@@ -434,16 +411,7 @@ async fn paging_2500_users_gives_three_pages_with_opaque_links() {
     let mut sizes = Vec::new();
     let mut ids = std::collections::BTreeSet::new();
     while let Some(url) = next {
-        let page: Value = api
-            .http
-            .get(&url)
-            .bearer_auth(&api.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = api.follow(&url).await;
         let value = page["value"].as_array().unwrap();
         sizes.push(value.len());
         for u in value {
@@ -466,7 +434,7 @@ async fn paging_2500_users_gives_three_pages_with_opaque_links() {
     }
     assert_eq!(sizes, vec![999, 999, 502]);
     assert_eq!(ids.len(), 2_500);
-    let default_page: Value = api.get("/users").await.json().await.unwrap();
+    let default_page = api.get_json("/users").await;
     assert_eq!(default_page["value"].as_array().unwrap().len(), 100);
     assert_eq!(
         api.get("/users?$top=1000").await.status(),
@@ -479,32 +447,20 @@ async fn filters_eq_and_in() {
     let api = Api::start(no_throttle()).await;
     let id = api.create_user("o'neil").await;
     api.create_user("b").await;
-    let body: Value = api
-        .get("/users?$filter=userPrincipalName%20eq%20'O''NEIL@contoso.com'")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = api
+        .get_json("/users?$filter=userPrincipalName%20eq%20'O''NEIL@contoso.com'")
+        .await;
     assert_eq!(body["value"][0]["id"], id);
-    let body: Value = api
-        .get("/users?$filter=displayName%20in%20('b','o''neil')&$select=id")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = api
+        .get_json("/users?$filter=displayName%20in%20('b','o''neil')&$select=id")
+        .await;
     assert_eq!(body["value"].as_array().unwrap().len(), 2);
-    let body: Value = api
-        .get(&format!("/users?$filter=id%20eq%20'{id}'"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = api
+        .get_json(&format!("/users?$filter=id%20eq%20'{id}'"))
+        .await;
     assert_eq!(body["value"].as_array().unwrap().len(), 1);
-    let (status, error) = error_of(api.get("/users?$filter=jobTitle%20eq%20'x'").await).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (400, Some("Request_UnsupportedQuery"))
-    );
+    let unsupported = api.get("/users?$filter=jobTitle%20eq%20'x'").await;
+    assert_error(unsupported, 400, "Request_UnsupportedQuery").await;
 }
 
 fn tiny_writes() -> SimConfig {
@@ -633,13 +589,10 @@ async fn faults_are_seeded_and_changeable_at_run_time() {
     };
     let mut runs = Vec::new();
     for _ in 0..2 {
+        let faults = serde_json::to_value(&faults).unwrap();
         let r = api
-            .http
-            .put(format!("{}/_sim/faults", api.sim.base_url()))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap();
+            .control(reqwest::Method::PUT, "/faults", Some(&faults))
+            .await;
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
         let mut statuses = Vec::new();
         for _ in 0..20 {
@@ -679,29 +632,21 @@ async fn faults_are_seeded_and_changeable_at_run_time() {
 #[tokio::test]
 async fn sim_endpoints_seed_dump_and_count() {
     let api = Api::start(no_throttle()).await;
-    let base = api.sim.base_url();
     let seed = json!({
         "users": [{"id": "11111111-1111-1111-1111-111111111111", "userPrincipalName": "s@contoso.com"}],
         "groups": [{"id": "22222222-2222-2222-2222-222222222222", "displayName": "G"}],
         "members": [{"group": "22222222-2222-2222-2222-222222222222", "member": "11111111-1111-1111-1111-111111111111"}]
     });
     let ids: Value = api
-        .http
-        .post(format!("{base}/_sim/seed"))
-        .json(&seed)
-        .send()
+        .control(reqwest::Method::POST, "/seed", Some(&seed))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(ids["users"][0], "11111111-1111-1111-1111-111111111111");
     let state: Value = api
-        .http
-        .get(format!("{base}/_sim/state"))
-        .send()
+        .control(reqwest::Method::GET, "/state", None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -713,11 +658,8 @@ async fn sim_endpoints_seed_dump_and_count() {
     api.delete("/users/11111111-1111-1111-1111-111111111111")
         .await;
     let counters: Value = api
-        .http
-        .get(format!("{base}/_sim/counters"))
-        .send()
+        .control(reqwest::Method::GET, "/counters", None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -749,12 +691,9 @@ async fn group_kinds_keep_graphs_shapes_and_select_returns_them() {
     let select = "displayName,groupTypes,mailEnabled,securityEnabled,isAssignableToRole,onPremisesSyncEnabled,membershipRule";
     for kind in kinds {
         let id = api.sim.seed_group(kind.clone()).unwrap();
-        let listed: Value = api
-            .get(&format!("/groups/{id}?$select={select}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let listed = api
+            .get_json(&format!("/groups/{id}?$select={select}"))
+            .await;
         for property in select.split(',') {
             assert_eq!(
                 listed[property],
@@ -767,12 +706,9 @@ async fn group_kinds_keep_graphs_shapes_and_select_returns_them() {
         .sim
         .seed_group(json!({"displayName": "Bare", "mailEnabled": false, "securityEnabled": true}))
         .unwrap();
-    let listed: Value = api
-        .get(&format!("/groups/{bare}?$select=groupTypes"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed = api
+        .get_json(&format!("/groups/{bare}?$select=groupTypes"))
+        .await;
     assert_eq!(
         listed["groupTypes"],
         json!([]),
@@ -784,8 +720,7 @@ async fn group_kinds_keep_graphs_shapes_and_select_returns_them() {
 async fn writes_graph_refuses_answer_with_its_errors() {
     let api = Api::start(no_throttle()).await;
     let user = api.create_user("a").await;
-    let add = json!({"@odata.id": reference(&user)});
-    let denied = (403, Some("Authorization_RequestDenied"));
+    let denied = "Authorization_RequestDenied";
     for kind in [
         shapes::dynamic_group("Dynamic", "(user.accountEnabled -eq true)"),
         shapes::mail_enabled_security_group("MailSec", "contoso.com"),
@@ -793,12 +728,12 @@ async fn writes_graph_refuses_answer_with_its_errors() {
         shapes::role_assignable_group("Admins"),
     ] {
         let g = api.sim.seed_group(kind.clone()).unwrap();
-        let (status, error) = error_of(
-            api.post(&format!("/groups/{g}/members/$ref"), add.clone())
-                .await,
-        )
-        .await;
-        assert_eq!((status, error["code"].as_str()), denied, "{kind}");
+        let (status, error) = error_of(api.add_member(&g, &user).await).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (403, Some(denied)),
+            "{kind}"
+        );
         assert_eq!(
             error["message"],
             "Insufficient privileges to complete the operation."
@@ -809,9 +744,7 @@ async fn writes_graph_refuses_answer_with_its_errors() {
         .seed_group(shapes::microsoft_365_group("Team", "contoso.com"))
         .unwrap();
     assert_eq!(
-        api.post(&format!("/groups/{m365}/members/$ref"), add.clone())
-            .await
-            .status(),
+        api.add_member(&m365, &user).await.status(),
         StatusCode::NO_CONTENT
     );
 
@@ -846,22 +779,19 @@ async fn writes_graph_refuses_answer_with_its_errors() {
 
     let admin = api.create_user("admin").await;
     let refuse = api
-        .http
-        .post(format!(
-            "{}/_sim/refused-writes/{admin}",
-            api.sim.base_url()
-        ))
-        .send()
-        .await
-        .unwrap();
+        .control(
+            reqwest::Method::POST,
+            &format!("/refused-writes/{admin}"),
+            None,
+        )
+        .await;
     assert_eq!(refuse.status(), StatusCode::NO_CONTENT);
     for response in [
         api.patch(&format!("/users/{admin}"), json!({"jobTitle": "x"}))
             .await,
         api.delete(&format!("/users/{admin}")).await,
     ] {
-        let (status, error) = error_of(response).await;
-        assert_eq!((status, error["code"].as_str()), denied);
+        assert_error(response, 403, denied).await;
     }
     assert_eq!(
         api.get(&format!("/users/{admin}")).await.status(),
@@ -894,57 +824,31 @@ async fn tokens_carry_the_grants_that_graph_enforces() {
         "a JWT with the granted permissions in roles"
     );
     assert_eq!(claims(&api.token)["tid"], SimConfig::TENANT_ID);
+    let roles = format!("/apps/{}/roles", SimConfig::CLIENT_ID);
     let granted = api
-        .http
-        .put(format!(
-            "{}/_sim/apps/{}/roles",
-            api.sim.base_url(),
-            SimConfig::CLIENT_ID
-        ))
-        .json(&json!(["User.Read.All"]))
-        .send()
-        .await
-        .unwrap();
+        .control(
+            reqwest::Method::PUT,
+            &roles,
+            Some(&json!(["User.Read.All"])),
+        )
+        .await;
     assert_eq!(granted.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         api.post("/users", user("old-token")).await.status(),
         StatusCode::CREATED,
         "a token keeps the grants it was issued with"
     );
-    let fresh = token(
-        &api.http,
-        &api.sim,
-        SimConfig::TENANT_ID,
-        SimConfig::CLIENT_SECRET,
-    )
-    .await;
-    api.token = fresh.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    api.token = access_token(&api.http, &api.sim).await;
     assert_eq!(claims(&api.token)["roles"], json!(["User.Read.All"]));
     assert_eq!(api.get("/users").await.status(), StatusCode::OK);
-    let (status, error) = error_of(api.post("/users", user("new-token")).await).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (403, Some("Authorization_RequestDenied"))
-    );
+    let denied = api.post("/users", user("new-token")).await;
+    assert_error(denied, 403, "Authorization_RequestDenied").await;
     assert_eq!(api.get("/groups").await.status(), StatusCode::FORBIDDEN);
 
     api.sim
         .set_app_roles(SimConfig::CLIENT_ID, &["Group.ReadWrite.All"]);
     api.sim.revoke_tokens();
-    let fresh = token(
-        &api.http,
-        &api.sim,
-        SimConfig::TENANT_ID,
-        SimConfig::CLIENT_SECRET,
-    )
-    .await;
-    api.token = fresh.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    api.token = access_token(&api.http, &api.sim).await;
     let role_group = json!({"displayName": "Admins", "mailEnabled": false, "mailNickname": "admins",
         "securityEnabled": true, "isAssignableToRole": true});
     assert_eq!(
@@ -979,41 +883,26 @@ async fn deleted_objects_wait_in_deleted_items_and_restore_with_their_id_and_mem
     let api = Api::start(no_throttle()).await;
     let user = api.create_user("adele").await;
     let group = api.create_group("staff").await;
-    let r = api
-        .post(
-            &format!("/groups/{group}/members/$ref"),
-            json!({"@odata.id": reference(&user)}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.add_member(&group, &user).await.status(),
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(
         api.delete(&format!("/users/{user}")).await.status(),
         StatusCode::NO_CONTENT
     );
     assert!(api.sim.members(&group).is_empty());
-    let listed: Value = api
-        .get("/directory/deletedItems/microsoft.graph.user?$select=id,userPrincipalName")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed = api
+        .get_json("/directory/deletedItems/microsoft.graph.user?$select=id,userPrincipalName")
+        .await;
     assert_eq!(listed["value"][0]["id"], json!(user));
-    let item: Value = api
-        .get(&format!("/directory/deletedItems/{user}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let item = api
+        .get_json(&format!("/directory/deletedItems/{user}"))
+        .await;
     assert_eq!(item["@odata.type"], json!("#microsoft.graph.user"));
     assert!(item["deletedDateTime"].is_string());
 
-    let r = api
-        .send(
-            reqwest::Method::POST,
-            &format!("/directory/deletedItems/{user}/restore"),
-            None,
-        )
-        .await;
+    let r = api.restore(&user).await;
     assert_eq!(r.status(), StatusCode::OK);
     let restored: Value = r.json().await.unwrap();
     assert_eq!(restored["id"], json!(user));
@@ -1031,13 +920,7 @@ async fn deleted_objects_wait_in_deleted_items_and_restore_with_their_id_and_mem
         StatusCode::NO_CONTENT
     );
     assert_eq!(api.sim.deleted_items(), vec![group.clone()]);
-    let r = api
-        .send(
-            reqwest::Method::POST,
-            &format!("/directory/deletedItems/{group}/restore"),
-            None,
-        )
-        .await;
+    let r = api.restore(&group).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(api.sim.members(&group), vec![user]);
 }
@@ -1052,25 +935,16 @@ async fn portal_changes_bypass_the_apps_rules_and_a_purged_item_is_gone() {
     api.sim
         .portal_update(&user, json!({"displayName": "Renamed", "jobTitle": null}))
         .unwrap();
-    let read: Value = api
-        .get(&format!("/users/{user}?$select=displayName"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read = api
+        .get_json(&format!("/users/{user}?$select=displayName"))
+        .await;
     assert_eq!(read["displayName"], json!("Renamed"));
     api.sim.portal_remove_member(&group, &user).unwrap();
     assert!(api.sim.members(&group).is_empty());
     api.sim.portal_delete(&user).unwrap();
     api.sim.portal_purge(&user).unwrap();
     assert!(api.sim.deleted_items().is_empty());
-    let r = api
-        .send(
-            reqwest::Method::POST,
-            &format!("/directory/deletedItems/{user}/restore"),
-            None,
-        )
-        .await;
+    let r = api.restore(&user).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(api.sim.portal_delete(&user).is_err());
 }

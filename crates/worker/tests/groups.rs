@@ -3,9 +3,9 @@
 use entra_sync_core::ids::{AkGroupPk, EntraObjectId};
 use entra_sync_core::mapping::{AppliesTo, CompiledMapping, Mapper};
 use entra_sync_core::reconcile::DeleteAction;
-use entra_sync_graph::{GraphClient, GraphConfig, RetryPolicy, Secret};
+use entra_sync_graph::{GraphClient, GraphConfig, RetryPolicy};
 use entra_sync_sim::authentik::{GroupPatch, Mode};
-use entra_sync_sim::graph::{CommitFault, LostAnswer, SimConfig};
+use entra_sync_sim::graph::{CommitFault, LostAnswer};
 use entra_sync_store::links::{GroupLink, Link, LinkOrigin, LinkState};
 use entra_sync_worker::ReconcileError;
 use entra_sync_worker::groups::GroupReconciler;
@@ -358,12 +358,7 @@ async fn a_create_whose_connection_dropped_is_retried_by_key_not_blind() {
     // Without inline retries the task fails and comes back as a new attempt.
     let config = GraphConfig {
         retry: RetryPolicy::none(),
-        ..GraphConfig::new(
-            SimConfig::TENANT_ID,
-            SimConfig::CLIENT_ID,
-            Secret::new(SimConfig::CLIENT_SECRET),
-        )
-        .with_base_url(&env.graph.base_url())
+        ..env.graph_config(false)
     };
     let r = GroupReconciler {
         graph: GraphClient::new(config).unwrap(),

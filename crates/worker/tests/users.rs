@@ -1,5 +1,6 @@
 //! Reconciling users against the Graph and authentik simulators and the real PostgreSQL.
 
+use entra_sync_core::ids::AkUserPk;
 use entra_sync_core::mapping::{AppliesTo, CompiledMapping, Mapper};
 use entra_sync_core::reconcile::DeleteAction;
 use entra_sync_provider::{ScopeSettings, SharedScope};
@@ -16,42 +17,37 @@ use common::Env;
 
 /// Building user reconcilers on the shared environment.
 trait UserEnv {
-    fn reconciler(
-        &self,
-        on_delete: DeleteAction,
-        scope: ScopeSettings,
-        mapper: Mapper,
-        dry_run: bool,
-    ) -> UserReconciler;
-
-    fn default_reconciler(&self) -> UserReconciler {
-        self.reconciler(
-            DeleteAction::Delete,
-            ScopeSettings::default(),
-            Mapper::default(),
-            false,
-        )
-    }
+    /// Provider `p`'s user reconciler: it deletes what is gone, everyone is in
+    /// scope, the default mappings apply and writes are sent. A test changes
+    /// what it needs with `UserReconciler { .., ..env.default_reconciler() }`.
+    fn default_reconciler(&self) -> UserReconciler;
 }
 
 impl UserEnv for Env {
-    fn reconciler(
-        &self,
-        on_delete: DeleteAction,
-        scope: ScopeSettings,
-        mapper: Mapper,
-        dry_run: bool,
-    ) -> UserReconciler {
+    fn default_reconciler(&self) -> UserReconciler {
+        let scope = ScopeSettings::default();
         UserReconciler {
             provider: self.provider(),
-            graph: self.graph_client(dry_run),
+            graph: self.graph_client(false),
             store: self.db.store.clone(),
-            mapper,
+            mapper: Mapper::default(),
             scope: SharedScope::new("p", scope, &self.authentik_client(), &self.db.store),
-            on_delete,
-            guard: self.guard(dry_run),
+            on_delete: DeleteAction::Delete,
+            guard: self.guard(false),
         }
     }
+}
+
+/// Renames authentik user `pk`, with an event.
+fn rename(env: &Env, pk: AkUserPk, name: &str) {
+    env.authentik.sim.update_user(
+        pk.0,
+        UserPatch {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        Mode::Evented,
+    );
 }
 
 #[tokio::test]
@@ -87,14 +83,7 @@ async fn a_rename_patches_only_the_display_name() {
     let pk = env.add_user("adele", "adele@contoso.com");
     let r = env.default_reconciler();
     r.reconcile(pk, None).await.unwrap();
-    env.authentik.sim.update_user(
-        pk.0,
-        UserPatch {
-            name: Some("Adele Vance".into()),
-            ..Default::default()
-        },
-        Mode::Evented,
-    );
+    rename(&env, pk, "Adele Vance");
     assert_eq!(
         r.reconcile(pk, None).await.unwrap(),
         ObjectAction::Updated(vec!["displayName".into()])
@@ -131,14 +120,7 @@ async fn a_stale_link_is_recreated() {
     r.reconcile(pk, None).await.unwrap();
     let old = env.db.store.link("p", pk).await.unwrap().unwrap().entra_id;
     env.graph_client(false).delete_user(&old).await.unwrap();
-    env.authentik.sim.update_user(
-        pk.0,
-        UserPatch {
-            name: Some("Renamed".into()),
-            ..Default::default()
-        },
-        Mode::Evented,
-    );
+    rename(&env, pk, "Renamed");
     assert_eq!(
         r.reconcile(pk, None).await.unwrap(),
         ObjectAction::Recreated
@@ -153,12 +135,10 @@ async fn a_deleted_user_is_suspended_or_deleted_per_config() {
     let env = Env::new().await;
     let suspended = env.add_user("sus", "sus@contoso.com");
     let deleted = env.add_user("del", "del@contoso.com");
-    let suspend = env.reconciler(
-        DeleteAction::Suspend,
-        ScopeSettings::default(),
-        Mapper::default(),
-        false,
-    );
+    let suspend = UserReconciler {
+        on_delete: DeleteAction::Suspend,
+        ..env.default_reconciler()
+    };
     let delete = env.default_reconciler();
     suspend.reconcile(suspended, None).await.unwrap();
     delete.reconcile(deleted, None).await.unwrap();
@@ -194,11 +174,10 @@ async fn a_user_leaving_the_filter_group_is_deprovisioned_and_never_an_unlinked_
     env.authentik
         .sim
         .add_member(group.0, member.0, Mode::Evented);
-    let scope = ScopeSettings {
-        filter_group: Some("entra".into()),
-        exclude_service_accounts: true,
+    let r = UserReconciler {
+        scope: env.scope(Some("entra")),
+        ..env.default_reconciler()
     };
-    let r = env.reconciler(DeleteAction::Delete, scope, Mapper::default(), false);
     assert_eq!(
         r.reconcile(member, None).await.unwrap(),
         ObjectAction::Created
@@ -228,12 +207,10 @@ async fn a_broken_mapping_is_a_configuration_failure_naming_it() {
         "return {\"department\": user.nme}",
     )
     .unwrap();
-    let r = env.reconciler(
-        DeleteAction::Delete,
-        ScopeSettings::default(),
-        Mapper::new(vec![broken]),
-        false,
-    );
+    let r = UserReconciler {
+        mapper: Mapper::new(vec![broken]),
+        ..env.default_reconciler()
+    };
     let ReconcileError::Configuration(reason) = r.reconcile(pk, None).await.unwrap_err() else {
         panic!("configuration")
     };
@@ -267,12 +244,11 @@ async fn bad_data_is_a_permanent_failure_of_that_user_only() {
 async fn dry_run_reports_the_write_and_sends_nothing() {
     let env = Env::new().await;
     let pk = env.add_user("adele", "adele@contoso.com");
-    let r = env.reconciler(
-        DeleteAction::Delete,
-        ScopeSettings::default(),
-        Mapper::default(),
-        true,
-    );
+    let r = UserReconciler {
+        graph: env.graph_client(true),
+        guard: env.guard(true),
+        ..env.default_reconciler()
+    };
     let ObjectAction::DryRun(request) = r.reconcile(pk, None).await.unwrap() else {
         panic!("dry run")
     };

@@ -1,8 +1,11 @@
 //! A test environment: a per-test schema and vhost, both simulators, and a
 //! stand-in worker that consumes the bulk queue and reports each object done
-//! through the store, as real workers do.
+//! through the store, as real workers do; and [`sink`], a change sink for the
+//! followers' tests.
 
 #![allow(dead_code)]
+
+pub mod sink;
 
 use entra_sync_authentik::{ApiToken, AuthentikClient, ClientConfig, RetryPolicy};
 use entra_sync_core::task::{ObjectKind, Task};
@@ -221,6 +224,15 @@ impl FakeWorker {
 
     pub fn seen(&self) -> Vec<Task> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// The ids of the objects of `kind` whose tasks it has seen, in order.
+    pub fn seen_ids(&self, kind: ObjectKind) -> Vec<String> {
+        self.seen()
+            .iter()
+            .filter(|t| t.object.kind() == kind)
+            .map(|t| t.object.id_string())
+            .collect()
     }
 }
 

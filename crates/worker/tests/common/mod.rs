@@ -36,7 +36,8 @@ impl Env {
         }
     }
 
-    pub fn graph_client(&self, dry_run: bool) -> GraphClient {
+    /// The Graph configuration of the simulator's app.
+    pub fn graph_config(&self, dry_run: bool) -> GraphConfig {
         let mut config = GraphConfig::new(
             SimConfig::TENANT_ID,
             SimConfig::CLIENT_ID,
@@ -44,7 +45,11 @@ impl Env {
         )
         .with_base_url(&self.graph.base_url());
         config.dry_run = dry_run;
-        GraphClient::new(config).unwrap()
+        config
+    }
+
+    pub fn graph_client(&self, dry_run: bool) -> GraphClient {
+        GraphClient::new(self.graph_config(dry_run)).unwrap()
     }
 
     /// Provider `p`'s deletion guard, at the default limit (500 within 1 h).
