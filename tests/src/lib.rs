@@ -84,6 +84,20 @@ impl ProviderSpec {
         }
     }
 
+    /// Two providers on their own Graph tenants: `broken`, whose mapping
+    /// `40-department` fails on every user (it halts the provider), and `healthy`.
+    pub fn broken_and_healthy() -> Vec<ProviderSpec> {
+        let mut broken = ProviderSpec::new("broken");
+        broken.mappings.push((
+            "40-department".into(),
+            "user".into(),
+            "return {\"department\": user.attributes[\"no-such-key\"]}".into(),
+        ));
+        let mut healthy = ProviderSpec::new("healthy");
+        healthy.graph = 1;
+        vec![broken, healthy]
+    }
+
     fn toml(&self, graph_url: &str) -> String {
         let mut t = format!(
             r#"

@@ -49,23 +49,6 @@ fn entra_id(stack: &Stack, kind: &str, key: &str) -> String {
         .to_owned()
 }
 
-/// Makes every link older than Graph's replication window, so that a "not
-/// found" means gone rather than "not replicated yet".
-async fn age_links(stack: &Stack) {
-    stack
-        .db
-        .store
-        .conn()
-        .await
-        .unwrap()
-        .batch_execute(
-            "UPDATE user_links SET created_at = now() - interval '1 hour';
-             UPDATE group_links SET created_at = now() - interval '1 hour';",
-        )
-        .await
-        .unwrap();
-}
-
 async fn assert_converged(stack: &Stack) {
     let expected = stack.expected("entra").await;
     assert_eq!(
@@ -100,7 +83,7 @@ async fn five_portal_drifts_are_repaired_by_one_full_sync_and_the_next_writes_no
     organisation(&stack);
     let services = stack.services().await;
     assert_converged(&stack).await;
-    age_links(&stack).await;
+    stack.db.age_links().await;
     let graph = stack.graph();
     let deleted_user = entra_id(&stack, "users", "u1@contoso.com");
     let renamed = entra_id(&stack, "users", "u2@contoso.com");
@@ -158,7 +141,7 @@ async fn a_portal_deleted_user_gone_from_the_deleted_items_is_created_again_once
     let stack = Stack::start(vec![ProviderSpec::new("entra")]).await;
     organisation(&stack);
     let services = stack.services().await;
-    age_links(&stack).await;
+    stack.db.age_links().await;
     let graph = stack.graph();
     let gone = entra_id(&stack, "users", "u1@contoso.com");
     graph.portal_delete(&gone).unwrap();

@@ -115,19 +115,11 @@ fn local(port: u16) -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn after_a_full_sync_the_metrics_and_the_status_page_tell_what_happened() {
-    let mut broken = ProviderSpec::new("broken");
-    broken.mappings.push((
-        "40-department".into(),
-        "user".into(),
-        "return {\"department\": user.attributes[\"no-such-key\"]}".into(),
-    ));
-    let mut healthy = ProviderSpec::new("healthy");
-    healthy.graph = 1;
     // Graph allows fewer writes than the configured budget: some answers are 429s.
     let mut graph = SimConfig::default();
     graph.throttle.write_quota = 15;
     graph.throttle.write_window = Duration::from_secs(2);
-    let stack = Stack::start_with(vec![broken, healthy], graph).await;
+    let stack = Stack::start_with(ProviderSpec::broken_and_healthy(), graph).await;
     let sim = &stack.authentik.sim;
     let staff = sim.create_group(new_group("staff"), Mode::Silent);
     for i in 0..30 {

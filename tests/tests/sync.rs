@@ -193,15 +193,7 @@ async fn direct_changes_of_every_kind_reach_entra_within_5_s() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_mapping_halts_its_provider_and_another_provider_keeps_syncing() {
-    let mut broken = ProviderSpec::new("broken");
-    broken.mappings.push((
-        "40-department".into(),
-        "user".into(),
-        "return {\"department\": user.attributes[\"no-such-key\"]}".into(),
-    ));
-    let mut healthy = ProviderSpec::new("healthy");
-    healthy.graph = 1;
-    let stack = Stack::start(vec![broken, healthy]).await;
+    let stack = Stack::start(ProviderSpec::broken_and_healthy()).await;
     organisation(&stack, 30);
     let services = stack.services_unsettled();
     stack

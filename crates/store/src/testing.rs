@@ -63,6 +63,21 @@ impl TestDatabase {
 }
 
 impl TestDatabase {
+    /// Makes every link older than Graph's replication window, so that a "not
+    /// found" means gone rather than "not replicated yet".
+    pub async fn age_links(&self) {
+        self.store
+            .conn()
+            .await
+            .expect("a connection")
+            .batch_execute(
+                "UPDATE user_links SET created_at = now() - interval '1 hour';
+                 UPDATE group_links SET created_at = now() - interval '1 hour';",
+            )
+            .await
+            .expect("links aged");
+    }
+
     /// How many sessions wait for the lock on `object` of `provider`
     /// ([`Store::lock_object`]), so a test can hold a lock until another
     /// party is known to be waiting for it.

@@ -14,7 +14,7 @@ use serde_json::json;
 
 mod common;
 
-use common::{Env, age_links};
+use common::Env;
 
 /// Building group reconcilers on the shared environment.
 trait GroupEnv {
@@ -289,7 +289,7 @@ async fn a_group_deleted_in_entra_is_restored_from_deleted_items_with_its_id() {
         panic!("soon after the create, not found may be replication delay: retry, never duplicate")
     };
     assert_eq!(link(&env, pk).await.unwrap().entra_id, old);
-    age_links(&env).await;
+    env.db.age_links().await;
     // The deleted group still holds the group's uniqueName: the upsert
     // conflicts, and the group is restored rather than made twice.
     assert_eq!(

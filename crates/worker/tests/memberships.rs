@@ -13,7 +13,7 @@ use serde_json::json;
 
 mod common;
 
-use common::{Env, age_links};
+use common::Env;
 
 /// Building the three reconcilers on the shared environment.
 trait MembershipEnv {
@@ -291,7 +291,7 @@ async fn a_member_deleted_in_entra_fails_permanently_after_the_others_are_writte
     let group = group_with(&env, "Team", &members).await;
     let gone = EntraObjectId::parse(&entra_id_of_user(&env, members[1]).await).unwrap();
     env.graph_client(false).delete_user(&gone).await.unwrap();
-    age_links(&env).await;
+    env.db.age_links().await;
     let ReconcileError::Permanent(reason) =
         env.memberships(false).reconcile(group).await.unwrap_err()
     else {
@@ -326,7 +326,7 @@ async fn a_group_deleted_in_entra_drops_its_stale_link() {
         .delete_group(&entra_group)
         .await
         .unwrap();
-    age_links(&env).await;
+    env.db.age_links().await;
     let ReconcileError::Permanent(reason) =
         env.memberships(false).reconcile(group).await.unwrap_err()
     else {

@@ -115,19 +115,3 @@ impl Env {
             .unwrap_or_default()
     }
 }
-
-/// Makes every link older than Graph's replication window, so that a "not
-/// found" means gone rather than "not replicated yet".
-pub async fn age_links(env: &Env) {
-    env.db
-        .store
-        .conn()
-        .await
-        .unwrap()
-        .batch_execute(
-            "UPDATE user_links SET created_at = now() - interval '1 hour';
-             UPDATE group_links SET created_at = now() - interval '1 hour';",
-        )
-        .await
-        .unwrap();
-}
