@@ -53,7 +53,7 @@ pub enum ObjectAction {
 /// [`Plan`] needs that differ by kind.
 pub(crate) trait LinkedObjects {
     /// The authentik id.
-    type Key: LinkKey + Display;
+    type Key: LinkKey + Display + PartialEq;
     /// User or group.
     const KIND: ObjectKind;
     /// The properties sent only on create, never patched.
@@ -195,7 +195,10 @@ pub(crate) async fn carry_out<O: LinkedObjects>(
 
 /// Links the existing Entra object `entra_id`, whose properties are `listed`,
 /// after patching it to `body`: a conflict adopts rather than duplicates
-/// (DESIGN invariant 6).
+/// (DESIGN invariant 6). An object already linked to another authentik
+/// object is neither adopted nor written: two authentik objects wanting one
+/// Entra object (two users with one e-mail) fail the second as a conflict,
+/// instead of each rewriting it in turn on every sync.
 pub(crate) async fn adopt<O: LinkedObjects>(
     objects: &O,
     key: O::Key,
@@ -203,6 +206,18 @@ pub(crate) async fn adopt<O: LinkedObjects>(
     entra_id: &EntraObjectId,
     listed: Body,
 ) -> Result<ObjectAction, ReconcileError> {
+    let holders = objects
+        .store()
+        .link_refs_by_entra_id::<O::Key>(objects.provider(), std::slice::from_ref(entra_id))
+        .await?;
+    if let Some(holder) = holders.iter().find(|l| l.ak_id != key) {
+        return Err(ReconcileError::Permanent(format!(
+            "{kind} {key}: conflict: Entra {kind} {entra_id}, which it would adopt, is already linked to authentik {kind} {}; \
+             nothing is written (give the two a different userPrincipalName or name)",
+            holder.ak_id,
+            kind = O::KIND,
+        )));
+    }
     let changes = diff::patch(body, &listed, O::CREATE_ONLY);
     let attributes = diff::apply(&listed, &changes);
     if !changes.is_empty() {

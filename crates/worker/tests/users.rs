@@ -113,6 +113,43 @@ async fn a_taken_upn_is_adopted_not_duplicated() {
 }
 
 #[tokio::test]
+async fn a_user_whose_upn_is_held_by_another_linked_user_fails_without_a_write() {
+    let env = Env::new().await;
+    let first = env.add_user("adele", "adele@contoso.com");
+    let second = env.add_user("adele2", "adele@contoso.com");
+    let r = env.default_reconciler();
+    assert_eq!(
+        r.reconcile(first, None).await.unwrap(),
+        ObjectAction::Created
+    );
+    let writes = env.graph.mutating_requests();
+    let Err(ReconcileError::Permanent(why)) = r.reconcile(second, None).await else {
+        panic!("a UPN held by a linked user is a permanent conflict");
+    };
+    assert!(
+        why.contains("conflict") && why.contains(&format!("authentik user {first}")),
+        "the failure names the user holding it: {why}"
+    );
+    assert_eq!(
+        env.graph.mutating_requests(),
+        writes + 1,
+        "only the refused create is sent: the first user is not patched"
+    );
+    let users = env.entra("users");
+    assert_eq!(users.len(), 1);
+    assert_eq!(
+        users[0]["displayName"], "adele name",
+        "the first user's Entra user is left alone"
+    );
+    assert!(env.db.store.link("p", second).await.unwrap().is_none());
+    assert_eq!(
+        r.reconcile(first, None).await.unwrap(),
+        ObjectAction::Unchanged,
+        "the first user stays converged"
+    );
+}
+
+#[tokio::test]
 async fn a_stale_link_is_recreated() {
     let env = Env::new().await;
     let pk = env.add_user("adele", "adele@contoso.com");
