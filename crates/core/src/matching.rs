@@ -85,6 +85,12 @@ impl Ownable for Candidate {
     }
 }
 
+/// What a match compares: trimmed, case-insensitive; nothing when blank.
+fn match_key(key: &str) -> Option<String> {
+    let key = key.trim();
+    (!key.is_empty()).then(|| key.to_lowercase())
+}
+
 /// An index of Entra objects by match key, which remembers what it handed out.
 #[derive(Debug, Default)]
 pub struct Matcher {
@@ -94,10 +100,10 @@ pub struct Matcher {
 
 impl Matcher {
     fn add(&mut self, key: Option<&str>, candidate: &Candidate) {
-        let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
+        let Some(key) = key.and_then(match_key) else {
             return;
         };
-        let candidates = self.by_key.entry(key.to_lowercase()).or_default();
+        let candidates = self.by_key.entry(key).or_default();
         if !candidates.iter().any(|c| c.id == candidate.id) {
             candidates.push(candidate.clone());
         }
@@ -108,6 +114,25 @@ impl Matcher {
         let mut m = Self::default();
         for u in users {
             m.add_user(u);
+        }
+        m
+    }
+
+    /// Indexes only the Entra users that one of `emails` could match: what
+    /// matching the few unlinked users of a large directory needs. They match
+    /// exactly as against the whole index.
+    pub fn for_users_matching<'a, 'e>(
+        users: impl IntoIterator<Item = &'a EntraUser>,
+        emails: impl IntoIterator<Item = &'e str>,
+    ) -> Self {
+        let wanted: HashSet<String> = emails.into_iter().filter_map(match_key).collect();
+        let wanted_key =
+            |key: Option<&str>| key.and_then(match_key).is_some_and(|k| wanted.contains(&k));
+        let mut m = Self::default();
+        for u in users {
+            if wanted_key(u.mail.as_deref()) || wanted_key(u.user_principal_name.as_deref()) {
+                m.add_user(u);
+            }
         }
         m
     }
@@ -134,11 +159,7 @@ impl Matcher {
     }
 
     fn claim(&mut self, key: &str) -> Match {
-        let key = key.trim();
-        if key.is_empty() {
-            return Match::None;
-        }
-        let Some(candidates) = self.by_key.get(&key.to_lowercase()) else {
+        let Some(candidates) = match_key(key).and_then(|k| self.by_key.get(&k)) else {
             return Match::None;
         };
         match choose(candidates) {
@@ -221,6 +242,39 @@ mod tests {
         assert_eq!(
             Matcher::for_users(&users).match_user(&ak_user(2, "")),
             Match::None
+        );
+    }
+
+    #[test]
+    fn an_index_of_the_wanted_emails_matches_them_as_the_whole_index_does() {
+        let users = [
+            entra_user(1, "a@contoso.com", None),
+            entra_user(2, "x2@contoso.com", Some("A@contoso.com")),
+            entra_user(3, "b@contoso.com", None),
+            entra_user(4, "c@contoso.com", Some("c@contoso.com")),
+            entra_user(5, "d@contoso.com", None),
+        ];
+        let wanted = [" A@Contoso.com", "c@contoso.com", "b@contoso.com"];
+        let mut whole = Matcher::for_users(&users);
+        let mut part = Matcher::for_users_matching(&users, wanted);
+        for (pk, email) in [
+            (1, "a@contoso.com"),
+            (2, "C@contoso.com"),
+            (3, "b@contoso.com"),
+            (4, "b@contoso.com"),
+        ] {
+            let user = ak_user(pk, email);
+            assert_eq!(part.match_user(&user), whole.match_user(&user), "{email}");
+        }
+        assert!(whole.by_key.contains_key("d@contoso.com"));
+        assert!(
+            !part.by_key.contains_key("d@contoso.com"),
+            "a user no wanted e-mail matches is not indexed"
+        );
+        assert_eq!(
+            Matcher::for_users_matching(&users, [""]).by_key.len(),
+            0,
+            "a blank e-mail wants nothing"
         );
     }
 

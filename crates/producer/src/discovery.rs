@@ -18,7 +18,8 @@ use entra_sync_core::scope::Scope;
 use entra_sync_core::task::ObjectRef;
 use entra_sync_graph::GraphFailure;
 use entra_sync_provider::{Provider, RecordMembersError, ScopeError, record_existing_members};
-use entra_sync_store::links::{GroupLink, Link, LinkKey, LinkOrigin, LinkState, NewLink, UserLink};
+use entra_sync_store::link_refs::LinkRef;
+use entra_sync_store::links::{Link, LinkKey, LinkOrigin, LinkState, NewLink};
 use entra_sync_store::{Store, StoreError};
 use futures_util::TryStreamExt;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -32,10 +33,10 @@ const LINK_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Discovered {
     /// Every authentik group.
     pub(crate) groups: BTreeSet<AkGroupPk>,
-    /// Every user link after discovery.
-    pub(crate) user_links: Vec<UserLink>,
-    /// Every group link after discovery.
-    pub(crate) group_links: Vec<GroupLink>,
+    /// Every user link after discovery, without its attributes.
+    pub(crate) user_links: Vec<LinkRef<AkUserPk>>,
+    /// Every group link after discovery, without its attributes.
+    pub(crate) group_links: Vec<LinkRef<AkGroupPk>>,
     /// Every authentik user by pk (to tell gone from out of scope).
     pub(crate) users: HashMap<AkUserPk, AkUser>,
     /// The resolved scope.
@@ -120,23 +121,29 @@ impl Discovery<'_> {
             .await
             .map_err(DiscoveryError::graph)?;
 
-        // Users.
-        let mut user_links = store.links_of::<AkUserPk>(provider).await?;
+        // Users. Entra's users are indexed only for the users in scope that
+        // are unlinked: a converged directory of 100,000 users needs no index.
+        let mut user_links = store.link_refs_of::<AkUserPk>(provider).await?;
         let linked_users: HashSet<AkUserPk> = user_links.iter().map(|l| l.ak_id).collect();
-        let mut taken: HashSet<EntraObjectId> =
-            user_links.iter().map(|l| l.entra_id.clone()).collect();
-        let entra_by_id: HashMap<&EntraObjectId, &EntraUser> =
-            entra_users.iter().map(|u| (&u.id, u)).collect();
-        let mut matcher = Matcher::for_users(&entra_users);
-        let mut sorted: Vec<&AkUser> = ak_users.iter().collect();
-        sorted.sort_by_key(|u| u.pk);
-        for user in sorted {
-            if !scope.includes_user(user) {
-                continue;
-            }
-            if linked_users.contains(&user.pk) {
-                continue;
-            }
+        let mut unlinked: Vec<&AkUser> = ak_users
+            .iter()
+            .filter(|u| scope.includes_user(u) && !linked_users.contains(&u.pk))
+            .collect();
+        unlinked.sort_by_key(|u| u.pk);
+        let (mut taken, entra_by_id, mut matcher): (HashSet<_>, HashMap<_, _>, _) =
+            if unlinked.is_empty() {
+                Default::default()
+            } else {
+                (
+                    user_links.iter().map(|l| l.entra_id.clone()).collect(),
+                    entra_users.iter().map(|u| (&u.id, u)).collect(),
+                    Matcher::for_users_matching(
+                        &entra_users,
+                        unlinked.iter().map(|u| u.email.as_str()),
+                    ),
+                )
+            };
+        for user in unlinked {
             let Some(entra_id) = self.accept(matcher.match_user(user), &taken, "user", &user.email)
             else {
                 continue;
@@ -155,7 +162,7 @@ impl Discovery<'_> {
                 Linked::New(link) => {
                     tracing::info!(user = %user.pk, entra_id = %entra_id, "discovery linked an existing Entra user");
                     taken.insert(entra_id);
-                    user_links.push(link);
+                    user_links.push(link_ref(&link));
                 }
                 Linked::Existing(link) => user_links.push(link),
                 Linked::Not => {}
@@ -163,7 +170,7 @@ impl Discovery<'_> {
         }
 
         // Groups.
-        let mut group_links = store.links_of::<AkGroupPk>(provider).await?;
+        let mut group_links = store.link_refs_of::<AkGroupPk>(provider).await?;
         let linked_groups: HashSet<AkGroupPk> = group_links.iter().map(|l| l.ak_id).collect();
         let mut taken: HashSet<EntraObjectId> =
             group_links.iter().map(|l| l.entra_id.clone()).collect();
@@ -219,7 +226,7 @@ impl Discovery<'_> {
                 }
             }
         }
-        group_links.extend(new_group_links);
+        group_links.extend(new_group_links.iter().map(link_ref));
 
         Ok(Discovered {
             groups: ak_groups.iter().map(|g| g.pk).collect(),
@@ -288,9 +295,13 @@ impl Discovery<'_> {
             Ok(NewLink::AlreadyLinked) => {
                 tracing::info!(%object, key, "discovery: linked meanwhile; that link stays");
                 self.store
-                    .link(provider, link.ak_id)
+                    .link_refs(provider, &[link.ak_id])
                     .await
-                    .map(|l| l.map_or(Linked::Not, Linked::Existing))
+                    .map(|refs| {
+                        refs.into_iter()
+                            .next()
+                            .map_or(Linked::Not, Linked::Existing)
+                    })
             }
             Ok(NewLink::Taken(taken)) => {
                 tracing::warn!(%object, key, error = %taken, "discovery: not linked");
@@ -310,7 +321,17 @@ enum Linked<K> {
     /// Discovery linked it.
     New(Link<K>),
     /// The object was linked meanwhile; its link.
-    Existing(Link<K>),
+    Existing(LinkRef<K>),
     /// Not linked: the Entra object is taken, or a worker holds the object.
     Not,
+}
+
+/// The reference to a link discovery just made.
+fn link_ref<K: Copy>(link: &Link<K>) -> LinkRef<K> {
+    LinkRef {
+        ak_id: link.ak_id,
+        entra_id: link.entra_id.clone(),
+        state: link.state,
+        created_at: SystemTime::now(),
+    }
 }

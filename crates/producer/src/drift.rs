@@ -21,10 +21,12 @@ use entra_sync_core::reconcile::{Desired, Kind};
 use entra_sync_provider::Provider;
 use entra_sync_store::links::{Link, LinkKey, LinkState};
 use entra_sync_store::{Store, StoreError};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
-/// Observations are stored this many per statement.
-const OBSERVE_CHUNK: usize = 1000;
+/// Objects are compared this many at a time: their links and observations
+/// are read, and the news stored, per chunk, so the links of a large
+/// directory are never all in memory.
+const COMPARE_CHUNK: usize = 1000;
 
 /// The comparison of one run.
 pub(crate) struct Comparison<'a> {
@@ -56,10 +58,9 @@ impl Comparison<'_> {
     pub(crate) async fn users(&self, found: &Discovered) -> Result<BTreeSet<String>, StoreError> {
         let listed: HashMap<&EntraObjectId, _> =
             found.entra_users.iter().map(|u| (&u.id, u)).collect();
-        let links: BTreeMap<AkUserPk, &Link<AkUserPk>> =
-            found.user_links.iter().map(|l| (l.ak_id, l)).collect();
-        let pks: BTreeSet<AkUserPk> = found.users.keys().chain(links.keys()).copied().collect();
-        let wanted = |pk: &AkUserPk, link: Option<&&Link<AkUserPk>>| {
+        let linked = found.user_links.iter().map(|l| &l.ak_id);
+        let pks: BTreeSet<AkUserPk> = found.users.keys().chain(linked).copied().collect();
+        let wanted = |pk: &AkUserPk, link: Option<&Link<AkUserPk>>| {
             let Some(user) = found.users.get(pk) else {
                 return Some(Desired::Deleted);
             };
@@ -80,7 +81,6 @@ impl Comparison<'_> {
         self.compare(
             Kind::User,
             pks,
-            &links,
             wanted,
             |id| listed.get(id).map(|u| listed_attributes(*u)),
             found,
@@ -93,10 +93,9 @@ impl Comparison<'_> {
         let listed: HashMap<&EntraObjectId, _> =
             found.entra_groups.iter().map(|g| (&g.id, g)).collect();
         let groups: HashMap<AkGroupPk, _> = found.ak_groups.iter().map(|g| (g.pk, g)).collect();
-        let links: BTreeMap<AkGroupPk, &Link<AkGroupPk>> =
-            found.group_links.iter().map(|l| (l.ak_id, l)).collect();
-        let pks: BTreeSet<AkGroupPk> = groups.keys().chain(links.keys()).copied().collect();
-        let wanted = |pk: &AkGroupPk, link: Option<&&Link<AkGroupPk>>| {
+        let linked = found.group_links.iter().map(|l| &l.ak_id);
+        let pks: BTreeSet<AkGroupPk> = groups.keys().chain(linked).copied().collect();
+        let wanted = |pk: &AkGroupPk, link: Option<&Link<AkGroupPk>>| {
             let Some(group) = groups.get(pk) else {
                 return Some(Desired::Deleted);
             };
@@ -110,7 +109,6 @@ impl Comparison<'_> {
         self.compare(
             Kind::Group,
             pks,
-            &links,
             wanted,
             |id| listed.get(id).map(|g| listed_attributes(*g)),
             found,
@@ -118,13 +116,13 @@ impl Comparison<'_> {
         .await
     }
 
-    /// Judges every object of a kind, stores the news, returns the ids needing a task.
+    /// Judges every object of a kind, a chunk at a time ([`COMPARE_CHUNK`]),
+    /// stores the news, returns the ids needing a task.
     async fn compare<K: LinkKey + Ord + ToString>(
         &self,
         kind: Kind,
         keys: BTreeSet<K>,
-        links: &BTreeMap<K, &Link<K>>,
-        wanted: impl Fn(&K, Option<&&Link<K>>) -> Option<Desired>,
+        wanted: impl Fn(&K, Option<&Link<K>>) -> Option<Desired>,
         listed: impl Fn(&EntraObjectId) -> Option<serde_json::Map<String, serde_json::Value>>,
         found: &Discovered,
     ) -> Result<BTreeSet<String>, StoreError> {
@@ -133,38 +131,37 @@ impl Comparison<'_> {
             Kind::User => (USER_OBSERVED, self.provider.deletions.users),
             Kind::Group => (GROUP_OBSERVED, self.provider.deletions.groups),
         };
-        let stored = self.store.observations::<K>(name).await?;
+        let keys: Vec<K> = keys.into_iter().collect();
         let mut tasks = BTreeSet::new();
-        let mut news = Vec::new();
-        for key in keys {
-            let link = links.get(&key);
-            let Some(desired) = wanted(&key, link) else {
-                tasks.insert(key.to_string());
-                continue;
-            };
-            let linked = link.map(|l| Linked {
-                entra_id: &l.entra_id,
-                written: &l.attributes,
-                suspended: l.state == LinkState::Suspended,
-                stored: stored.get(&key),
-            });
-            let observed = match link.and_then(|l| listed(&l.entra_id)) {
-                Some(body) => Observed::Listed(observed_body(&body, observed_properties)),
-                None => Observed::Missing,
-            };
-            let verdict = judge(kind, &desired, linked, observed, on_delete);
-            if verdict.task {
-                tasks.insert(key.to_string());
-            }
-            if let (Some(record), Some(_)) = (verdict.record, link) {
-                news.push((key, record));
-                if news.len() == OBSERVE_CHUNK {
-                    self.store.observe(name, found.listed_at, &news).await?;
-                    news.clear();
+        for chunk in keys.chunks(COMPARE_CHUNK) {
+            let mut links = self.store.links_observed(name, chunk).await?;
+            let mut news = Vec::new();
+            for key in chunk {
+                let (link, stored) = links.remove(key).unzip();
+                let Some(desired) = wanted(key, link.as_ref()) else {
+                    tasks.insert(key.to_string());
+                    continue;
+                };
+                let linked = link.as_ref().map(|l| Linked {
+                    entra_id: &l.entra_id,
+                    written: &l.attributes,
+                    suspended: l.state == LinkState::Suspended,
+                    stored: stored.as_ref().and_then(Option::as_ref),
+                });
+                let observed = match link.as_ref().and_then(|l| listed(&l.entra_id)) {
+                    Some(body) => Observed::Listed(observed_body(&body, observed_properties)),
+                    None => Observed::Missing,
+                };
+                let verdict = judge(kind, &desired, linked, observed, on_delete);
+                if verdict.task {
+                    tasks.insert(key.to_string());
+                }
+                if let (Some(record), Some(_)) = (verdict.record, &link) {
+                    news.push((*key, record));
                 }
             }
+            self.store.observe(name, found.listed_at, &news).await?;
         }
-        self.store.observe(name, found.listed_at, &news).await?;
         Ok(tasks)
     }
 
@@ -176,7 +173,7 @@ impl Comparison<'_> {
         found: &Discovered,
     ) -> Result<BTreeSet<String>, DiscoveryError> {
         let name = &self.provider.name;
-        let users = self.store.links_of::<AkUserPk>(name).await?;
+        let users = self.store.link_refs_of::<AkUserPk>(name).await?;
         let linked: BTreeSet<EntraObjectId> = users.iter().map(|l| l.entra_id.clone()).collect();
         let active: HashMap<AkUserPk, &EntraObjectId> = users
             .iter()
@@ -185,7 +182,7 @@ impl Comparison<'_> {
             .collect();
         let groups: HashMap<AkGroupPk, EntraObjectId> = self
             .store
-            .links_of::<AkGroupPk>(name)
+            .link_refs_of::<AkGroupPk>(name)
             .await?
             .into_iter()
             .map(|l| (l.ak_id, l.entra_id))

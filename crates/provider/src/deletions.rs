@@ -10,7 +10,8 @@ use entra_sync_core::ids::{AkGroupPk, AkUserPk};
 use entra_sync_core::reconcile::{DeleteAction, Desired, Kind, Known, Plan, plan};
 use entra_sync_core::scope::Scope;
 use entra_sync_store::guard::GuardLimit;
-use entra_sync_store::links::{Link, LinkState};
+use entra_sync_store::link_refs::LinkRef;
+use entra_sync_store::links::LinkState;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -78,8 +79,8 @@ impl DeletionPolicy {
     pub fn count_run(
         &self,
         authentik: &AuthentikSide<'_>,
-        user_links: &[Link<AkUserPk>],
-        group_links: &[Link<AkGroupPk>],
+        user_links: &[LinkRef<AkUserPk>],
+        group_links: &[LinkRef<AkGroupPk>],
     ) -> u64 {
         let users = user_links
             .iter()
@@ -90,15 +91,16 @@ impl DeletionPolicy {
         (users.count() + groups.count()) as u64
     }
 
-    /// Whether the worker will delete or suspend this linked object.
-    fn deprovisions<K>(&self, kind: Kind, desired: &Desired, link: &Link<K>) -> bool {
+    /// Whether the worker will delete or suspend this linked object (which
+    /// never depends on what was written to it).
+    fn deprovisions<K>(&self, kind: Kind, desired: &Desired, link: &LinkRef<K>) -> bool {
         let on_delete = match kind {
             Kind::User => self.users,
             Kind::Group => self.groups,
         };
         let known = Known {
             entra_id: &link.entra_id,
-            attributes: &link.attributes,
+            attributes: &Body::new(),
             suspended: link.state == LinkState::Suspended,
         };
         matches!(
@@ -112,15 +114,14 @@ impl DeletionPolicy {
 mod tests {
     use super::*;
     use entra_sync_core::ids::EntraObjectId;
-    use entra_sync_store::links::LinkOrigin;
+    use std::time::SystemTime;
 
-    fn link<K>(ak_id: K, n: u128, state: LinkState) -> Link<K> {
-        Link {
+    fn link<K>(ak_id: K, n: u128, state: LinkState) -> LinkRef<K> {
+        LinkRef {
             ak_id,
             entra_id: EntraObjectId::parse(&format!("00000000-0000-0000-0000-{n:012}")).unwrap(),
-            attributes: Body::new(),
-            origin: LinkOrigin::Created,
             state,
+            created_at: SystemTime::UNIX_EPOCH,
         }
     }
 
@@ -146,8 +147,8 @@ mod tests {
         users: HashMap<AkUserPk, AkUser>,
         groups: BTreeSet<AkGroupPk>,
         scope: Scope,
-        user_links: Vec<Link<AkUserPk>>,
-        group_links: Vec<Link<AkGroupPk>>,
+        user_links: Vec<LinkRef<AkUserPk>>,
+        group_links: Vec<LinkRef<AkGroupPk>>,
     }
 
     impl Gone {

@@ -15,7 +15,7 @@ use crate::deletions::{AuthentikSide, DeletionPolicy};
 use entra_sync_core::ids::{AkGroupPk, AkUserPk};
 use entra_sync_core::task::ObjectKind;
 use entra_sync_store::guard::{DeprovisionAction, Deprovisioning, GuardDecision, GuardLimit};
-use entra_sync_store::links::Link;
+use entra_sync_store::link_refs::LinkRef;
 use entra_sync_store::providers::HaltKind;
 use entra_sync_store::runs::Run;
 use entra_sync_store::{Store, StoreError};
@@ -148,8 +148,8 @@ impl DeletionGuard {
         policy: &DeletionPolicy,
         run: &Run,
         authentik: &AuthentikSide<'_>,
-        user_links: &[Link<AkUserPk>],
-        group_links: &[Link<AkGroupPk>],
+        user_links: &[LinkRef<AkUserPk>],
+        group_links: &[LinkRef<AkGroupPk>],
     ) -> Result<RunCheck, StoreError> {
         if run.deletions_allowed {
             return Ok(RunCheck::Waived);

@@ -54,6 +54,18 @@ impl Store {
         rows.iter().map(LinkRef::from_row).collect()
     }
 
+    /// Every link of one kind of a provider, without its attributes, in
+    /// authentik id order: what a full sync counts and indexes for all of
+    /// them (100,000 users' attributes would not fit its memory budget).
+    pub async fn link_refs_of<K: LinkKey>(
+        &self,
+        provider: &str,
+    ) -> Result<Vec<LinkRef<K>>, StoreError> {
+        let columns = format!("{}, entra_id, state, created_at", K::COLUMN);
+        let rows = self.list_links::<K>(provider, &columns).await?;
+        rows.iter().map(LinkRef::from_row).collect()
+    }
+
     /// The authentik ids of a provider's active links of kind `K`: for users,
     /// those in scope as last decided (a suspended or unlinked user is not).
     pub async fn active_links<K: LinkKey>(&self, provider: &str) -> Result<Vec<K>, StoreError> {

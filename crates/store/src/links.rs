@@ -348,25 +348,8 @@ impl Store {
         Ok(row.get(0))
     }
 
-    /// Every link of one kind of a provider, with its Entra id, attributes and state.
-    pub async fn links_of<K: LinkKey>(&self, provider: &str) -> Result<Vec<Link<K>>, StoreError> {
-        let columns = format!("{}, entra_id, attributes, origin, state", K::COLUMN);
-        let rows = self.list_links::<K>(provider, &columns).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Link {
-                    ak_id: K::from_row(r, 0),
-                    entra_id: entra_id(r, 1)?,
-                    attributes: attributes(r, 2),
-                    origin: LinkOrigin::parse(r.get(3)),
-                    state: state(r.get(4)),
-                })
-            })
-            .collect()
-    }
-
     /// `columns` of every link of one kind of a provider, in authentik id order.
-    async fn list_links<K: LinkKey>(
+    pub(crate) async fn list_links<K: LinkKey>(
         &self,
         provider: &str,
         columns: &str,

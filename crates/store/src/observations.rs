@@ -6,6 +6,7 @@ use crate::links::{LINK_COLUMNS, Link, LinkKey, link_of};
 use crate::{Store, StoreError, query_error};
 use entra_sync_core::diff::Body;
 use entra_sync_core::drift::Observed;
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 use tokio_postgres::Row;
 
@@ -74,7 +75,7 @@ impl Store {
         &self,
         provider: &str,
         key: K,
-    ) -> Result<Option<(Link<K>, Option<Observed>)>, StoreError> {
+    ) -> Result<Option<LinkObserved<K>>, StoreError> {
         let sql = format!(
             "SELECT {LINK_COLUMNS}, observed, observed_at > updated_at FROM {t}
              WHERE provider = $1 AND {c} = $2",
@@ -86,34 +87,48 @@ impl Store {
             .query_opt(&sql, &[&provider, &key.sql()])
             .await
             .map_err(query_error("reading a link and its observation"))?;
-        row.map(|r| {
-            let newer = r.get::<_, Option<bool>>(5).unwrap_or(false);
-            Ok((link_of(key, &r)?, newer.then(|| observed(&r, 4))))
-        })
-        .transpose()
+        row.map(|r| link_observed_of(key, &r)).transpose()
     }
 
-    /// Every observation of a kind of link that is newer than its last
-    /// write, by authentik id: what the full sync compares against.
-    pub async fn observations<K: LinkKey + Ord>(
+    /// The links of those of `keys` that are linked, each with what the last
+    /// full sync observed of it if that is newer than its last write
+    /// ([`Store::link_observed`] for many objects in one query): a full sync
+    /// compares a chunk of objects at a time, never holding every link.
+    pub async fn links_observed<K: LinkKey + Ord>(
         &self,
         provider: &str,
-    ) -> Result<std::collections::BTreeMap<K, Observed>, StoreError> {
-        let sql = format!(
-            "SELECT {c}, observed FROM {t} WHERE provider = $1 AND observed_at > updated_at",
+        keys: &[K],
+    ) -> Result<BTreeMap<K, LinkObserved<K>>, StoreError> {
+        let sql: Vec<K::Sql> = keys.iter().map(|k| k.sql()).collect();
+        let query = format!(
+            "SELECT {LINK_COLUMNS}, observed, observed_at > updated_at, {c} FROM {t}
+             WHERE provider = $1 AND {c} = ANY($2)",
             t = K::TABLE,
             c = K::COLUMN,
         );
         let conn = self.conn().await?;
         let rows = conn
-            .query(&sql, &[&provider])
+            .query(&query, &[&provider, &sql])
             .await
-            .map_err(query_error("reading observations"))?;
-        Ok(rows
-            .iter()
-            .map(|r| (K::from_row(r, 0), observed(r, 1)))
-            .collect())
+            .map_err(query_error("reading links and their observations"))?;
+        rows.iter()
+            .map(|r| {
+                let key = K::from_row(r, 6);
+                Ok((key, link_observed_of(key, r)?))
+            })
+            .collect()
     }
+}
+
+/// A link with what the last full sync observed of it, if that is newer than
+/// the link's last write.
+pub type LinkObserved<K> = (Link<K>, Option<Observed>);
+
+/// The link of `key` and its observation, from a row of [`LINK_COLUMNS`], the
+/// observation and whether it is newer than the last write.
+fn link_observed_of<K>(key: K, row: &Row) -> Result<LinkObserved<K>, StoreError> {
+    let newer = row.get::<_, Option<bool>>(5).unwrap_or(false);
+    Ok((link_of(key, row)?, newer.then(|| observed(row, 4))))
 }
 
 /// The observation in column `i`: a listed body, or missing from the listing.
