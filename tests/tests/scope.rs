@@ -246,7 +246,8 @@ async fn a_domain_verified_later_is_used_from_the_next_full_sync_on() {
     };
     stack
         .eventually("refused: not a verified domain", SOON, || async {
-            failed().await == 1
+            // The event's task and a silent-change scan may both try it.
+            failed().await >= 1
         })
         .await;
 

@@ -7,7 +7,7 @@
 //! uses `uniqueName`). An ambiguous match is reported, never guessed, and an
 //! object entra-sync may not own ([`Ownable::ownership`]) is never picked.
 
-use crate::authentik::{AkGroup, AkUser};
+use crate::authentik::AkGroup;
 use crate::entra::{EntraGroup, EntraUser, NotOwnable, Ownable};
 use crate::ids::EntraObjectId;
 use std::collections::{HashMap, HashSet};
@@ -168,9 +168,9 @@ impl Matcher {
         }
     }
 
-    /// Matches an authentik user by e-mail; a user without e-mail matches nothing.
-    pub fn match_user(&mut self, user: &AkUser) -> Match {
-        self.claim(&user.email)
+    /// Matches an authentik user by its e-mail; a user without e-mail matches nothing.
+    pub fn match_user(&mut self, email: &str) -> Match {
+        self.claim(email)
     }
 
     /// Matches an authentik group by name.
@@ -182,6 +182,7 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authentik::AkUser;
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
@@ -222,7 +223,7 @@ mod tests {
         let users = [entra_user(1, "Adele@Contoso.com", None)];
         let mut m = Matcher::for_users(&users);
         assert_eq!(
-            m.match_user(&ak_user(1, "adele@contoso.COM")),
+            m.match_user(&ak_user(1, "adele@contoso.COM").email),
             Match::One(id(1))
         );
     }
@@ -236,11 +237,11 @@ mod tests {
         )];
         let mut m = Matcher::for_users(&users);
         assert_eq!(
-            m.match_user(&ak_user(1, "Adele@contoso.com")),
+            m.match_user(&ak_user(1, "Adele@contoso.com").email),
             Match::One(id(1))
         );
         assert_eq!(
-            Matcher::for_users(&users).match_user(&ak_user(2, "")),
+            Matcher::for_users(&users).match_user(&ak_user(2, "").email),
             Match::None
         );
     }
@@ -264,7 +265,11 @@ mod tests {
             (4, "b@contoso.com"),
         ] {
             let user = ak_user(pk, email);
-            assert_eq!(part.match_user(&user), whole.match_user(&user), "{email}");
+            assert_eq!(
+                part.match_user(&user.email),
+                whole.match_user(&user.email),
+                "{email}"
+            );
         }
         assert!(whole.by_key.contains_key("d@contoso.com"));
         assert!(
@@ -282,7 +287,7 @@ mod tests {
     fn same_user_by_mail_and_upn_is_one_match() {
         let users = [entra_user(1, "a@contoso.com", Some("a@contoso.com"))];
         assert_eq!(
-            Matcher::for_users(&users).match_user(&ak_user(1, "a@contoso.com")),
+            Matcher::for_users(&users).match_user(&ak_user(1, "a@contoso.com").email),
             Match::One(id(1))
         );
     }
@@ -295,7 +300,7 @@ mod tests {
         ];
         let mut m = Matcher::for_users(&users);
         assert_eq!(
-            m.match_user(&ak_user(1, "a@contoso.com")),
+            m.match_user(&ak_user(1, "a@contoso.com").email),
             Match::Ambiguous(vec![id(1), id(2)])
         );
     }
@@ -305,11 +310,11 @@ mod tests {
         let users = [entra_user(1, "a@contoso.com", None)];
         let mut m = Matcher::for_users(&users);
         assert_eq!(
-            m.match_user(&ak_user(1, "a@contoso.com")),
+            m.match_user(&ak_user(1, "a@contoso.com").email),
             Match::One(id(1))
         );
         assert_eq!(
-            m.match_user(&ak_user(2, "A@contoso.com")),
+            m.match_user(&ak_user(2, "A@contoso.com").email),
             Match::AlreadyClaimed(id(1))
         );
     }
@@ -319,7 +324,7 @@ mod tests {
         let mut synced = entra_user(1, "a@contoso.com", None);
         synced.on_premises_sync_enabled = Some(true);
         assert_eq!(
-            Matcher::for_users([&synced]).match_user(&ak_user(1, "a@contoso.com")),
+            Matcher::for_users([&synced]).match_user(&ak_user(1, "a@contoso.com").email),
             Match::NotOwnable {
                 id: id(1),
                 reason: NotOwnable::OnPremisesSynced

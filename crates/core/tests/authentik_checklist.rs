@@ -195,14 +195,14 @@ fn user_delete_actions() {
 fn user_discovery() {
     let by_mail: EntraUser = serde_json::from_value(json!({"id": id(1), "mail": "jdoe@goauthentik.io", "userPrincipalName": "x@goauthentik.io"})).unwrap();
     assert_eq!(
-        Matcher::for_users([&by_mail]).match_user(&user("John Doe")),
+        Matcher::for_users([&by_mail]).match_user(&user("John Doe").email),
         Match::One(id(1))
     );
     let by_upn: EntraUser =
         serde_json::from_value(json!({"id": id(2), "userPrincipalName": "JDoe@goauthentik.io"}))
             .unwrap();
     assert_eq!(
-        Matcher::for_users([&by_upn]).match_user(&user("John Doe")),
+        Matcher::for_users([&by_upn]).match_user(&user("John Doe").email),
         Match::One(id(2))
     );
 }

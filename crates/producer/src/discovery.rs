@@ -1,5 +1,6 @@
 //! Discovery, the first step of a full sync: reads authentik and Entra once
-//! and links the unlinked authentik objects that already exist in Entra
+//! (keeping of authentik's users only their pks and scope, and the unlinked
+//! ones' e-mails) and links the unlinked authentik objects that already exist in Entra
 //! (users by e-mail against `mail` or `userPrincipalName`, groups by
 //! `displayName`; ambiguous matches are reported, never guessed), keeping the
 //! attributes Entra lists so that only real differences are written later.
@@ -10,7 +11,7 @@
 //! count as written (the provider room's [`record_existing_members`]).
 
 use entra_sync_authentik::{AuthentikClient, AuthentikError, GroupQuery, UserQuery};
-use entra_sync_core::authentik::{AkGroup, AkUser};
+use entra_sync_core::authentik::AkGroup;
 use entra_sync_core::entra::{EntraGroup, EntraUser, listed_attributes};
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use entra_sync_core::matching::{Match, Matcher};
@@ -37,8 +38,10 @@ pub(crate) struct Discovered {
     pub(crate) user_links: Vec<LinkRef<AkUserPk>>,
     /// Every group link after discovery, without its attributes.
     pub(crate) group_links: Vec<LinkRef<AkGroupPk>>,
-    /// Every authentik user by pk (to tell gone from out of scope).
-    pub(crate) users: HashMap<AkUserPk, AkUser>,
+    /// Every authentik user's pk, with whether it is in scope (to tell gone
+    /// from out of scope). The users themselves are not kept: the comparison
+    /// reads them again a page at a time ([`crate::drift`]).
+    pub(crate) users: HashMap<AkUserPk, bool>,
     /// The resolved scope.
     pub(crate) scope: Scope,
     /// Every authentik group, with its members.
@@ -97,11 +100,21 @@ impl Discovery<'_> {
             .await
             .map_err(DiscoveryError::Scope)?;
         let ak = self.authentik;
-        let ak_users: Vec<AkUser> = ak
-            .users(&UserQuery::default())
-            .try_concat()
-            .await
-            .map_err(DiscoveryError::Authentik)?;
+        // Only the unlinked users in scope are kept, by e-mail, to be matched.
+        let mut user_links = store.link_refs_of::<AkUserPk>(provider).await?;
+        let linked_users: HashSet<AkUserPk> = user_links.iter().map(|l| l.ak_id).collect();
+        let mut users = HashMap::new();
+        let mut unlinked: Vec<(AkUserPk, String)> = Vec::new();
+        let mut pages = std::pin::pin!(ak.users(&UserQuery::default()));
+        while let Some(page) = pages.try_next().await.map_err(DiscoveryError::Authentik)? {
+            for user in page {
+                let in_scope = scope.includes_user(&user);
+                users.insert(user.pk, in_scope);
+                if in_scope && !linked_users.contains(&user.pk) {
+                    unlinked.push((user.pk, user.email));
+                }
+            }
+        }
         let ak_groups: Vec<AkGroup> = ak
             .groups(&GroupQuery::default())
             .try_concat()
@@ -123,13 +136,7 @@ impl Discovery<'_> {
 
         // Users. Entra's users are indexed only for the users in scope that
         // are unlinked: a converged directory of 100,000 users needs no index.
-        let mut user_links = store.link_refs_of::<AkUserPk>(provider).await?;
-        let linked_users: HashSet<AkUserPk> = user_links.iter().map(|l| l.ak_id).collect();
-        let mut unlinked: Vec<&AkUser> = ak_users
-            .iter()
-            .filter(|u| scope.includes_user(u) && !linked_users.contains(&u.pk))
-            .collect();
-        unlinked.sort_by_key(|u| u.pk);
+        unlinked.sort_by_key(|(pk, _)| *pk);
         let (mut taken, entra_by_id, mut matcher): (HashSet<_>, HashMap<_, _>, _) =
             if unlinked.is_empty() {
                 Default::default()
@@ -139,28 +146,25 @@ impl Discovery<'_> {
                     entra_users.iter().map(|u| (&u.id, u)).collect(),
                     Matcher::for_users_matching(
                         &entra_users,
-                        unlinked.iter().map(|u| u.email.as_str()),
+                        unlinked.iter().map(|(_, email)| email.as_str()),
                     ),
                 )
             };
-        for user in unlinked {
-            let Some(entra_id) = self.accept(matcher.match_user(user), &taken, "user", &user.email)
+        for (pk, email) in unlinked {
+            let Some(entra_id) = self.accept(matcher.match_user(&email), &taken, "user", &email)
             else {
                 continue;
             };
             let link = Link {
-                ak_id: user.pk,
+                ak_id: pk,
                 entra_id: entra_id.clone(),
                 attributes: listed_attributes(entra_by_id[&entra_id]),
                 origin: LinkOrigin::Discovered,
                 state: LinkState::Active,
             };
-            match self
-                .link(ObjectRef::User(user.pk), link, &user.email)
-                .await?
-            {
+            match self.link(ObjectRef::User(pk), link, &email).await? {
                 Linked::New(link) => {
-                    tracing::info!(user = %user.pk, entra_id = %entra_id, "discovery linked an existing Entra user");
+                    tracing::info!(user = %pk, entra_id = %entra_id, "discovery linked an existing Entra user");
                     taken.insert(entra_id);
                     user_links.push(link_ref(&link));
                 }
@@ -232,7 +236,7 @@ impl Discovery<'_> {
             groups: ak_groups.iter().map(|g| g.pk).collect(),
             user_links,
             group_links,
-            users: ak_users.into_iter().map(|u| (u.pk, u)).collect(),
+            users,
             scope,
             ak_groups,
             entra_users,

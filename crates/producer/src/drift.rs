@@ -7,6 +7,8 @@
 //! written, against each managed group's actual members.
 
 use crate::discovery::{Discovered, DiscoveryError};
+use entra_sync_authentik::{AuthentikClient, UserQuery};
+use entra_sync_core::authentik::AkUser;
 use entra_sync_core::diff;
 use entra_sync_core::drift::{
     GROUP_OBSERVED, Linked, Observed, USER_OBSERVED, judge, observed_body,
@@ -18,19 +20,23 @@ use entra_sync_core::mapping::{
     Connection, MapFailure, Mapped, Mapper, MappingInput, ProviderInfo, Subject,
 };
 use entra_sync_core::reconcile::{Desired, Kind};
+use entra_sync_core::scope::Scope;
 use entra_sync_provider::Provider;
 use entra_sync_store::links::{Link, LinkKey, LinkState};
 use entra_sync_store::{Store, StoreError};
-use std::collections::{BTreeSet, HashMap};
+use futures_util::TryStreamExt;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-/// Objects are compared this many at a time: their links and observations
-/// are read, and the news stored, per chunk, so the links of a large
-/// directory are never all in memory.
+/// Groups, and users gone from authentik, are compared this many at a time
+/// (users present, a page of authentik's at a time): their links and
+/// observations are read, and the news stored, per chunk, so the links of a
+/// large directory are never all in memory.
 const COMPARE_CHUNK: usize = 1000;
 
 /// The comparison of one run.
 pub(crate) struct Comparison<'a> {
     pub(crate) store: &'a Store,
+    pub(crate) authentik: &'a AuthentikClient,
     pub(crate) provider: &'a Provider,
     pub(crate) mapper: Mapper,
     pub(crate) info: ProviderInfo,
@@ -54,47 +60,74 @@ fn connection<K>(link: &Link<K>) -> Connection<'_> {
 }
 
 impl Comparison<'_> {
-    /// The users that need a task, by authentik pk.
-    pub(crate) async fn users(&self, found: &Discovered) -> Result<BTreeSet<String>, StoreError> {
+    /// The users that need a task, by authentik pk. authentik's users are
+    /// read again and compared a page at a time, so a large directory's users
+    /// are never all in memory; the linked users not among them are gone.
+    pub(crate) async fn users(
+        &self,
+        found: &Discovered,
+    ) -> Result<BTreeSet<String>, DiscoveryError> {
         let listed: HashMap<&EntraObjectId, _> =
             found.entra_users.iter().map(|u| (&u.id, u)).collect();
-        let linked = found.user_links.iter().map(|l| &l.ak_id);
-        let pks: BTreeSet<AkUserPk> = found.users.keys().chain(linked).copied().collect();
-        let wanted = |pk: &AkUserPk, link: Option<&Link<AkUserPk>>| {
-            let Some(user) = found.users.get(pk) else {
-                return Some(Desired::Deleted);
+        let listed = |id: &EntraObjectId| listed.get(id).map(|u| listed_attributes(*u));
+        let mut tasks = BTreeSet::new();
+        let mut seen = HashSet::new();
+        let mut pages = std::pin::pin!(self.authentik.users(&UserQuery::default()));
+        while let Some(page) = pages.try_next().await.map_err(DiscoveryError::Authentik)? {
+            let page: BTreeMap<AkUserPk, AkUser> = page.into_iter().map(|u| (u.pk, u)).collect();
+            seen.extend(page.keys().copied());
+            let keys: Vec<AkUserPk> = page.keys().copied().collect();
+            let wanted = |pk: &AkUserPk, link: Option<&Link<AkUserPk>>| {
+                self.user_desired(&page[pk], link, &found.scope)
             };
-            if !found.scope.includes_user(user) {
-                return Some(Desired::OutOfScope);
-            }
-            let input = MappingInput {
-                subject: Subject::User(user),
-                provider: &self.info,
-                connection: link.map(|l| connection(l)),
-            };
-            let mut desired = desired(self.mapper.map(&input))?;
-            if let Desired::Present(body) = &mut desired {
-                add_user_immutable_id(body, user);
-            }
-            Some(desired)
+            self.compare(Kind::User, &keys, wanted, listed, found, &mut tasks)
+                .await?;
+        }
+        let gone: Vec<AkUserPk> = found
+            .user_links
+            .iter()
+            .map(|l| l.ak_id)
+            .filter(|pk| !seen.contains(pk))
+            .collect();
+        for chunk in gone.chunks(COMPARE_CHUNK) {
+            let wanted = |_: &AkUserPk, _: Option<&Link<AkUserPk>>| Some(Desired::Deleted);
+            self.compare(Kind::User, chunk, wanted, listed, found, &mut tasks)
+                .await?;
+        }
+        Ok(tasks)
+    }
+
+    /// What the mappings want of a present user.
+    fn user_desired(
+        &self,
+        user: &AkUser,
+        link: Option<&Link<AkUserPk>>,
+        scope: &Scope,
+    ) -> Option<Desired> {
+        if !scope.includes_user(user) {
+            return Some(Desired::OutOfScope);
+        }
+        let input = MappingInput {
+            subject: Subject::User(user),
+            provider: &self.info,
+            connection: link.map(connection),
         };
-        self.compare(
-            Kind::User,
-            pks,
-            wanted,
-            |id| listed.get(id).map(|u| listed_attributes(*u)),
-            found,
-        )
-        .await
+        let mut desired = desired(self.mapper.map(&input))?;
+        if let Desired::Present(body) = &mut desired {
+            add_user_immutable_id(body, user);
+        }
+        Some(desired)
     }
 
     /// The groups that need a task, by authentik pk.
     pub(crate) async fn groups(&self, found: &Discovered) -> Result<BTreeSet<String>, StoreError> {
         let listed: HashMap<&EntraObjectId, _> =
             found.entra_groups.iter().map(|g| (&g.id, g)).collect();
+        let listed = |id: &EntraObjectId| listed.get(id).map(|g| listed_attributes(*g));
         let groups: HashMap<AkGroupPk, _> = found.ak_groups.iter().map(|g| (g.pk, g)).collect();
         let linked = found.group_links.iter().map(|l| &l.ak_id);
         let pks: BTreeSet<AkGroupPk> = groups.keys().chain(linked).copied().collect();
+        let pks: Vec<AkGroupPk> = pks.into_iter().collect();
         let wanted = |pk: &AkGroupPk, link: Option<&Link<AkGroupPk>>| {
             let Some(group) = groups.get(pk) else {
                 return Some(Desired::Deleted);
@@ -102,67 +135,61 @@ impl Comparison<'_> {
             let input = MappingInput {
                 subject: Subject::Group(group),
                 provider: &self.info,
-                connection: link.map(|l| connection(l)),
+                connection: link.map(connection),
             };
             desired(self.mapper.map(&input))
         };
-        self.compare(
-            Kind::Group,
-            pks,
-            wanted,
-            |id| listed.get(id).map(|g| listed_attributes(*g)),
-            found,
-        )
-        .await
+        let mut tasks = BTreeSet::new();
+        for chunk in pks.chunks(COMPARE_CHUNK) {
+            self.compare(Kind::Group, chunk, wanted, listed, found, &mut tasks)
+                .await?;
+        }
+        Ok(tasks)
     }
 
-    /// Judges every object of a kind, a chunk at a time ([`COMPARE_CHUNK`]),
-    /// stores the news, returns the ids needing a task.
+    /// Judges the objects `keys` of a kind (their links and observations read
+    /// in one query), stores the news, and adds those needing a task to `tasks`.
     async fn compare<K: LinkKey + Ord + ToString>(
         &self,
         kind: Kind,
-        keys: BTreeSet<K>,
+        keys: &[K],
         wanted: impl Fn(&K, Option<&Link<K>>) -> Option<Desired>,
         listed: impl Fn(&EntraObjectId) -> Option<serde_json::Map<String, serde_json::Value>>,
         found: &Discovered,
-    ) -> Result<BTreeSet<String>, StoreError> {
+        tasks: &mut BTreeSet<String>,
+    ) -> Result<(), StoreError> {
         let name = &self.provider.name;
         let (observed_properties, on_delete) = match kind {
             Kind::User => (USER_OBSERVED, self.provider.deletions.users),
             Kind::Group => (GROUP_OBSERVED, self.provider.deletions.groups),
         };
-        let keys: Vec<K> = keys.into_iter().collect();
-        let mut tasks = BTreeSet::new();
-        for chunk in keys.chunks(COMPARE_CHUNK) {
-            let mut links = self.store.links_observed(name, chunk).await?;
-            let mut news = Vec::new();
-            for key in chunk {
-                let (link, stored) = links.remove(key).unzip();
-                let Some(desired) = wanted(key, link.as_ref()) else {
-                    tasks.insert(key.to_string());
-                    continue;
-                };
-                let linked = link.as_ref().map(|l| Linked {
-                    entra_id: &l.entra_id,
-                    written: &l.attributes,
-                    suspended: l.state == LinkState::Suspended,
-                    stored: stored.as_ref().and_then(Option::as_ref),
-                });
-                let observed = match link.as_ref().and_then(|l| listed(&l.entra_id)) {
-                    Some(body) => Observed::Listed(observed_body(&body, observed_properties)),
-                    None => Observed::Missing,
-                };
-                let verdict = judge(kind, &desired, linked, observed, on_delete);
-                if verdict.task {
-                    tasks.insert(key.to_string());
-                }
-                if let (Some(record), Some(_)) = (verdict.record, &link) {
-                    news.push((*key, record));
-                }
+        let mut links = self.store.links_observed(name, keys).await?;
+        let mut news = Vec::new();
+        for key in keys {
+            let (link, stored) = links.remove(key).unzip();
+            let Some(desired) = wanted(key, link.as_ref()) else {
+                tasks.insert(key.to_string());
+                continue;
+            };
+            let linked = link.as_ref().map(|l| Linked {
+                entra_id: &l.entra_id,
+                written: &l.attributes,
+                suspended: l.state == LinkState::Suspended,
+                stored: stored.as_ref().and_then(Option::as_ref),
+            });
+            let observed = match link.as_ref().and_then(|l| listed(&l.entra_id)) {
+                Some(body) => Observed::Listed(observed_body(&body, observed_properties)),
+                None => Observed::Missing,
+            };
+            let verdict = judge(kind, &desired, linked, observed, on_delete);
+            if verdict.task {
+                tasks.insert(key.to_string());
             }
-            self.store.observe(name, found.listed_at, &news).await?;
+            if let (Some(record), Some(_)) = (verdict.record, &link) {
+                news.push((*key, record));
+            }
         }
-        Ok(tasks)
+        self.store.observe(name, found.listed_at, &news).await
     }
 
     /// The managed groups whose actual Entra members differ from what

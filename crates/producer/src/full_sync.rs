@@ -268,7 +268,6 @@ impl Execution<'_> {
         let authentik = AuthentikSide {
             users: &found.users,
             groups: &found.groups,
-            scope: &found.scope,
         };
         let checked = self
             .provider
@@ -317,6 +316,7 @@ impl Execution<'_> {
             .collect();
         Ok(Comparison {
             store: &self.ctx.store,
+            authentik: &self.ctx.authentik,
             provider: self.provider,
             mapper,
             info: ProviderInfo {

@@ -4,11 +4,9 @@
 //! A run counts its deletions with the worker's own rule,
 //! `entra_sync_core::reconcile::plan`, so the two can never disagree.
 
-use entra_sync_core::authentik::AkUser;
 use entra_sync_core::diff::Body;
 use entra_sync_core::ids::{AkGroupPk, AkUserPk};
 use entra_sync_core::reconcile::{DeleteAction, Desired, Kind, Known, Plan, plan};
-use entra_sync_core::scope::Scope;
 use entra_sync_store::guard::GuardLimit;
 use entra_sync_store::link_refs::LinkRef;
 use entra_sync_store::links::LinkState;
@@ -30,24 +28,22 @@ pub struct DeletionPolicy {
     pub window: Duration,
 }
 
-/// What a run read of authentik: enough to tell whether a linked object is
-/// present, out of scope or deleted.
+/// What a run knows of authentik: enough to tell a linked object that is
+/// present from one gone or out of scope, without holding every user.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthentikSide<'a> {
-    /// Every authentik user, by pk.
-    pub users: &'a HashMap<AkUserPk, AkUser>,
+    /// Every authentik user by pk, with whether it is in scope for this run.
+    pub users: &'a HashMap<AkUserPk, bool>,
     /// Every authentik group.
     pub groups: &'a BTreeSet<AkGroupPk>,
-    /// The scope, resolved for this run.
-    pub scope: &'a Scope,
 }
 
 impl AuthentikSide<'_> {
     fn user(&self, pk: AkUserPk) -> Desired {
         match self.users.get(&pk) {
             None => Desired::Deleted,
-            Some(user) if !self.scope.includes_user(user) => Desired::OutOfScope,
-            Some(_) => present(),
+            Some(false) => Desired::OutOfScope,
+            Some(true) => present(),
         }
     }
 
@@ -125,13 +121,6 @@ mod tests {
         }
     }
 
-    fn user(pk: i64, groups: Vec<AkGroupPk>) -> AkUser {
-        let user: AkUser =
-            serde_json::from_value(serde_json::json!({"pk": pk, "username": format!("u{pk}")}))
-                .unwrap();
-        AkUser { groups, ..user }
-    }
-
     fn policy(users: DeleteAction, groups: DeleteAction) -> DeletionPolicy {
         DeletionPolicy {
             users,
@@ -144,9 +133,8 @@ mod tests {
     /// A directory: one user kept in authentik; three linked users gone from
     /// it, one of them already suspended; one linked group gone.
     struct Gone {
-        users: HashMap<AkUserPk, AkUser>,
+        users: HashMap<AkUserPk, bool>,
         groups: BTreeSet<AkGroupPk>,
-        scope: Scope,
         user_links: Vec<LinkRef<AkUserPk>>,
         group_links: Vec<LinkRef<AkGroupPk>>,
     }
@@ -154,9 +142,8 @@ mod tests {
     impl Gone {
         fn new() -> Self {
             Self {
-                users: HashMap::from([(AkUserPk(1), user(1, vec![]))]),
+                users: HashMap::from([(AkUserPk(1), true)]),
                 groups: BTreeSet::new(),
-                scope: Scope::default(),
                 user_links: vec![
                     link(AkUserPk(901), 1, LinkState::Active),
                     link(AkUserPk(902), 2, LinkState::Active),
@@ -170,7 +157,6 @@ mod tests {
             let side = AuthentikSide {
                 users: &self.users,
                 groups: &self.groups,
-                scope: &self.scope,
             };
             policy.count_run(&side, &self.user_links, &self.group_links)
         }
@@ -213,19 +199,14 @@ mod tests {
 
     #[test]
     fn out_of_scope_users_count_and_present_objects_do_not() {
-        let staff = AkGroupPk(uuid(5));
         let mut gone = Gone::new();
         gone.users = HashMap::from([
-            (AkUserPk(901), user(901, vec![staff])),
-            (AkUserPk(902), user(902, vec![])),
-            (AkUserPk(903), user(903, vec![staff])),
+            (AkUserPk(901), true),
+            (AkUserPk(902), false),
+            (AkUserPk(903), true),
         ]);
         gone.groups = BTreeSet::from([AkGroupPk(uuid(77))]);
-        gone.scope = Scope {
-            filter_group: Some(staff),
-            exclude_service_accounts: false,
-        };
-        // 902 left the filter group; the others and the group are present.
+        // 902 left the scope; the others and the group are present.
         assert_eq!(
             gone.count(policy(DeleteAction::Delete, DeleteAction::Delete)),
             1
