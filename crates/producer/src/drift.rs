@@ -6,14 +6,14 @@
 //! Memberships are compared at their phase, after users and groups were
 //! written, against each managed group's actual members.
 
-use crate::discovery::{Discovered, DiscoveryError};
+use crate::discovery::DiscoveryError;
 use entra_sync_authentik::{AuthentikClient, UserQuery};
-use entra_sync_core::authentik::AkUser;
+use entra_sync_core::authentik::{AkGroup, AkUser};
 use entra_sync_core::diff;
 use entra_sync_core::drift::{
     GROUP_OBSERVED, Linked, Observed, USER_OBSERVED, judge, observed_body,
 };
-use entra_sync_core::entra::listed_attributes;
+use entra_sync_core::entra::{EntraGroup, EntraUser, listed_attributes};
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
 use entra_sync_core::mapping::defaults::add_user_immutable_id;
 use entra_sync_core::mapping::{
@@ -22,10 +22,12 @@ use entra_sync_core::mapping::{
 use entra_sync_core::reconcile::{Desired, Kind};
 use entra_sync_core::scope::Scope;
 use entra_sync_provider::Provider;
+use entra_sync_store::link_refs::LinkRef;
 use entra_sync_store::links::{Link, LinkKey, LinkState};
 use entra_sync_store::{Store, StoreError};
 use futures_util::TryStreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::SystemTime;
 
 /// Groups, and users gone from authentik, are compared this many at a time
 /// (users present, a page of authentik's at a time): their links and
@@ -37,6 +39,8 @@ const COMPARE_CHUNK: usize = 1000;
 pub(crate) struct Comparison<'a> {
     pub(crate) store: &'a Store,
     pub(crate) authentik: &'a AuthentikClient,
+    /// When discovery's listings began: the time of their observations.
+    pub(crate) listed_at: SystemTime,
     pub(crate) provider: &'a Provider,
     pub(crate) mapper: Mapper,
     pub(crate) info: ProviderInfo,
@@ -60,15 +64,18 @@ fn connection<K>(link: &Link<K>) -> Connection<'_> {
 }
 
 impl Comparison<'_> {
-    /// The users that need a task, by authentik pk. authentik's users are
-    /// read again and compared a page at a time, so a large directory's users
-    /// are never all in memory; the linked users not among them are gone.
+    /// The users that need a task, by authentik pk, against Entra's listing
+    /// and the user links discovery left (both dropped once compared).
+    /// authentik's users are read again and compared a page at a time, so a
+    /// large directory's users are never all in memory; the linked users not
+    /// among them are gone.
     pub(crate) async fn users(
         &self,
-        found: &Discovered,
+        entra_users: Vec<EntraUser>,
+        user_links: Vec<LinkRef<AkUserPk>>,
+        scope: &Scope,
     ) -> Result<BTreeSet<String>, DiscoveryError> {
-        let listed: HashMap<&EntraObjectId, _> =
-            found.entra_users.iter().map(|u| (&u.id, u)).collect();
+        let listed: HashMap<&EntraObjectId, _> = entra_users.iter().map(|u| (&u.id, u)).collect();
         let listed = |id: &EntraObjectId| listed.get(id).map(|u| listed_attributes(*u));
         let mut tasks = BTreeSet::new();
         let mut seen = HashSet::new();
@@ -78,20 +85,19 @@ impl Comparison<'_> {
             seen.extend(page.keys().copied());
             let keys: Vec<AkUserPk> = page.keys().copied().collect();
             let wanted = |pk: &AkUserPk, link: Option<&Link<AkUserPk>>| {
-                self.user_desired(&page[pk], link, &found.scope)
+                self.user_desired(&page[pk], link, scope)
             };
-            self.compare(Kind::User, &keys, wanted, listed, found, &mut tasks)
+            self.compare(Kind::User, &keys, wanted, listed, &mut tasks)
                 .await?;
         }
-        let gone: Vec<AkUserPk> = found
-            .user_links
+        let gone: Vec<AkUserPk> = user_links
             .iter()
             .map(|l| l.ak_id)
             .filter(|pk| !seen.contains(pk))
             .collect();
         for chunk in gone.chunks(COMPARE_CHUNK) {
             let wanted = |_: &AkUserPk, _: Option<&Link<AkUserPk>>| Some(Desired::Deleted);
-            self.compare(Kind::User, chunk, wanted, listed, found, &mut tasks)
+            self.compare(Kind::User, chunk, wanted, listed, &mut tasks)
                 .await?;
         }
         Ok(tasks)
@@ -119,13 +125,18 @@ impl Comparison<'_> {
         Some(desired)
     }
 
-    /// The groups that need a task, by authentik pk.
-    pub(crate) async fn groups(&self, found: &Discovered) -> Result<BTreeSet<String>, StoreError> {
-        let listed: HashMap<&EntraObjectId, _> =
-            found.entra_groups.iter().map(|g| (&g.id, g)).collect();
+    /// The groups that need a task, by authentik pk, against Entra's listing
+    /// and the group links discovery left (both dropped once compared).
+    pub(crate) async fn groups(
+        &self,
+        entra_groups: Vec<EntraGroup>,
+        ak_groups: &[AkGroup],
+        group_links: Vec<LinkRef<AkGroupPk>>,
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let listed: HashMap<&EntraObjectId, _> = entra_groups.iter().map(|g| (&g.id, g)).collect();
         let listed = |id: &EntraObjectId| listed.get(id).map(|g| listed_attributes(*g));
-        let groups: HashMap<AkGroupPk, _> = found.ak_groups.iter().map(|g| (g.pk, g)).collect();
-        let linked = found.group_links.iter().map(|l| &l.ak_id);
+        let groups: HashMap<AkGroupPk, _> = ak_groups.iter().map(|g| (g.pk, g)).collect();
+        let linked = group_links.iter().map(|l| &l.ak_id);
         let pks: BTreeSet<AkGroupPk> = groups.keys().chain(linked).copied().collect();
         let pks: Vec<AkGroupPk> = pks.into_iter().collect();
         let wanted = |pk: &AkGroupPk, link: Option<&Link<AkGroupPk>>| {
@@ -141,7 +152,7 @@ impl Comparison<'_> {
         };
         let mut tasks = BTreeSet::new();
         for chunk in pks.chunks(COMPARE_CHUNK) {
-            self.compare(Kind::Group, chunk, wanted, listed, found, &mut tasks)
+            self.compare(Kind::Group, chunk, wanted, listed, &mut tasks)
                 .await?;
         }
         Ok(tasks)
@@ -155,7 +166,6 @@ impl Comparison<'_> {
         keys: &[K],
         wanted: impl Fn(&K, Option<&Link<K>>) -> Option<Desired>,
         listed: impl Fn(&EntraObjectId) -> Option<serde_json::Map<String, serde_json::Value>>,
-        found: &Discovered,
         tasks: &mut BTreeSet<String>,
     ) -> Result<(), StoreError> {
         let name = &self.provider.name;
@@ -189,7 +199,7 @@ impl Comparison<'_> {
                 news.push((*key, record));
             }
         }
-        self.store.observe(name, found.listed_at, &news).await
+        self.store.observe(name, self.listed_at, &news).await
     }
 
     /// The managed groups whose actual Entra members differ from what
@@ -197,7 +207,7 @@ impl Comparison<'_> {
     /// group's members are listed (`$select=id`, paged) one group at a time.
     pub(crate) async fn memberships(
         &self,
-        found: &Discovered,
+        ak_groups: &[AkGroup],
     ) -> Result<BTreeSet<String>, DiscoveryError> {
         let name = &self.provider.name;
         let users = self.store.link_refs_of::<AkUserPk>(name).await?;
@@ -216,7 +226,7 @@ impl Comparison<'_> {
             .collect();
         let graph = self.provider.graph.bulk();
         let mut tasks = BTreeSet::new();
-        let mut sorted: Vec<_> = found.ak_groups.iter().collect();
+        let mut sorted: Vec<_> = ak_groups.iter().collect();
         sorted.sort_by_key(|g| g.pk.0);
         for group in sorted {
             let Some(entra_group) = groups.get(&group.pk) else {

@@ -29,7 +29,7 @@ use entra_sync_store::runs::{Run, RunState};
 use entra_sync_store::{Store, StoreError};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use uuid::Uuid;
 
 /// What a run needs besides its provider: shared by every run, the sink and the scheduler.
@@ -286,12 +286,17 @@ impl Execution<'_> {
             // The guard halted the provider, which failed this run.
             RunCheck::HeldBack(_) => return Err(Stop::Ended),
         }
-        let comparison = self.comparison().await?;
-        let users = comparison.users(&found).await?;
+        let comparison = self.comparison(found.listed_at).await?;
+        // Each listing and set of links is dropped once compared.
+        let users = comparison
+            .users(found.entra_users, found.user_links, &found.scope)
+            .await?;
         self.phase("users", ObjectKind::User, &users).await?;
-        let groups = comparison.groups(&found).await?;
+        let groups = comparison
+            .groups(found.entra_groups, &found.ak_groups, found.group_links)
+            .await?;
         self.phase("groups", ObjectKind::Group, &groups).await?;
-        let memberships = comparison.memberships(&found).await?;
+        let memberships = comparison.memberships(&found.ak_groups).await?;
         self.phase("memberships", ObjectKind::Membership, &memberships)
             .await?;
         Ok(())
@@ -299,7 +304,7 @@ impl Execution<'_> {
 
     /// The comparison of this run: the mappings compiled (a broken one halts
     /// the provider) and what they may read of the provider.
-    async fn comparison(&self) -> Result<Comparison<'_>, Stop> {
+    async fn comparison(&self, listed_at: SystemTime) -> Result<Comparison<'_>, Stop> {
         let mapper = self
             .provider
             .mapper()
@@ -317,6 +322,7 @@ impl Execution<'_> {
         Ok(Comparison {
             store: &self.ctx.store,
             authentik: &self.ctx.authentik,
+            listed_at,
             provider: self.provider,
             mapper,
             info: ProviderInfo {

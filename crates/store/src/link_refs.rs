@@ -62,8 +62,8 @@ impl Store {
         provider: &str,
     ) -> Result<Vec<LinkRef<K>>, StoreError> {
         let columns = format!("{}, entra_id, state, created_at", K::COLUMN);
-        let rows = self.list_links::<K>(provider, &columns).await?;
-        rows.iter().map(LinkRef::from_row).collect()
+        self.list_links::<K, _>(provider, &columns, LinkRef::from_row)
+            .await
     }
 
     /// The authentik ids of a provider's active links of kind `K`: for users,

@@ -8,6 +8,7 @@ use crate::{Store, StoreError, query_error};
 use deadpool_postgres::GenericClient;
 use entra_sync_core::diff::Body;
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
+use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
@@ -333,8 +334,8 @@ impl Store {
 
     /// The authentik ids of every linked user or group of a provider.
     pub async fn linked<K: LinkKey>(&self, provider: &str) -> Result<Vec<K>, StoreError> {
-        let rows = self.list_links::<K>(provider, K::COLUMN).await?;
-        Ok(rows.iter().map(|r| K::from_row(r, 0)).collect())
+        self.list_links::<K, _>(provider, K::COLUMN, |r| Ok(K::from_row(r, 0)))
+            .await
     }
 
     /// How many links of this kind a provider has.
@@ -348,21 +349,35 @@ impl Store {
         Ok(row.get(0))
     }
 
-    /// `columns` of every link of one kind of a provider, in authentik id order.
-    pub(crate) async fn list_links<K: LinkKey>(
+    /// `columns` of every link of one kind of a provider, in authentik id
+    /// order, each row turned into a `T` as it streams in (the rows of
+    /// 100,000 links are never all held).
+    pub(crate) async fn list_links<K: LinkKey, T>(
         &self,
         provider: &str,
         columns: &str,
-    ) -> Result<Vec<Row>, StoreError> {
+        of_row: impl Fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let sql = format!(
             "SELECT {columns} FROM {} WHERE provider = $1 ORDER BY {}",
             K::TABLE,
             K::COLUMN
         );
         let conn = self.conn().await?;
-        conn.query(&sql, &[&provider])
+        let rows = conn
+            .query_raw(&sql, [provider])
             .await
-            .map_err(query_error("listing links"))
+            .map_err(query_error("listing links"))?;
+        let mut rows = std::pin::pin!(rows);
+        let mut listed = Vec::new();
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(query_error("listing links"))?
+        {
+            listed.push(of_row(&row)?);
+        }
+        Ok(listed)
     }
 
     /// The members of a group we last wrote to Entra.
