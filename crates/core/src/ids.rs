@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a value was refused by one of the parsing constructors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,16 +28,19 @@ impl InvalidValue {
     }
 }
 
-/// The id of an Entra directory object: a GUID, stored in lower case.
+/// The id of an Entra directory object: a GUID, stored in lower case. Its
+/// text is shared, so a clone costs no copy: reconciling a group of 100,000
+/// members holds its ids in several sets at once.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct EntraObjectId(String);
+pub struct EntraObjectId(Arc<str>);
 
 impl EntraObjectId {
     /// Parses a GUID such as `9a3d…-…`; any case is accepted.
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        let mut text = uuid::Uuid::encode_buffer();
         uuid::Uuid::parse_str(value)
-            .map(|u| Self(u.hyphenated().to_string()))
+            .map(|u| Self(Arc::from(&*u.hyphenated().encode_lower(&mut text))))
             .map_err(|_| InvalidValue::new("Entra object id", value, "not a GUID"))
     }
 
@@ -55,7 +59,7 @@ impl TryFrom<String> for EntraObjectId {
 
 impl From<EntraObjectId> for String {
     fn from(id: EntraObjectId) -> Self {
-        id.0
+        id.0.to_string()
     }
 }
 
