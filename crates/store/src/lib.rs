@@ -161,6 +161,30 @@ impl Store {
         Ok(self.pool.get().await?)
     }
 
+    /// The rows `sql` returns, each turned into a `T` as it streams in: a
+    /// query of 100,000 rows never holds them all (a group of 90,000
+    /// members reads that many links).
+    pub(crate) async fn rows_as<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        doing: &'static str,
+        of_row: impl Fn(&tokio_postgres::Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        use futures_util::TryStreamExt;
+        let conn = self.conn().await?;
+        let rows = conn
+            .query_raw(sql, params.iter().copied())
+            .await
+            .map_err(query_error(doing))?;
+        let mut rows = std::pin::pin!(rows);
+        let mut all = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(query_error(doing))? {
+            all.push(of_row(&row)?);
+        }
+        Ok(all)
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.conn()

@@ -46,12 +46,13 @@ impl Store {
             c = K::COLUMN,
             t = K::TABLE
         );
-        let conn = self.conn().await?;
-        let rows = conn
-            .query(&query, &[&provider, &sql])
-            .await
-            .map_err(query_error("reading links by authentik id"))?;
-        rows.iter().map(LinkRef::from_row).collect()
+        self.rows_as(
+            &query,
+            &[&provider, &sql],
+            "reading links by authentik id",
+            LinkRef::from_row,
+        )
+        .await
     }
 
     /// Every link of one kind of a provider, without its attributes, in
@@ -94,12 +95,13 @@ impl Store {
             c = K::COLUMN,
             t = K::TABLE
         );
-        let conn = self.conn().await?;
-        let rows = conn
-            .query(&query, &[&provider, &ids])
-            .await
-            .map_err(query_error("reading links by Entra id"))?;
-        rows.iter().map(LinkRef::from_row).collect()
+        self.rows_as(
+            &query,
+            &[&provider, &ids],
+            "reading links by Entra id",
+            LinkRef::from_row,
+        )
+        .await
     }
 
     /// Records `users` as members written to Entra group `entra_group`, if

@@ -8,7 +8,6 @@ use crate::{Store, StoreError, query_error};
 use deadpool_postgres::GenericClient;
 use entra_sync_core::diff::Body;
 use entra_sync_core::ids::{AkGroupPk, AkUserPk, EntraObjectId};
-use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
@@ -350,8 +349,7 @@ impl Store {
     }
 
     /// `columns` of every link of one kind of a provider, in authentik id
-    /// order, each row turned into a `T` as it streams in (the rows of
-    /// 100,000 links are never all held).
+    /// order, each row turned into a `T` as it streams in.
     pub(crate) async fn list_links<K: LinkKey, T>(
         &self,
         provider: &str,
@@ -363,21 +361,8 @@ impl Store {
             K::TABLE,
             K::COLUMN
         );
-        let conn = self.conn().await?;
-        let rows = conn
-            .query_raw(&sql, [provider])
+        self.rows_as(&sql, &[&provider], "listing links", of_row)
             .await
-            .map_err(query_error("listing links"))?;
-        let mut rows = std::pin::pin!(rows);
-        let mut listed = Vec::new();
-        while let Some(row) = rows
-            .try_next()
-            .await
-            .map_err(query_error("listing links"))?
-        {
-            listed.push(of_row(&row)?);
-        }
-        Ok(listed)
     }
 
     /// The members of a group we last wrote to Entra.
@@ -412,12 +397,10 @@ impl Store {
             other = Other::COLUMN,
             one = One::COLUMN
         );
-        let conn = self.conn().await?;
-        let rows = conn
-            .query(&sql, &[&provider, &one.sql()])
-            .await
-            .map_err(query_error(doing))?;
-        Ok(rows.iter().map(|r| Other::from_row(r, 0)).collect())
+        self.rows_as(&sql, &[&provider, &one.sql()], doing, |r| {
+            Ok(Other::from_row(r, 0))
+        })
+        .await
     }
 
     /// Records members as written to Entra.
