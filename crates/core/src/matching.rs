@@ -109,15 +109,6 @@ impl Matcher {
         }
     }
 
-    /// Indexes Entra users by `mail` and `userPrincipalName`.
-    pub fn for_users<'a>(users: impl IntoIterator<Item = &'a EntraUser>) -> Self {
-        let mut m = Self::default();
-        for u in users {
-            m.add_user(u);
-        }
-        m
-    }
-
     /// Indexes only the Entra users that one of `emails` could match: what
     /// matching the few unlinked users of a large directory needs. They match
     /// exactly as against the whole index.
@@ -195,6 +186,15 @@ mod tests {
             .unwrap()
     }
 
+    /// Every one of `users` indexed, as when all of them are wanted.
+    fn index<'a>(users: impl IntoIterator<Item = &'a EntraUser>) -> Matcher {
+        let mut m = Matcher::default();
+        for u in users {
+            m.add_user(u);
+        }
+        m
+    }
+
     fn ak_user(pk: i64, email: &str) -> AkUser {
         serde_json::from_value(json!({"pk": pk, "username": format!("u{pk}"), "email": email}))
             .unwrap()
@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn users_match_upn_of_unlicensed_users_case_insensitively() {
         let users = [entra_user(1, "Adele@Contoso.com", None)];
-        let mut m = Matcher::for_users(&users);
+        let mut m = index(&users);
         assert_eq!(
             m.match_user(&ak_user(1, "adele@contoso.COM").email),
             Match::One(id(1))
@@ -235,15 +235,12 @@ mod tests {
             "x1@contoso.onmicrosoft.com",
             Some("adele@contoso.com"),
         )];
-        let mut m = Matcher::for_users(&users);
+        let mut m = index(&users);
         assert_eq!(
             m.match_user(&ak_user(1, "Adele@contoso.com").email),
             Match::One(id(1))
         );
-        assert_eq!(
-            Matcher::for_users(&users).match_user(&ak_user(2, "").email),
-            Match::None
-        );
+        assert_eq!(index(&users).match_user(&ak_user(2, "").email), Match::None);
     }
 
     #[test]
@@ -256,7 +253,7 @@ mod tests {
             entra_user(5, "d@contoso.com", None),
         ];
         let wanted = [" A@Contoso.com", "c@contoso.com", "b@contoso.com"];
-        let mut whole = Matcher::for_users(&users);
+        let mut whole = index(&users);
         let mut part = Matcher::for_users_matching(&users, wanted);
         for (pk, email) in [
             (1, "a@contoso.com"),
@@ -287,7 +284,7 @@ mod tests {
     fn same_user_by_mail_and_upn_is_one_match() {
         let users = [entra_user(1, "a@contoso.com", Some("a@contoso.com"))];
         assert_eq!(
-            Matcher::for_users(&users).match_user(&ak_user(1, "a@contoso.com").email),
+            index(&users).match_user(&ak_user(1, "a@contoso.com").email),
             Match::One(id(1))
         );
     }
@@ -298,7 +295,7 @@ mod tests {
             entra_user(1, "a@contoso.com", None),
             entra_user(2, "b@contoso.com", Some("A@contoso.com")),
         ];
-        let mut m = Matcher::for_users(&users);
+        let mut m = index(&users);
         assert_eq!(
             m.match_user(&ak_user(1, "a@contoso.com").email),
             Match::Ambiguous(vec![id(1), id(2)])
@@ -308,7 +305,7 @@ mod tests {
     #[test]
     fn two_authentik_users_for_one_entra_user_are_reported() {
         let users = [entra_user(1, "a@contoso.com", None)];
-        let mut m = Matcher::for_users(&users);
+        let mut m = index(&users);
         assert_eq!(
             m.match_user(&ak_user(1, "a@contoso.com").email),
             Match::One(id(1))
@@ -324,7 +321,7 @@ mod tests {
         let mut synced = entra_user(1, "a@contoso.com", None);
         synced.on_premises_sync_enabled = Some(true);
         assert_eq!(
-            Matcher::for_users([&synced]).match_user(&ak_user(1, "a@contoso.com").email),
+            index([&synced]).match_user(&ak_user(1, "a@contoso.com").email),
             Match::NotOwnable {
                 id: id(1),
                 reason: NotOwnable::OnPremisesSynced

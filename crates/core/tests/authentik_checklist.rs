@@ -194,17 +194,13 @@ fn user_delete_actions() {
 #[test]
 fn user_discovery() {
     let by_mail: EntraUser = serde_json::from_value(json!({"id": id(1), "mail": "jdoe@goauthentik.io", "userPrincipalName": "x@goauthentik.io"})).unwrap();
-    assert_eq!(
-        Matcher::for_users([&by_mail]).match_user(&user("John Doe").email),
-        Match::One(id(1))
-    );
+    let john = user("John Doe");
+    let matcher = |entra: &EntraUser| Matcher::for_users_matching([entra], [john.email.as_str()]);
+    assert_eq!(matcher(&by_mail).match_user(&john.email), Match::One(id(1)));
     let by_upn: EntraUser =
         serde_json::from_value(json!({"id": id(2), "userPrincipalName": "JDoe@goauthentik.io"}))
             .unwrap();
-    assert_eq!(
-        Matcher::for_users([&by_upn]).match_user(&user("John Doe").email),
-        Match::One(id(2))
-    );
+    assert_eq!(matcher(&by_upn).match_user(&john.email), Match::One(id(2)));
 }
 
 /// test_group_create: one POST of a security group with a slug nickname.
