@@ -57,7 +57,7 @@ impl Store {
 
     /// What the last full sync observed of the linked object, if it observed
     /// it after the link's last write; otherwise the last write stands.
-    pub async fn observation<K: LinkKey>(
+    pub async fn observation<K: LinkKey + Ord>(
         &self,
         provider: &str,
         key: K,
@@ -71,29 +71,18 @@ impl Store {
     /// The link of an authentik user or group ([`Store::link`]) with what the
     /// last full sync observed of it if that is newer than the link's last
     /// write ([`Store::observation`]), in one read.
-    pub async fn link_observed<K: LinkKey>(
+    pub async fn link_observed<K: LinkKey + Ord>(
         &self,
         provider: &str,
         key: K,
     ) -> Result<Option<LinkObserved<K>>, StoreError> {
-        let sql = format!(
-            "SELECT {LINK_COLUMNS}, observed, observed_at > updated_at FROM {t}
-             WHERE provider = $1 AND {c} = $2",
-            t = K::TABLE,
-            c = K::COLUMN,
-        );
-        let conn = self.conn().await?;
-        let row = conn
-            .query_opt(&sql, &[&provider, &key.sql()])
-            .await
-            .map_err(query_error("reading a link and its observation"))?;
-        row.map(|r| link_observed_of(key, &r)).transpose()
+        Ok(self.links_observed(provider, &[key]).await?.remove(&key))
     }
 
     /// The links of those of `keys` that are linked, each with what the last
-    /// full sync observed of it if that is newer than its last write
-    /// ([`Store::link_observed`] for many objects in one query): a full sync
-    /// compares a chunk of objects at a time, never holding every link.
+    /// full sync observed of it if that is newer than its last write, in one
+    /// query: a full sync compares a chunk of objects at a time, never
+    /// holding every link.
     pub async fn links_observed<K: LinkKey + Ord>(
         &self,
         provider: &str,
@@ -106,17 +95,18 @@ impl Store {
             t = K::TABLE,
             c = K::COLUMN,
         );
-        let conn = self.conn().await?;
-        let rows = conn
-            .query(&query, &[&provider, &sql])
-            .await
-            .map_err(query_error("reading links and their observations"))?;
-        rows.iter()
-            .map(|r| {
-                let key = K::from_row(r, 6);
-                Ok((key, link_observed_of(key, r)?))
-            })
-            .collect()
+        let found = self
+            .rows_as(
+                &query,
+                &[&provider, &sql],
+                "reading links and their observations",
+                |r| {
+                    let key = K::from_row(r, 6);
+                    Ok((key, link_observed_of(key, r)?))
+                },
+            )
+            .await?;
+        Ok(found.into_iter().collect())
     }
 }
 

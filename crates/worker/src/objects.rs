@@ -53,7 +53,7 @@ pub enum ObjectAction {
 /// [`Plan`] needs that differ by kind.
 pub(crate) trait LinkedObjects {
     /// The authentik id.
-    type Key: LinkKey + Display + PartialEq;
+    type Key: LinkKey + Display + Ord;
     /// User or group.
     const KIND: ObjectKind;
     /// The properties sent only on create, never patched.
